@@ -1,0 +1,31 @@
+// semskip: one binary, one subcommand per experiment or tool.
+#include <cstdio>
+#include <exception>
+
+#include "core/version.h"
+#include "drivers/command.h"
+
+int main(int argc, char** argv) {
+  using namespace semskip;
+  CLI::App app{"semskip — semantic-cache layer skipping: what it saves, what it costs"};
+  app.set_version_flag("--version", std::string(version()) + " (" + git_revision() + ")");
+  app.require_subcommand(1);
+  CommandRegistry reg;
+  // One line per subcommand; each lives in drivers/cmd_<name>.cpp.
+  // SEMSKIP-COMMANDS-BEGIN
+  // SEMSKIP-COMMANDS-END
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  const CommandFn* fn = reg.selected(app);
+  if (!fn) return app.exit(CLI::CallForHelp());
+  try {
+    return (*fn)();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "semskip %s: error: %s\n", app.get_subcommands().front()->get_name().c_str(),
+                 e.what());
+    return 1;
+  }
+}

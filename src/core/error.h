@@ -1,0 +1,36 @@
+#pragma once
+// Two kinds of errors (STYLE.md rule 10): bad input throws semskip::Error with the failed
+// condition and where it was detected; a broken invariant aborts.
+
+#include <stdexcept>
+#include <string>
+
+#include <fmt/format.h>
+
+namespace semskip {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+
+[[noreturn]] void throw_error(const std::string& msg, const char* func, const char* file, int line);
+[[noreturn]] void abort_invariant(const char* cond, const char* func, const char* file, int line);
+
+}  // namespace semskip
+
+// Throws semskip::Error with a fmt-formatted message.
+#define SEMSKIP_THROW_MSG(...) \
+  ::semskip::throw_error(fmt::format(__VA_ARGS__), __func__, __FILE__, __LINE__)
+
+// Throws semskip::Error with a fmt-formatted message when cond is false.
+#define SEMSKIP_THROW_IF_NOT_MSG(cond, ...)  \
+  do {                                       \
+    if (!(cond)) SEMSKIP_THROW_MSG(__VA_ARGS__); \
+  } while (0)
+
+// Aborts (a bug, not bad input) when cond is false.
+#define SEMSKIP_ASSERT(cond)                                                   \
+  do {                                                                         \
+    if (!(cond)) ::semskip::abort_invariant(#cond, __func__, __FILE__, __LINE__); \
+  } while (0)

@@ -1,0 +1,70 @@
+#pragma once
+// ModelConfig: the shape of a model, read from a Hugging Face config.json (STYLE.md rule 7:
+// config is plain structs split by lifetime; run-time choices live in RunConfig elsewhere).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace semskip {
+
+enum class Arch { llama, qwen2, qwen2_moe, mixtral };
+
+const char* arch_name(Arch a);
+
+// RoPE frequency scaling ("rope_scaling" in the classic layout, "rope_parameters" in the new).
+struct RopeScaling {
+  std::string rope_type = "default";  // "default" | "llama3" | "linear"
+  double factor = 1.0;
+  double low_freq_factor = 1.0;                       // llama3
+  double high_freq_factor = 4.0;                      // llama3
+  int64_t original_max_position_embeddings = 8192;    // llama3
+};
+
+struct ModelConfig {
+  Arch arch = Arch::llama;
+  std::string model_type;  // as written in config.json
+  std::string source;      // path the config was read from, for error messages
+
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;         // d
+  int64_t intermediate_size = 0;   // dense SwiGLU width (Mixtral: per-expert width)
+  int64_t n_layers = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;            // config "head_dim" or hidden_size / n_heads
+  int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;     // q/k/v bias (qwen2, qwen2_moe: always; llama: attention_bias)
+  bool o_proj_bias = false;        // llama attention_bias also biases o_proj
+  bool mlp_bias = false;           // llama mlp_bias
+
+  // Mixture of experts (qwen2_moe, mixtral); n_experts == 0 for dense models.
+  int64_t n_experts = 0;
+  int64_t n_experts_per_tok = 0;
+  int64_t moe_intermediate_size = 0;            // qwen2_moe routed-expert width
+  int64_t shared_expert_intermediate_size = 0;  // qwen2_moe shared expert width (0: none)
+  int64_t decoder_sparse_step = 1;              // qwen2_moe: layer l is sparse if (l+1) % step == 0
+  std::vector<int64_t> mlp_only_layers;         // qwen2_moe: layers forced dense
+  bool norm_topk_prob = false;                  // renormalise the top-k routing weights
+
+  std::string torch_dtype = "float32";  // "dtype" (new layout) or "torch_dtype" (classic)
+  int64_t bos_token_id = -1;            // -1: none
+  int64_t eos_token_id = -1;
+
+  // Whether decoder layer `layer` has a MoE block (else a dense SwiGLU MLP).
+  bool is_moe_layer(int64_t layer) const;
+  // Width of each routed expert's SwiGLU.
+  int64_t expert_intermediate_size() const;
+
+  // Parses and validates; semskip::Error naming `source` and the offending key otherwise.
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
+  static ModelConfig from_file(const std::string& config_json_path);
+};
+
+}  // namespace semskip

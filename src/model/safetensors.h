@@ -1,0 +1,79 @@
+#pragma once
+// Memory-mapped safetensors files and Hugging Face checkpoint folders (single file or
+// sharded with model.safetensors.index.json). Pickled checkpoints are refused: they can
+// execute code when loaded.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+namespace semskip {
+
+// One tensor's header entry; data points into the mapping owned by its SafetensorsFile.
+struct TensorView {
+  std::string name;
+  std::string dtype;            // as in the header: "F32", "F16", "BF16", "I64", "I32", ...
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;
+  size_t nbytes = 0;
+};
+
+class SafetensorsFile {
+ public:
+  // Maps the file and validates the header: its length, JSON syntax, dtypes, shapes and
+  // data_offsets (inside the file, matching dtype×shape, non-overlapping). semskip::Error
+  // naming the path and the problem on any violation.
+  explicit SafetensorsFile(const std::string& path);
+  ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  bool has(const std::string& name) const;
+  const TensorView& view(const std::string& name) const;  // throws naming path and tensor
+  std::vector<std::string> names() const;                  // sorted
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+  // A tensor over the mapped bytes (no copy, CPU, read-only by contract: it stays valid while
+  // this file is alive), in the dtype stored on disk.
+  at::Tensor tensor(const std::string& name) const;
+
+ private:
+  std::string path_;
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// A Hugging Face model folder's weights: model.safetensors, or the shards listed by
+// model.safetensors.index.json. A folder holding only pytorch_model*.bin / *.pt / *.pth is
+// refused with a message saying why and how to convert.
+class Checkpoint {
+ public:
+  explicit Checkpoint(const std::string& model_dir);
+
+  bool has(const std::string& name) const;
+  std::vector<std::string> names() const;
+  // The tensor converted to `dtype` on `device`; checks the expected shape when given and
+  // throws naming the file, the tensor and both shapes on mismatch.
+  at::Tensor get(const std::string& name, at::ScalarType dtype, at::Device device,
+                 const std::vector<int64_t>& expected_shape = {}) const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, const SafetensorsFile*> where_;  // tensor name -> file holding it
+};
+
+// Writes tensors (contiguous, CPU) to a safetensors file; used by tests and by tools that
+// dump references. Written to a temporary name and renamed when complete.
+void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace semskip

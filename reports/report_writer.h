@@ -1,0 +1,68 @@
+#pragma once
+// One HDF5 file per run (DESIGN.md §6), written by one process. Tables are HDF5 compound
+// datasets, one element per row, so h5py reads `f["/summary"]["hit_rate"]`. The file is
+// written under `<path>.tmp` and renamed to `<path>` only by commit(): a run that fails or is
+// killed leaves no partial report under the final name. This library knows nothing of Torch
+// or FAISS types.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace semskip::report {
+
+// A column of a table: every column of one table has the same number of rows.
+using ColumnData = std::variant<std::vector<int64_t>, std::vector<double>, std::vector<std::string>>;
+
+struct Column {
+  std::string name;
+  ColumnData data;
+};
+
+// A table built column by column; row count is checked when it is written.
+class Table {
+ public:
+  Table& add(const std::string& name, std::vector<int64_t> values);
+  Table& add(const std::string& name, std::vector<double> values);
+  Table& add(const std::string& name, std::vector<std::string> values);
+  const std::vector<Column>& columns() const { return columns_; }
+  const Column* find(const std::string& name) const;
+  size_t n_rows() const;  // 0 for a table without columns; throws if columns disagree
+
+ private:
+  std::vector<Column> columns_;
+};
+
+using AttrValue = std::variant<int64_t, double, std::string>;
+
+class ReportWriter {
+ public:
+  // Creates `<path>.tmp` (truncating any leftover one); semskip::Error naming the path if
+  // it cannot be created.
+  explicit ReportWriter(const std::string& path);
+  ~ReportWriter();  // without commit(): closes and deletes the temporary file
+  ReportWriter(const ReportWriter&) = delete;
+  ReportWriter& operator=(const ReportWriter&) = delete;
+
+  // Attribute on the root group ("/") or on an existing table/group at `object_path`.
+  void set_attr(const std::string& name, const AttrValue& value, const std::string& object_path = "/");
+  // Writes `table` as a compound dataset at `dataset_path` ("/summary", "/index/build").
+  // Intermediate groups are created.
+  void write_table(const std::string& dataset_path, const Table& table);
+  // A dense float64 array of the given shape (row-major), e.g. a histogram or a matrix.
+  void write_array(const std::string& dataset_path, const std::vector<double>& values,
+                   const std::vector<int64_t>& shape);
+
+  // Flushes, closes and renames `<path>.tmp` to `<path>`.
+  void commit();
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Impl;
+  std::string path_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace semskip::report

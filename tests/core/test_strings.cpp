@@ -32,3 +32,11 @@ TEST(DType, NamesRoundTrip) {
   EXPECT_EQ(parse_dtype("bfloat16", "x"), DType::bf16);
   EXPECT_THROW(parse_dtype("int8", "x"), Error);
 }
+
+#include "core/paths.h"
+
+TEST(Paths, EmbeddedModelsAreFound) {
+  std::string dir = embedded_model_dir("tiny-dense");
+  EXPECT_EQ(read_file(dir + "/config.json").find("\"qwen2\"") != std::string::npos, true);
+  EXPECT_THROW(embedded_model_dir("no-such-model"), Error);
+}

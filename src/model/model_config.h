@@ -47,7 +47,7 @@ struct ModelConfig {
   // Mixture of experts (qwen2_moe, mixtral); n_experts == 0 for dense models.
   int64_t n_experts = 0;
   int64_t n_experts_per_tok = 0;
-  int64_t moe_intermediate_size = 0;            // qwen2_moe routed-expert width
+  int64_t moe_intermediate_size = 0;            // routed-expert width (mixtral: = intermediate_size)
   int64_t shared_expert_intermediate_size = 0;  // qwen2_moe shared expert width (0: none)
   int64_t decoder_sparse_step = 1;              // qwen2_moe: layer l is sparse if (l+1) % step == 0
   std::vector<int64_t> mlp_only_layers;         // qwen2_moe: layers forced dense
@@ -55,7 +55,8 @@ struct ModelConfig {
 
   std::string torch_dtype = "float32";  // "dtype" (new layout) or "torch_dtype" (classic)
   int64_t bos_token_id = -1;            // -1: none
-  int64_t eos_token_id = -1;
+  int64_t eos_token_id = -1;            // the first of eos_token_ids; -1: none
+  std::vector<int64_t> eos_token_ids;   // every id config.json lists (it may give a list)
 
   // Whether decoder layer `layer` has a MoE block (else a dense SwiGLU MLP).
   bool is_moe_layer(int64_t layer) const;
@@ -65,6 +66,10 @@ struct ModelConfig {
   // Parses and validates; semskip::Error naming `source` and the offending key otherwise.
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
   static ModelConfig from_file(const std::string& config_json_path);
+
+  // The resolved configuration in the classic Hub layout; from_json(to_json()) gives the same
+  // config back. Reports store it as the model's description.
+  nlohmann::json to_json() const;
 };
 
 }  // namespace semskip

@@ -40,15 +40,26 @@ class SafetensorsFile {
 
   // A tensor over the mapped bytes (no copy, CPU, read-only by contract: it stays valid while
   // this file is alive), in the dtype stored on disk.
+  // The mapping is PROT_READ, so writing through it faults. The tensor also holds a reference
+  // to the mapping, so it stays readable after this object is gone. (A tensor whose offset is
+  // not a multiple of its item size, which Hugging Face never writes, is copied instead.)
   at::Tensor tensor(const std::string& name) const;
 
  private:
   std::string path_;
   void* map_ = nullptr;
   size_t map_size_ = 0;
+  std::shared_ptr<void> mapping_;  // owns map_ (munmap on release); shared with tensor()s
   std::map<std::string, TensorView> tensors_;
   std::map<std::string, std::string> metadata_;
 };
+
+// Safetensors dtype names ("F32", "BF16", "I64", "BOOL", ...) and ATen scalar types; the
+// supported set is F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL. semskip::Error naming `what` (the
+// file and tensor) for anything else.
+at::ScalarType safetensors_scalar_type(const std::string& dtype, const std::string& what);
+const char* safetensors_dtype_name(at::ScalarType t, const std::string& what);
+size_t safetensors_dtype_size(const std::string& dtype, const std::string& what);
 
 // A Hugging Face model folder's weights: model.safetensors, or the shards listed by
 // model.safetensors.index.json. A folder holding only pytorch_model*.bin / *.pt / *.pth is
@@ -60,10 +71,16 @@ class Checkpoint {
   bool has(const std::string& name) const;
   std::vector<std::string> names() const;
   // The tensor converted to `dtype` on `device`; checks the expected shape when given and
-  // throws naming the file, the tensor and both shapes on mismatch.
+  // throws naming the file, the tensor and both shapes on mismatch. The result is always a
+  // fresh contiguous tensor that owns its memory (never the read-only mapping). Floating types
+  // convert to floating types and integer types to integer types; mixing is refused.
   at::Tensor get(const std::string& name, at::ScalarType dtype, at::Device device,
                  const std::vector<int64_t>& expected_shape = {}) const;
   const std::string& dir() const { return dir_; }
+  // The file that holds `name` (for zero-copy access through SafetensorsFile::tensor).
+  const SafetensorsFile& file_of(const std::string& name) const;
+  // Every file opened, in the order of their names.
+  std::vector<std::string> files() const;
 
  private:
   std::string dir_;

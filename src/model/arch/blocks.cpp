@@ -1,0 +1,54 @@
+#include "model/arch/blocks.h"
+
+#include <fmt/format.h>
+
+namespace semskip::arch {
+
+Linear linear(WeightSource& w, const std::string& prefix, int64_t out, int64_t in, bool bias) {
+  Linear l;
+  l.weight = w.get(prefix + ".weight", {out, in}, WeightInit::normal);
+  if (bias) l.bias = w.get(prefix + ".bias", {out}, WeightInit::zeros);
+  return l;
+}
+
+RmsNorm rms_norm(WeightSource& w, const std::string& name, int64_t d, double eps) {
+  return RmsNorm{w.get(name + ".weight", {d}, WeightInit::ones), eps};
+}
+
+Attention attention(WeightSource& w, const std::string& prefix, const ModelConfig& c, bool qkv_bias,
+                    bool o_bias, AttnImpl impl) {
+  Attention a;
+  a.n_heads = c.n_heads;
+  a.n_kv_heads = c.n_kv_heads;
+  a.head_dim = c.head_dim;
+  a.impl = impl;
+  const int64_t d = c.hidden_size, q_width = c.n_heads * c.head_dim, kv_width = c.n_kv_heads * c.head_dim;
+  a.q_proj = linear(w, prefix + ".q_proj", q_width, d, qkv_bias);
+  a.k_proj = linear(w, prefix + ".k_proj", kv_width, d, qkv_bias);
+  a.v_proj = linear(w, prefix + ".v_proj", kv_width, d, qkv_bias);
+  a.o_proj = linear(w, prefix + ".o_proj", d, q_width, o_bias);
+  return a;
+}
+
+SwiGluMlp swiglu(WeightSource& w, const std::string& prefix, int64_t d, int64_t intermediate, bool bias,
+                 const char* gate, const char* up, const char* down) {
+  SwiGluMlp m;
+  m.gate_proj = linear(w, prefix + "." + gate, intermediate, d, bias);
+  m.up_proj = linear(w, prefix + "." + up, intermediate, d, bias);
+  m.down_proj = linear(w, prefix + "." + down, d, intermediate, bias);
+  return m;
+}
+
+std::string layer_prefix(int64_t layer) { return fmt::format("model.layers.{}", layer); }
+
+DecoderLayer decoder_layer(WeightSource& w, const ModelConfig& c, int64_t layer, Attention attn) {
+  DecoderLayer l;
+  l.index = layer;
+  const std::string p = layer_prefix(layer);
+  l.input_norm = rms_norm(w, p + ".input_layernorm", c.hidden_size, c.rms_norm_eps);
+  l.attention = std::move(attn);
+  l.post_attention_norm = rms_norm(w, p + ".post_attention_layernorm", c.hidden_size, c.rms_norm_eps);
+  return l;
+}
+
+}  // namespace semskip::arch

@@ -1,0 +1,86 @@
+#include "model/kv_cache.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace semskip {
+
+KvCache::KvCache(int64_t n_layers, int64_t batch, int64_t n_kv_heads, int64_t head_dim, int64_t capacity,
+                 at::ScalarType dtype, at::Device device)
+    : batch_(batch), n_kv_heads_(n_kv_heads), head_dim_(head_dim), capacity_(std::max<int64_t>(capacity, 1)) {
+  SEMSKIP_THROW_IF_NOT_MSG(n_layers > 0 && batch > 0 && n_kv_heads > 0 && head_dim > 0,
+                           "KV cache: layers, batch, heads and head_dim must be > 0");
+  const auto opts = at::TensorOptions().dtype(dtype).device(device);
+  for (int64_t l = 0; l < n_layers; ++l) {
+    k_.push_back(at::empty({batch_, n_kv_heads_, capacity_, head_dim_}, opts));
+    v_.push_back(at::empty({batch_, n_kv_heads_, capacity_, head_dim_}, opts));
+  }
+  length_.assign(static_cast<size_t>(n_layers), 0);
+  valid_ = at::ones({batch_, capacity_}, opts.dtype(at::kBool));
+}
+
+int64_t KvCache::length(int64_t layer) const {
+  SEMSKIP_ASSERT(layer >= 0 && layer < n_layers());
+  return length_[static_cast<size_t>(layer)];
+}
+
+void KvCache::grow(int64_t min_capacity) {
+  int64_t cap = capacity_;
+  while (cap < min_capacity) cap *= 2;
+  const auto copy_into = [&](at::Tensor& t, int64_t used) {
+    at::Tensor bigger = at::empty({batch_, n_kv_heads_, cap, head_dim_}, t.options());
+    bigger.narrow(2, 0, used).copy_(t.narrow(2, 0, used));
+    t = bigger;
+  };
+  for (size_t l = 0; l < k_.size(); ++l) {
+    copy_into(k_[l], length_[l]);
+    copy_into(v_[l], length_[l]);
+  }
+  at::Tensor valid = at::ones({batch_, cap}, valid_.options());
+  valid.narrow(1, 0, capacity_).copy_(valid_);
+  valid_ = valid;
+  capacity_ = cap;
+}
+
+std::pair<at::Tensor, at::Tensor> KvCache::append(int64_t layer, const at::Tensor& k, const at::Tensor& v) {
+  SEMSKIP_ASSERT(layer >= 0 && layer < n_layers());
+  SEMSKIP_ASSERT(k.dim() == 4 && k.size(0) == batch_ && k.size(1) == n_kv_heads_ && k.size(3) == head_dim_);
+  const size_t l = static_cast<size_t>(layer);
+  const int64_t start = length_[l];
+  const int64_t n = k.size(2);
+  if (start + n > capacity_) grow(start + n);
+  k_[l].narrow(2, start, n).copy_(k);
+  v_[l].narrow(2, start, n).copy_(v);
+  length_[l] = start + n;
+  return {k_[l].narrow(2, 0, start + n), v_[l].narrow(2, 0, start + n)};
+}
+
+void KvCache::set_valid(int64_t start, int64_t n_tokens, const at::Tensor& valid) {
+  if (start + n_tokens > capacity_) grow(start + n_tokens);
+  if (!valid.defined()) {
+    valid_.narrow(1, start, n_tokens).fill_(true);
+    return;
+  }
+  SEMSKIP_ASSERT(valid.dim() == 2 && valid.size(0) == batch_ && valid.size(1) == n_tokens);
+  valid_.narrow(1, start, n_tokens).copy_(valid);
+  if (!has_padding_) has_padding_ = !valid.all().item<bool>();
+}
+
+at::Tensor KvCache::key_valid(int64_t n) const {
+  SEMSKIP_ASSERT(n <= capacity_);
+  return valid_.narrow(1, 0, n);
+}
+
+at::Tensor KvCache::n_valid_before(int64_t slot) const {
+  if (slot == 0) return at::zeros({batch_}, valid_.options().dtype(at::kLong));
+  return valid_.narrow(1, 0, slot).sum(1);  // int64 [B]
+}
+
+void KvCache::clear() {
+  std::fill(length_.begin(), length_.end(), 0);
+  valid_.fill_(true);
+  has_padding_ = false;
+}
+
+}  // namespace semskip

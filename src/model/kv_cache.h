@@ -1,0 +1,55 @@
+#pragma once
+// Keys and values of past tokens, per layer, for incremental decoding. Several sequences
+// share the slot axis: shorter prompts are left-padded, and `key_valid` marks the padding so
+// attention skips it. Each layer keeps its own length, so a forward split into layer ranges
+// (start_at_layer / stop_at_layer) writes each layer once.
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+namespace semskip {
+
+class KvCache {
+ public:
+  // Storage for `capacity` slots; grows (by doubling) when a write goes past it.
+  KvCache(int64_t n_layers, int64_t batch, int64_t n_kv_heads, int64_t head_dim, int64_t capacity,
+          at::ScalarType dtype, at::Device device);
+
+  int64_t n_layers() const { return static_cast<int64_t>(k_.size()); }
+  int64_t batch() const { return batch_; }
+  int64_t capacity() const { return capacity_; }
+  int64_t length(int64_t layer) const;  // slots written at `layer`
+
+  // Writes k, v [B, n_kv_heads, T, head_dim] at slots [length(layer), length(layer) + T) and
+  // returns the keys and values of all slots up to them, [B, n_kv_heads, length + T, head_dim]
+  // (views into the cache: valid until the next write that grows it).
+  std::pair<at::Tensor, at::Tensor> append(int64_t layer, const at::Tensor& k, const at::Tensor& v);
+
+  // Marks slots [start, start + T) valid or padding; valid bool [B, T] (undefined: all valid).
+  // Idempotent, so every layer range of one forward may call it.
+  void set_valid(int64_t start, int64_t n_tokens, const at::Tensor& valid);
+  // bool [B, n] for slots [0, n).
+  at::Tensor key_valid(int64_t n) const;
+  // Whether any slot written so far is padding (then attention needs an explicit mask).
+  bool has_padding() const { return has_padding_; }
+  // int64 [B]: valid slots before `slot`, i.e. the RoPE position of the next valid token.
+  at::Tensor n_valid_before(int64_t slot) const;
+
+  // Forgets everything (lengths to 0), keeping the storage.
+  void clear();
+
+ private:
+  void grow(int64_t min_capacity);
+
+  int64_t batch_, n_kv_heads_, head_dim_, capacity_;
+  std::vector<at::Tensor> k_;    // per layer: compute dtype [B, n_kv_heads, capacity, head_dim]
+  std::vector<at::Tensor> v_;    // per layer: compute dtype [B, n_kv_heads, capacity, head_dim]
+  std::vector<int64_t> length_;  // per layer: slots written
+  at::Tensor valid_;             // bool [B, capacity]
+  bool has_padding_ = false;
+};
+
+}  // namespace semskip

@@ -1,0 +1,47 @@
+#include "model/layers/attention_mask.h"
+
+#include <limits>
+
+#include "core/error.h"
+
+namespace semskip {
+
+AttentionMask AttentionMask::causal_block(int64_t batch, int64_t n_queries, int64_t n_keys) {
+  SEMSKIP_ASSERT(n_queries <= n_keys && n_queries > 0);
+  AttentionMask m;
+  m.n_queries = n_queries;
+  m.n_keys = n_keys;
+  m.pairs_dense = batch * n_queries * n_keys;
+  // Query q (0-based within the block) sees n_keys - n_queries + q + 1 keys.
+  const int64_t past = n_keys - n_queries;
+  m.pairs_causal = batch * (n_queries * past + n_queries * (n_queries + 1) / 2);
+  m.kind = n_queries == 1 ? Kind::none : Kind::causal;
+  return m;
+}
+
+AttentionMask AttentionMask::from_slots(const at::Tensor& q_slots, const at::Tensor& key_valid,
+                                        int64_t batch, int64_t n_keys, at::ScalarType dtype,
+                                        bool count_pairs) {
+  SEMSKIP_ASSERT(q_slots.dim() == 1 || q_slots.dim() == 2);
+  const at::Tensor slots = (q_slots.dim() == 1 ? q_slots.unsqueeze(0) : q_slots).unsqueeze(-1);  // [B|1, Tq, 1]
+  const at::Tensor keys = at::arange(n_keys, q_slots.options().dtype(at::kLong));               // [Tk]
+  at::Tensor allowed = keys <= slots;                                                            // [B|1, Tq, Tk]
+  if (key_valid.defined()) {
+    SEMSKIP_ASSERT(key_valid.dim() == 2 && key_valid.size(0) == batch && key_valid.size(1) == n_keys);
+    allowed = allowed.logical_and(key_valid.unsqueeze(1)).logical_or(keys == slots);
+  }
+  allowed = allowed.expand({batch, allowed.size(1), n_keys});
+  AttentionMask m;
+  m.kind = Kind::explicit_;
+  m.n_queries = allowed.size(1);
+  m.n_keys = n_keys;
+  m.pairs_dense = batch * m.n_queries * n_keys;
+  if (count_pairs) m.pairs_causal = allowed.sum().item<int64_t>();
+  const auto opts = q_slots.options().dtype(dtype);
+  m.additive = at::where(allowed, at::zeros({}, opts),
+                         at::full({}, -std::numeric_limits<double>::infinity(), opts))
+                   .unsqueeze(1);  // [B, 1, Tq, Tk]
+  return m;
+}
+
+}  // namespace semskip

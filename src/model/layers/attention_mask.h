@@ -1,0 +1,37 @@
+#pragma once
+// Which keys each query may attend to, built once per forward and shared by every layer.
+// Queries and keys are identified by their *slot*: the column of the key axis (the KV-cache
+// column when a cache is used). Query q may see key k iff k <= slot(q) and key k is valid
+// (not padding); a query always sees its own slot, so padding rows never divide by zero.
+
+#include <cstdint>
+
+#include <ATen/ATen.h>
+
+namespace semskip {
+
+struct AttentionMask {
+  enum class Kind {
+    none,      // every query sees every key (e.g. one decode step without padding)
+    causal,    // slot(q) = n_keys - n_queries + q, no padding: plain causal, bottom-right aligned
+    explicit_, // `additive` holds the mask
+  };
+  Kind kind = Kind::none;
+  at::Tensor additive;       // compute dtype [B, 1, Tq, Tk]: 0 where allowed, -inf where not (explicit_ only)
+  int64_t n_queries = 0;     // Tq
+  int64_t n_keys = 0;        // Tk
+  int64_t pairs_dense = 0;   // B·Tq·Tk
+  int64_t pairs_causal = 0;  // (query, key) pairs the mask lets through, summed over the batch
+
+  // Queries at slots [n_keys - n_queries, n_keys) of B sequences without padding.
+  static AttentionMask causal_block(int64_t batch, int64_t n_queries, int64_t n_keys);
+  // General case. q_slots int64 [B, Tq] (or [Tq], the same for all sequences);
+  // key_valid bool [B, Tk] (undefined: all valid). `dtype` and the device of q_slots are those
+  // of the additive mask. Counting pairs_causal reads the mask back to the host; it is done
+  // only when `count_pairs`.
+  static AttentionMask from_slots(const at::Tensor& q_slots, const at::Tensor& key_valid,
+                                  int64_t batch, int64_t n_keys, at::ScalarType dtype,
+                                  bool count_pairs);
+};
+
+}  // namespace semskip

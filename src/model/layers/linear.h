@@ -1,0 +1,25 @@
+#pragma once
+// y = x Wᵀ + b, the one matmul every block is made of; records its FLOPs when counting.
+
+#include <cstdint>
+
+#include <ATen/ATen.h>
+
+#include "metrics/flop_counter.h"
+
+namespace semskip {
+
+struct Linear {
+  at::Tensor weight;  // compute dtype [out, in]
+  at::Tensor bias;    // compute dtype [out], undefined when the layer has none
+
+  int64_t in_features() const { return weight.size(1); }
+  int64_t out_features() const { return weight.size(0); }
+  int64_t n_params() const { return weight.numel() + (bias.defined() ? bias.numel() : 0); }
+
+  // x [..., in] -> [..., out]; adds 2·rows·out·in to `flops` (when given) under (layer, group).
+  at::Tensor forward(const at::Tensor& x, FlopCounter* flops = nullptr,
+                     int layer = FlopCounter::kNoLayer, OpGroup group = OpGroup::attn_proj) const;
+};
+
+}  // namespace semskip

@@ -1,0 +1,101 @@
+#include "model/layers/moe_block.h"
+
+#include "core/error.h"
+
+namespace semskip {
+
+Routing MoeBlock::route(const at::Tensor& x, FlopCounter* flops, int layer) const {
+  SEMSKIP_ASSERT(x.dim() == 2);
+  Routing r;
+  r.router_logits = router.forward(x, flops, layer, OpGroup::router);  // [N, E]
+  const at::Tensor probs = at::softmax(r.router_logits, -1, at::kFloat);
+  auto [weights, ids] = at::topk(probs, top_k, -1);  // fp32 [N, k], int64 [N, k]
+  if (norm_topk_prob) weights = weights / weights.sum(-1, /*keepdim=*/true);
+  r.topk_ids = ids;
+  r.topk_weights = weights.to(r.router_logits.scalar_type());
+  return r;
+}
+
+ExpertDispatch MoeBlock::dispatch(const Routing& routing) const {
+  ExpertDispatch plan;
+  plan.n_tokens = routing.topk_ids.size(0);
+  const at::Tensor flat_ids = routing.topk_ids.reshape({-1});  // [N·k], token-major
+  const at::Tensor order = std::get<1>(at::sort(flat_ids, /*stable=*/true, 0, false));
+  plan.token_index = at::div(order, top_k, "floor");
+  plan.weight = routing.topk_weights.reshape({-1}).index_select(0, order);
+  const at::Tensor counts = at::bincount(flat_ids, {}, n_experts()).to(at::kCPU).to(at::kLong);
+  plan.counts.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + n_experts());
+  return plan;
+}
+
+at::Tensor MoeBlock::gather_rows(const at::Tensor& x, const ExpertDispatch& plan) const {
+  return x.index_select(0, plan.token_index);
+}
+
+at::Tensor MoeBlock::expert_forward(int64_t e, const at::Tensor& x_rows, FlopCounter* flops, int layer) const {
+  SEMSKIP_ASSERT(e >= 0 && e < n_experts());
+  return experts[static_cast<size_t>(e)].forward(x_rows, flops, layer, OpGroup::experts);
+}
+
+at::Tensor MoeBlock::experts_forward(const at::Tensor& x_rows, const std::vector<int64_t>& counts,
+                                     FlopCounter* flops, int layer) const {
+  SEMSKIP_ASSERT(static_cast<int64_t>(counts.size()) == n_experts());
+  std::vector<at::Tensor> outs;
+  int64_t offset = 0;
+  for (int64_t e = 0; e < n_experts(); ++e) {
+    const int64_t n = counts[static_cast<size_t>(e)];
+    if (n == 0) continue;
+    outs.push_back(expert_forward(e, x_rows.narrow(0, offset, n), flops, layer));
+    offset += n;
+  }
+  SEMSKIP_ASSERT(offset == x_rows.size(0));
+  if (outs.empty()) return at::empty_like(x_rows);
+  return outs.size() == 1 ? outs.front() : at::cat(outs, 0);
+}
+
+at::Tensor MoeBlock::combine(const at::Tensor& y_rows, const ExpertDispatch& plan) const {
+  // index_add accumulates in row order, i.e. for each token in expert order, as the reference.
+  at::Tensor out = at::zeros({plan.n_tokens, y_rows.size(1)}, y_rows.options());
+  return out.index_add_(0, plan.token_index, y_rows * plan.weight.unsqueeze(1));
+}
+
+at::Tensor MoeBlock::shared_expert(const at::Tensor& x, FlopCounter* flops, int layer) const {
+  if (!shared) return {};
+  at::Tensor y = shared->forward(x, flops, layer, OpGroup::shared_expert);
+  if (shared_gate.weight.defined()) {
+    y = at::sigmoid(shared_gate.forward(x, flops, layer, OpGroup::shared_expert)) * y;
+  }
+  return y;
+}
+
+at::Tensor MoeBlock::forward_routed(const at::Tensor& x, const Routing& routing, FlopCounter* flops,
+                                    int layer) const {
+  const ExpertDispatch plan = dispatch(routing);
+  at::Tensor out = combine(experts_forward(gather_rows(x, plan), plan.counts, flops, layer), plan);
+  if (shared) out = out + shared_expert(x, flops, layer);
+  return out;
+}
+
+at::Tensor MoeBlock::forward(const at::Tensor& x, FlopCounter* flops, int layer, Routing* routing_out) const {
+  const at::Tensor flat = x.reshape({-1, x.size(-1)});
+  Routing routing = route(flat, flops, layer);
+  at::Tensor out = forward_routed(flat, routing, flops, layer).view(x.sizes());
+  if (routing_out) *routing_out = std::move(routing);
+  return out;
+}
+
+int64_t MoeBlock::n_params() const {
+  int64_t n = router.n_params();
+  for (const SwiGluMlp& e : experts) n += e.n_params();
+  if (shared) n += shared->n_params();
+  if (shared_gate.weight.defined()) n += shared_gate.n_params();
+  return n;
+}
+
+int64_t MoeBlock::n_params_active() const {
+  int64_t n = n_params();
+  if (!experts.empty()) n -= (n_experts() - top_k) * experts.front().n_params();
+  return n;
+}
+
+}  // namespace semskip

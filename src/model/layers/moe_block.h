@@ -1,0 +1,74 @@
+#pragma once
+// Mixture-of-experts feed-forward (Qwen2-MoE, Mixtral), split at the points where an
+// expert-parallel all-to-all goes:
+//   route -> dispatch -> gather_rows -> [all-to-all] -> experts_forward -> [all-to-all] -> combine
+// plus shared_expert (Qwen2-MoE, with its sigmoid gate). Routing is Hugging Face's: softmax of
+// the router logits in fp32, top-k, renormalised over the k iff norm_topk_prob.
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "metrics/flop_counter.h"
+#include "model/layers/linear.h"
+#include "model/layers/swiglu_mlp.h"
+
+namespace semskip {
+
+struct Routing {
+  at::Tensor topk_ids;       // int64 [N, k], by descending routing weight
+  at::Tensor topk_weights;   // compute dtype [N, k]
+  at::Tensor router_logits;  // compute dtype [N, E]
+};
+
+// The (token, slot) pairs of a Routing grouped by expert, in expert order, stable within one.
+struct ExpertDispatch {
+  at::Tensor token_index;       // int64 [N·k]: the token of each pair
+  at::Tensor weight;            // compute dtype [N·k]: its routing weight
+  std::vector<int64_t> counts;  // host [E]: pairs routed to each expert, in order
+  int64_t n_tokens = 0;         // N
+};
+
+class MoeBlock {
+ public:
+  Linear router;                     // [E, d], no bias
+  std::vector<SwiGluMlp> experts;    // E routed experts
+  int64_t top_k = 0;
+  bool norm_topk_prob = false;
+  std::optional<SwiGluMlp> shared;   // Qwen2-MoE shared expert
+  Linear shared_gate;                // [1, d]; weight undefined when the shared expert is ungated
+
+  int64_t n_experts() const { return static_cast<int64_t>(experts.size()); }
+
+  // x [N, d] -> routing of each row.
+  Routing route(const at::Tensor& x, FlopCounter* flops = nullptr, int layer = FlopCounter::kNoLayer) const;
+  ExpertDispatch dispatch(const Routing& routing) const;
+  // x [N, d] -> the rows of every routed pair, grouped by expert: [N·k, d].
+  at::Tensor gather_rows(const at::Tensor& x, const ExpertDispatch& plan) const;
+  // Expert e on its rows x_rows [n, d] -> [n, d] (unweighted).
+  at::Tensor expert_forward(int64_t e, const at::Tensor& x_rows, FlopCounter* flops = nullptr,
+                            int layer = FlopCounter::kNoLayer) const;
+  // Rows grouped by expert (counts[e] rows for expert e, in order) -> expert outputs, same order.
+  at::Tensor experts_forward(const at::Tensor& x_rows, const std::vector<int64_t>& counts,
+                             FlopCounter* flops = nullptr, int layer = FlopCounter::kNoLayer) const;
+  // Σ over a token's pairs of weight · output: y_rows [N·k, d] -> [N, d].
+  at::Tensor combine(const at::Tensor& y_rows, const ExpertDispatch& plan) const;
+  // sigmoid(shared_gate(x)) · shared(x) for x [N, d]; undefined when there is no shared expert.
+  at::Tensor shared_expert(const at::Tensor& x, FlopCounter* flops = nullptr,
+                           int layer = FlopCounter::kNoLayer) const;
+
+  // Everything after routing, on one process: x [N, d] -> [N, d].
+  at::Tensor forward_routed(const at::Tensor& x, const Routing& routing, FlopCounter* flops = nullptr,
+                            int layer = FlopCounter::kNoLayer) const;
+  // x [..., d] -> [..., d]; the routing is returned through `routing_out` when given.
+  at::Tensor forward(const at::Tensor& x, FlopCounter* flops = nullptr, int layer = FlopCounter::kNoLayer,
+                     Routing* routing_out = nullptr) const;
+
+  int64_t n_params() const;
+  // Parameters a token uses: router, top_k routed experts, shared expert and gate.
+  int64_t n_params_active() const;
+};
+
+}  // namespace semskip

@@ -1,0 +1,37 @@
+#pragma once
+// Run-time choices for building a model (STYLE.md rule 7: not part of ModelConfig, which is
+// the shape read from config.json).
+
+#include <cstdint>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include "core/dtype.h"
+
+namespace semskip {
+
+// How Attention::attend computes softmax(QKᵀ/√d + mask)·V.
+enum class AttnImpl {
+  eager,  // explicit matmuls, fp32 softmax: the Hugging Face "eager" reference
+  sdpa,   // at::scaled_dot_product_attention (fused kernels where the build has them)
+};
+
+AttnImpl parse_attn_impl(const std::string& s, const std::string& what);
+const char* attn_impl_name(AttnImpl a);
+
+struct ModelOptions {
+  DType dtype = DType::fp32;          // compute dtype of weights, activations and KV cache
+  at::Device device = at::kCPU;
+  AttnImpl attn_impl = AttnImpl::sdpa;
+  bool random_init = false;           // weights drawn from N(0, init_std) instead of the checkpoint
+  uint64_t seed = 0;                  // random_init only
+  double init_std = -1.0;             // random_init only; < 0: config's initializer_range or 0.02
+};
+
+at::ScalarType scalar_type(DType d);
+// "cpu" | "cuda" | "cuda:N"; semskip::Error naming `what` otherwise, or when CUDA is asked
+// for and this build or machine has none.
+at::Device parse_device(const std::string& s, const std::string& what);
+
+}  // namespace semskip

@@ -1,5 +1,6 @@
 #include "reports/hdf5_call.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "core/error.h"
@@ -14,7 +15,12 @@ namespace {
 herr_t collect_message(unsigned n, const H5E_error2_t* err, void* data) {
   auto* messages = static_cast<std::vector<std::string>*>(data);
   std::string msg = (n == 0 && err->func_name) ? std::string(err->func_name) + "()" : "";
-  if (err->desc && *err->desc) msg += (msg.empty() ? "" : ": ") + std::string(err->desc);
+  if (err->desc && *err->desc) {
+    std::string desc = err->desc;
+    // Some descriptions embed ctime() output, which ends in a newline.
+    desc.erase(std::remove(desc.begin(), desc.end(), '\n'), desc.end());
+    msg += (msg.empty() ? "" : ": ") + desc;
+  }
   if (!msg.empty() && (messages->empty() || messages->back() != msg)) messages->push_back(std::move(msg));
   return 0;
 }

@@ -31,33 +31,43 @@ bool is_pickled_name(const std::string& n) {
   std::vector<std::string> pickled, other_safetensors;
   for (const auto& e : fs::directory_iterator(dir)) {
     std::string n = e.path().filename().string();
-    if (is_pickled_name(n)) pickled.push_back(n);
-    else if (ends_with(n, ".safetensors")) other_safetensors.push_back(n);
+    if (is_pickled_name(n))
+      pickled.push_back(n);
+    else if (ends_with(n, ".safetensors"))
+      other_safetensors.push_back(n);
   }
   std::sort(pickled.begin(), pickled.end());
   std::sort(other_safetensors.begin(), other_safetensors.end());
   if (!pickled.empty())
     SEMSKIP_THROW_MSG(
-        "{}: holds only pickled PyTorch checkpoints ({}), which semskip refuses to load: unpickling a file can "
+        "{}: holds only pickled PyTorch checkpoints ({}), which semskip refuses to load: unpickling a file "
+        "can "
         "execute arbitrary code. Convert them once to safetensors, from a source you trust, e.g. with "
         "transformers: python -c \"from transformers import AutoModelForCausalLM as M; "
-        "M.from_pretrained('{}').save_pretrained('OUT_DIR', safe_serialization=True)\" (then copy config.json "
-        "and tokenizer.json along), or for a single file: python -c \"import torch; from safetensors.torch import "
-        "save_file; sd = torch.load('pytorch_model.bin', weights_only=True); save_file({{k: v.clone().contiguous() "
+        "M.from_pretrained('{}').save_pretrained('OUT_DIR', safe_serialization=True)\" (then copy "
+        "config.json "
+        "and tokenizer.json along), or for a single file: python -c \"import torch; from safetensors.torch "
+        "import "
+        "save_file; sd = torch.load('pytorch_model.bin', weights_only=True); save_file({{k: "
+        "v.clone().contiguous() "
         "for k, v in sd.items()}}, 'model.safetensors', metadata={{'format': 'pt'}})\"",
         dir, join(pickled, ", "), dir);
-  SEMSKIP_THROW_MSG("{}: no model weights found: expected {} or a sharded checkpoint listed in {} "
-                    "(model-0000x-of-0000y.safetensors){}", dir, kSingleFile, kIndexFile,
-                    other_safetensors.empty() ? std::string()
-                                              : fmt::format("; found {} under other names", join(other_safetensors, ", ")));
+  SEMSKIP_THROW_MSG(
+      "{}: no model weights found: expected {} or a sharded checkpoint listed in {} "
+      "(model-0000x-of-0000y.safetensors){}",
+      dir, kSingleFile, kIndexFile,
+      other_safetensors.empty() ? std::string()
+                                : fmt::format("; found {} under other names", join(other_safetensors, ", ")));
 }
 
 }  // namespace
 
 Checkpoint::Checkpoint(const std::string& model_dir) : dir_(model_dir) {
   std::error_code ec;
-  SEMSKIP_THROW_IF_NOT_MSG(fs::is_directory(dir_, ec), "{}: not a directory (expected a model folder with {} "
-                           "or {})", dir_, kSingleFile, kIndexFile);
+  SEMSKIP_THROW_IF_NOT_MSG(fs::is_directory(dir_, ec),
+                           "{}: not a directory (expected a model folder with {} "
+                           "or {})",
+                           dir_, kSingleFile, kIndexFile);
   const fs::path dir(dir_);
 
   // The single file wins when both exist, as in transformers' from_pretrained.
@@ -78,27 +88,32 @@ Checkpoint::Checkpoint(const std::string& model_dir) : dir_(model_dir) {
   SEMSKIP_THROW_IF_NOT_MSG(index.is_object(), "{}: must be a JSON object", index_path);
   JsonKeys keys(index, index_path);
   const json& weight_map = keys.at("weight_map");
-  if (!weight_map.is_object()) keys.fail("weight_map", "must be an object mapping tensor names to shard files");
+  if (!weight_map.is_object())
+    keys.fail("weight_map", "must be an object mapping tensor names to shard files");
   SEMSKIP_THROW_IF_NOT_MSG(!weight_map.empty(), "{}: key 'weight_map' lists no tensors", index_path);
 
   std::map<std::string, const SafetensorsFile*> by_shard;
   for (auto it = weight_map.begin(); it != weight_map.end(); ++it) {
     if (!it.value().is_string())
-      keys.fail("weight_map", fmt::format("entry '{}' must name a shard file, got {}", it.key(), it.value().dump()));
+      keys.fail("weight_map",
+                fmt::format("entry '{}' must name a shard file, got {}", it.key(), it.value().dump()));
     const std::string shard = it.value().get<std::string>();
     // Shards are plain names beside the index; a path could point anywhere.
     if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
-      keys.fail("weight_map", fmt::format("entry '{}' names '{}', which is not a file name in {}", it.key(), shard, dir_));
+      keys.fail("weight_map",
+                fmt::format("entry '{}' names '{}', which is not a file name in {}", it.key(), shard, dir_));
     auto found = by_shard.find(shard);
     if (found == by_shard.end()) {
       const fs::path shard_path = dir / shard;
-      SEMSKIP_THROW_IF_NOT_MSG(fs::is_regular_file(shard_path, ec), "{}: shard '{}' (listed for tensor '{}') does not exist in {}",
-                               index_path, shard, it.key(), dir_);
+      SEMSKIP_THROW_IF_NOT_MSG(fs::is_regular_file(shard_path, ec),
+                               "{}: shard '{}' (listed for tensor '{}') does not exist in {}", index_path,
+                               shard, it.key(), dir_);
       files_.push_back(std::make_unique<SafetensorsFile>(shard_path.string()));
       found = by_shard.emplace(shard, files_.back().get()).first;
     }
-    SEMSKIP_THROW_IF_NOT_MSG(found->second->has(it.key()), "{}: tensor '{}' is listed in shard '{}', which does not hold it",
-                             index_path, it.key(), shard);
+    SEMSKIP_THROW_IF_NOT_MSG(found->second->has(it.key()),
+                             "{}: tensor '{}' is listed in shard '{}', which does not hold it", index_path,
+                             it.key(), shard);
     where_[it.key()] = found->second;
   }
 }
@@ -121,8 +136,9 @@ std::vector<std::string> Checkpoint::files() const {
 
 const SafetensorsFile& Checkpoint::file_of(const std::string& name) const {
   auto it = where_.find(name);
-  SEMSKIP_THROW_IF_NOT_MSG(it != where_.end(), "tensor '{}' not found in the checkpoint in {} ({} tensors in {})",
-                           name, dir_, where_.size(), join(files(), ", "));
+  SEMSKIP_THROW_IF_NOT_MSG(it != where_.end(),
+                           "tensor '{}' not found in the checkpoint in {} ({} tensors in {})", name, dir_,
+                           where_.size(), join(files(), ", "));
   return *it->second;
 }
 
@@ -135,8 +151,8 @@ at::Tensor Checkpoint::get(const std::string& name, at::ScalarType dtype, at::De
                       fmt::join(t.sizes().vec(), ", "), fmt::join(expected_shape, ", "));
   const bool from_float = at::isFloatingType(t.scalar_type());
   const bool to_float = at::isFloatingType(dtype);
-  SEMSKIP_THROW_IF_NOT_MSG(t.scalar_type() == dtype || (from_float == to_float && t.scalar_type() != at::kBool &&
-                                                        dtype != at::kBool),
+  SEMSKIP_THROW_IF_NOT_MSG(t.scalar_type() == dtype ||
+                               (from_float == to_float && t.scalar_type() != at::kBool && dtype != at::kBool),
                            "{}: tensor '{}' is stored as {} and cannot be read as {}", file.path(), name,
                            c10::toString(t.scalar_type()), c10::toString(dtype));
   // copy=true: callers get memory of their own, never the read-only mapping.

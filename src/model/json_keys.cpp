@@ -42,8 +42,8 @@ void JsonKeys::fail(const std::string& key, const std::string& problem) const {
 
 void JsonKeys::wrong_type(const std::string& key, const char* expected) const {
   const json& v = obj_.at(key);
-  SEMSKIP_THROW_MSG("{}: key '{}' must be {}, got {} {}", source_, name(key), expected,
-                    v.type_name(), excerpt(v));
+  SEMSKIP_THROW_MSG("{}: key '{}' must be {}, got {} {}", source_, name(key), expected, v.type_name(),
+                    excerpt(v));
 }
 
 int64_t JsonKeys::as_int(const std::string& key, const json& v) const {
@@ -105,8 +105,8 @@ std::vector<int64_t> JsonKeys::opt_int_list(const std::string& key) const {
   std::vector<int64_t> out;
   for (size_t i = 0; i < v.size(); ++i) {
     if (!v[i].is_number_integer())
-      SEMSKIP_THROW_MSG("{}: key '{}' must be a list of integers, but item {} is {} {}", source_,
-                        name(key), i, v[i].type_name(), excerpt(v[i]));
+      SEMSKIP_THROW_MSG("{}: key '{}' must be a list of integers, but item {} is {} {}", source_, name(key),
+                        i, v[i].type_name(), excerpt(v[i]));
     out.push_back(as_int(key, v[i]));
   }
   return out;
@@ -119,8 +119,8 @@ std::vector<std::string> JsonKeys::opt_string_list(const std::string& key) const
   std::vector<std::string> out;
   for (size_t i = 0; i < v.size(); ++i) {
     if (!v[i].is_string())
-      SEMSKIP_THROW_MSG("{}: key '{}' must be a list of strings, but item {} is {} {}", source_,
-                        name(key), i, v[i].type_name(), excerpt(v[i]));
+      SEMSKIP_THROW_MSG("{}: key '{}' must be a list of strings, but item {} is {} {}", source_, name(key), i,
+                        v[i].type_name(), excerpt(v[i]));
     out.push_back(v[i].get<std::string>());
   }
   return out;

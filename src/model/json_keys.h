@@ -20,7 +20,7 @@ class JsonKeys {
   // "prefix" + key, as messages write it.
   std::string name(const std::string& key) const { return prefix_ + key; }
 
-  bool has(const std::string& key) const;        // present and not null
+  bool has(const std::string& key) const;                  // present and not null
   const nlohmann::json& at(const std::string& key) const;  // throws when absent
   // A reader over the object held by `key` (which must be an object).
   JsonKeys object(const std::string& key) const;

@@ -16,10 +16,14 @@ using nlohmann::json;
 
 const char* arch_name(Arch a) {
   switch (a) {
-    case Arch::llama: return "llama";
-    case Arch::qwen2: return "qwen2";
-    case Arch::qwen2_moe: return "qwen2_moe";
-    case Arch::mixtral: return "mixtral";
+    case Arch::llama:
+      return "llama";
+    case Arch::qwen2:
+      return "qwen2";
+    case Arch::qwen2_moe:
+      return "qwen2_moe";
+    case Arch::mixtral:
+      return "mixtral";
   }
   SEMSKIP_ASSERT(false);
 }
@@ -27,20 +31,25 @@ const char* arch_name(Arch a) {
 bool ModelConfig::is_moe_layer(int64_t layer) const {
   SEMSKIP_ASSERT(layer >= 0 && layer < n_layers);
   switch (arch) {
-    case Arch::mixtral: return true;
+    case Arch::mixtral:
+      return true;
     case Arch::qwen2_moe:
       // As Hugging Face's Qwen2MoeDecoderLayer decides it.
       return std::find(mlp_only_layers.begin(), mlp_only_layers.end(), layer) == mlp_only_layers.end() &&
              n_experts > 0 && (layer + 1) % decoder_sparse_step == 0;
-    default: return false;
+    default:
+      return false;
   }
 }
 
 int64_t ModelConfig::expert_intermediate_size() const {
   switch (arch) {
-    case Arch::mixtral: return intermediate_size;
-    case Arch::qwen2_moe: return moe_intermediate_size;
-    default: return 0;
+    case Arch::mixtral:
+      return intermediate_size;
+    case Arch::qwen2_moe:
+      return moe_intermediate_size;
+    default:
+      return 0;
   }
 }
 
@@ -53,7 +62,8 @@ Arch parse_arch(const JsonKeys& k) {
   if (t == "qwen2_moe") return Arch::qwen2_moe;
   if (t == "mixtral") return Arch::mixtral;
   k.fail("model_type", fmt::format("is '{}', which semskip does not support (supported: llama, qwen2, "
-                                   "qwen2_moe, mixtral)", t));
+                                   "qwen2_moe, mixtral)",
+                                   t));
 }
 
 // The Hugging Face defaults of each architecture's config class, for keys a config may omit.
@@ -82,8 +92,8 @@ void parse_rope(const JsonKeys& top, ModelConfig& c) {
                              params->name("rope_theta"), c.rope_theta);
   } else if (top.has("rope_theta")) {
     c.rope_theta = top.req_number("rope_theta");
-    SEMSKIP_THROW_IF_NOT_MSG(c.rope_theta > 0, "{}: key 'rope_theta' must be positive, got {}",
-                             top.source(), c.rope_theta);
+    SEMSKIP_THROW_IF_NOT_MSG(c.rope_theta > 0, "{}: key 'rope_theta' must be positive, got {}", top.source(),
+                             c.rope_theta);
   }
 
   // Rotating only part of each head is another architecture (e.g. Phi); say so, do not guess.
@@ -117,7 +127,8 @@ void parse_rope(const JsonKeys& top, ModelConfig& c) {
                                                    s.high_freq_factor, s.low_freq_factor));
   } else {
     params->fail(type_key, fmt::format("is '{}', a RoPE scaling semskip does not implement "
-                                       "(supported: default, linear, llama3)", s.rope_type));
+                                       "(supported: default, linear, llama3)",
+                                       s.rope_type));
   }
 }
 
@@ -126,13 +137,16 @@ void parse_rope(const JsonKeys& top, ModelConfig& c) {
 void check_no_sliding_window(const JsonKeys& k, const ModelConfig& c) {
   std::vector<std::string> layer_types = k.opt_string_list("layer_types");
   if (!layer_types.empty() && static_cast<int64_t>(layer_types.size()) != c.n_layers)
-    k.fail("layer_types", fmt::format("lists {} layers but num_hidden_layers is {}", layer_types.size(), c.n_layers));
+    k.fail("layer_types",
+           fmt::format("lists {} layers but num_hidden_layers is {}", layer_types.size(), c.n_layers));
   bool any_sliding_layer = false;
   for (const std::string& t : layer_types) {
-    if (t == "sliding_attention") any_sliding_layer = true;
+    if (t == "sliding_attention")
+      any_sliding_layer = true;
     else if (t != "full_attention")
       k.fail("layer_types", fmt::format("holds '{}' (supported: full_attention, sliding_attention "
-                                        "with a window no smaller than the context)", t));
+                                        "with a window no smaller than the context)",
+                                        t));
   }
   // Mixtral has no switch: a window is in force whenever it is set. Qwen2 needs the switch.
   bool switched_on = c.arch == Arch::mixtral || k.opt_bool("use_sliding_window", false);
@@ -141,7 +155,8 @@ void check_no_sliding_window(const JsonKeys& k, const ModelConfig& c) {
   if (window <= 0 || window >= c.max_position_embeddings) return;
   if (!layer_types.empty() && !any_sliding_layer) return;
   k.fail("sliding_window", fmt::format("is {}, smaller than max_position_embeddings ({}): sliding-window "
-                                       "attention is not supported", window, c.max_position_embeddings));
+                                       "attention is not supported",
+                                       window, c.max_position_embeddings));
 }
 
 void parse_moe(const JsonKeys& k, ModelConfig& c) {
@@ -167,7 +182,8 @@ void parse_moe(const JsonKeys& k, ModelConfig& c) {
     return;
   }
   if (c.n_experts_per_tok > c.n_experts)
-    k.fail("num_experts_per_tok", fmt::format("is {}, more than the {} experts", c.n_experts_per_tok, c.n_experts));
+    k.fail("num_experts_per_tok",
+           fmt::format("is {}, more than the {} experts", c.n_experts_per_tok, c.n_experts));
 }
 
 }  // namespace
@@ -188,14 +204,15 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   c.n_heads = k.req_int_at_least("num_attention_heads", 1);
   c.n_kv_heads = k.opt_int_at_least("num_key_value_heads", c.n_heads, 1);
   if (c.n_heads % c.n_kv_heads != 0)
-    k.fail("num_key_value_heads", fmt::format("is {}, which does not divide num_attention_heads ({})",
-                                              c.n_kv_heads, c.n_heads));
+    k.fail("num_key_value_heads",
+           fmt::format("is {}, which does not divide num_attention_heads ({})", c.n_kv_heads, c.n_heads));
   if (k.has("head_dim")) {
     c.head_dim = k.req_int_at_least("head_dim", 1);
   } else {
     if (c.hidden_size % c.n_heads != 0)
       k.fail("hidden_size", fmt::format("is {}, not a multiple of num_attention_heads ({}), and head_dim "
-                                        "is not given", c.hidden_size, c.n_heads));
+                                        "is not given",
+                                        c.hidden_size, c.n_heads));
     c.head_dim = c.hidden_size / c.n_heads;
   }
   // RoPE rotates pairs of dimensions.
@@ -220,9 +237,14 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
       c.o_proj_bias = c.attention_bias;
       c.mlp_bias = k.opt_bool("mlp_bias", false);
       break;
-    case Arch::qwen2: c.attention_bias = true; break;
-    case Arch::qwen2_moe: c.attention_bias = k.opt_bool("qkv_bias", true); break;
-    case Arch::mixtral: break;
+    case Arch::qwen2:
+      c.attention_bias = true;
+      break;
+    case Arch::qwen2_moe:
+      c.attention_bias = k.opt_bool("qkv_bias", true);
+      break;
+    case Arch::mixtral:
+      break;
   }
   parse_moe(k, c);
 
@@ -285,16 +307,20 @@ json ModelConfig::to_json() const {
     j["rope_scaling"] = s;
   }
   j["bos_token_id"] = bos_token_id < 0 ? json(nullptr) : json(bos_token_id);
-  if (eos_token_ids.empty()) j["eos_token_id"] = nullptr;
-  else if (eos_token_ids.size() == 1) j["eos_token_id"] = eos_token_ids.front();
-  else j["eos_token_id"] = eos_token_ids;
+  if (eos_token_ids.empty())
+    j["eos_token_id"] = nullptr;
+  else if (eos_token_ids.size() == 1)
+    j["eos_token_id"] = eos_token_ids.front();
+  else
+    j["eos_token_id"] = eos_token_ids;
 
   switch (arch) {
     case Arch::llama:
       j["attention_bias"] = attention_bias;
       j["mlp_bias"] = mlp_bias;
       break;
-    case Arch::qwen2: break;
+    case Arch::qwen2:
+      break;
     case Arch::qwen2_moe:
       j["qkv_bias"] = attention_bias;
       j["num_experts"] = n_experts;

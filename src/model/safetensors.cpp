@@ -42,11 +42,15 @@ constexpr DTypeInfo kDTypes[] = {
 const DTypeInfo& dtype_info(const std::string& dtype, const std::string& what) {
   for (const DTypeInfo& d : kDTypes)
     if (dtype == d.name) return d;
-  SEMSKIP_THROW_MSG("{}: unsupported dtype '{}' (supported: F64, F32, F16, BF16, I64, I32, I16, I8, "
-                    "U8, BOOL)", what, dtype);
+  SEMSKIP_THROW_MSG(
+      "{}: unsupported dtype '{}' (supported: F64, F32, F16, BF16, I64, I32, I16, I8, "
+      "U8, BOOL)",
+      what, dtype);
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+std::string shape_str(const std::vector<int64_t>& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
 
 }  // namespace
 
@@ -76,8 +80,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   const size_t file_size = static_cast<size_t>(st.st_size);
   if (file_size < 8) {
     ::close(fd);
-    SEMSKIP_THROW_MSG("{}: truncated safetensors file: {} bytes, fewer than the 8-byte header length",
-                      path, file_size);
+    SEMSKIP_THROW_MSG("{}: truncated safetensors file: {} bytes, fewer than the 8-byte header length", path,
+                      file_size);
   }
   void* addr = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
   int map_errno = errno;
@@ -92,7 +96,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   std::memcpy(&header_len, base, 8);
   SEMSKIP_THROW_IF_NOT_MSG(header_len <= file_size - 8,
                            "{}: header length {} exceeds the {} bytes after it in the file (truncated "
-                           "file, or not a safetensors file)", path, header_len, file_size - 8);
+                           "file, or not a safetensors file)",
+                           path, header_len, file_size - 8);
   SEMSKIP_THROW_IF_NOT_MSG(header_len >= 2, "{}: header length {} is too short for a JSON header", path,
                            header_len);
   const char* header_begin = reinterpret_cast<const char*>(base + 8);
@@ -120,15 +125,17 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     if (name == "__metadata__") {
       SEMSKIP_THROW_IF_NOT_MSG(e.is_object(), "{}: '__metadata__' must be an object of strings", path);
       for (auto m = e.begin(); m != e.end(); ++m) {
-        SEMSKIP_THROW_IF_NOT_MSG(m.value().is_string(), "{}: '__metadata__' entry '{}' must be a string, got {}",
-                                 path, m.key(), m.value().type_name());
+        SEMSKIP_THROW_IF_NOT_MSG(m.value().is_string(),
+                                 "{}: '__metadata__' entry '{}' must be a string, got {}", path, m.key(),
+                                 m.value().type_name());
         metadata_[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
     const std::string what = fmt::format("{}: tensor '{}'", path, name);
-    SEMSKIP_THROW_IF_NOT_MSG(e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"),
-                             "{}: header entry must be an object with dtype, shape and data_offsets", what);
+    SEMSKIP_THROW_IF_NOT_MSG(
+        e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"),
+        "{}: header entry must be an object with dtype, shape and data_offsets", what);
     SEMSKIP_THROW_IF_NOT_MSG(e["dtype"].is_string(), "{}: dtype must be a string", what);
     TensorView v;
     v.name = name;
@@ -151,16 +158,19 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     }
 
     const json& off = e["data_offsets"];
-    SEMSKIP_THROW_IF_NOT_MSG(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
-                             "{}: data_offsets must be two non-negative integers, got {}", what, off.dump());
+    SEMSKIP_THROW_IF_NOT_MSG(
+        off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
+        "{}: data_offsets must be two non-negative integers, got {}", what, off.dump());
     const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
-    SEMSKIP_THROW_IF_NOT_MSG(begin <= end, "{}: data_offsets [{}, {}] end before they begin", what, begin, end);
-    SEMSKIP_THROW_IF_NOT_MSG(end <= data_size,
-                             "{}: data_offsets [{}, {}] reach beyond the data section of {} bytes (truncated file?)",
-                             what, begin, end, data_size);
+    SEMSKIP_THROW_IF_NOT_MSG(begin <= end, "{}: data_offsets [{}, {}] end before they begin", what, begin,
+                             end);
+    SEMSKIP_THROW_IF_NOT_MSG(
+        end <= data_size,
+        "{}: data_offsets [{}, {}] reach beyond the data section of {} bytes (truncated file?)", what, begin,
+        end, data_size);
     SEMSKIP_THROW_IF_NOT_MSG(end - begin == nbytes,
-                             "{}: data_offsets [{}, {}] span {} bytes, but dtype {} with shape {} needs {}", what,
-                             begin, end, end - begin, v.dtype, shape_str(v.shape), nbytes);
+                             "{}: data_offsets [{}, {}] span {} bytes, but dtype {} with shape {} needs {}",
+                             what, begin, end, end - begin, v.dtype, shape_str(v.shape), nbytes);
     v.data = data + begin;
     v.nbytes = static_cast<size_t>(nbytes);
     auto inserted = tensors_.emplace(name, std::move(v));
@@ -171,8 +181,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
             [](const Extent& a, const Extent& b) { return a.begin < b.begin; });
   for (size_t i = 1; i < extents.size(); ++i) {
     const Extent &a = extents[i - 1], &b = extents[i];
-    SEMSKIP_THROW_IF_NOT_MSG(b.begin >= a.end, "{}: tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", path, *a.name,
-                             a.begin, a.end, *b.name, b.begin, b.end);
+    SEMSKIP_THROW_IF_NOT_MSG(b.begin >= a.end, "{}: tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", path,
+                             *a.name, a.begin, a.end, *b.name, b.begin, b.end);
   }
 }
 
@@ -182,8 +192,8 @@ bool SafetensorsFile::has(const std::string& name) const { return tensors_.count
 
 const TensorView& SafetensorsFile::view(const std::string& name) const {
   auto it = tensors_.find(name);
-  SEMSKIP_THROW_IF_NOT_MSG(it != tensors_.end(), "{}: no tensor named '{}' ({} tensors in the file)", path_, name,
-                           tensors_.size());
+  SEMSKIP_THROW_IF_NOT_MSG(it != tensors_.end(), "{}: no tensor named '{}' ({} tensors in the file)", path_,
+                           name, tensors_.size());
   return it->second;
 }
 
@@ -201,7 +211,8 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
   if (d.type == at::kBool) {
     // Any byte but 0 and 1 is not a bool ATen can hold.
     for (size_t i = 0; i < v.nbytes; ++i)
-      SEMSKIP_THROW_IF_NOT_MSG(v.data[i] <= 1, "{}: BOOL byte {} holds {}, not 0 or 1", what, i, int(v.data[i]));
+      SEMSKIP_THROW_IF_NOT_MSG(v.data[i] <= 1, "{}: BOOL byte {} holds {}, not 0 or 1", what, i,
+                               int(v.data[i]));
   }
   auto options = at::TensorOptions().dtype(d.type).device(at::kCPU);
   if (reinterpret_cast<uintptr_t>(v.data) % d.size != 0) {
@@ -211,7 +222,8 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
   }
   std::shared_ptr<void> keep = mapping_;
   // from_blob wants a mutable pointer; PROT_READ makes any write fault instead of corrupting.
-  return at::from_blob(const_cast<uint8_t*>(v.data), v.shape, [keep](void*) mutable { keep.reset(); }, options);
+  return at::from_blob(
+      const_cast<uint8_t*>(v.data), v.shape, [keep](void*) mutable { keep.reset(); }, options);
 }
 
 }  // namespace semskip

@@ -22,8 +22,7 @@ struct Entry {
 };
 
 void write_all(std::FILE* f, const void* p, size_t n, const std::string& tmp) {
-  if (n && std::fwrite(p, 1, n, f) != n)
-    SEMSKIP_THROW_MSG("{}: write failed: {}", tmp, std::strerror(errno));
+  if (n && std::fwrite(p, 1, n, f) != n) SEMSKIP_THROW_MSG("{}: write failed: {}", tmp, std::strerror(errno));
 }
 
 }  // namespace

@@ -1,0 +1,101 @@
+#include "skip/baseline_policies.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/error.h"
+#include "skip/block_influence.h"
+
+namespace semskip {
+
+KvMode parse_kv_mode(const Descriptor& d) {
+  return d.get_choice("kv", "propagate", {"propagate", "mask"}) == "mask" ? KvMode::mask
+                                                                            : KvMode::propagate;
+}
+
+std::vector<int64_t> parse_layers(const Descriptor& d, int64_t n_layers) {
+  std::vector<int64_t> layers = d.get_int_list("layers");
+  if (!d.has("layers")) {
+    for (int64_t l = 1; l + 1 < n_layers; ++l) layers.push_back(l);
+  }
+  for (int64_t l : layers)
+    SEMSKIP_THROW_IF_NOT_MSG(l >= 0 && l < n_layers,
+                             "policy descriptor '{}': layer {} is outside the model's 0..{}", d.text(), l,
+                             n_layers - 1);
+  std::sort(layers.begin(), layers.end());
+  SEMSKIP_THROW_IF_NOT_MSG(std::adjacent_find(layers.begin(), layers.end()) == layers.end(),
+                           "policy descriptor '{}': a layer is listed twice", d.text());
+  return layers;
+}
+
+NonePolicy::NonePolicy(const Descriptor& d) : text_(d.text()) { d.check_keys({}); }
+
+StaticPolicy::StaticPolicy(const Descriptor& d, int64_t n_layers) : text_(d.text()), n_layers_(n_layers) {
+  d.check_keys({"layers", "k"});
+  SEMSKIP_THROW_IF_NOT_MSG(d.has("layers") != d.has("k"),
+                           "policy descriptor '{}': give exactly one of layers=<l+l…> and k=<n>", d.text());
+  if (d.has("k")) {
+    k_ = d.get_int("k", 0);
+    SEMSKIP_THROW_IF_NOT_MSG(k_ >= 1 && k_ < n_layers,
+                             "policy descriptor '{}': k must be in 1..{}", d.text(), n_layers - 1);
+  } else {
+    layers_ = parse_layers(d, n_layers);
+  }
+}
+
+void StaticPolicy::calibrate(const CalibrationSet& calib) {
+  at::Tensor bi = block_influence(calib.states);  // fp64 [n_layers]
+  SEMSKIP_ASSERT(bi.size(0) == n_layers_);
+  std::vector<int64_t> order(static_cast<size_t>(n_layers_));
+  std::iota(order.begin(), order.end(), 0);
+  auto acc = bi.accessor<double, 1>();
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return acc[a] < acc[b]; });
+  layers_.assign(order.begin(), order.begin() + k_);
+  std::sort(layers_.begin(), layers_.end());
+}
+
+void StaticPolicy::begin_step(StepContext& ctx) {
+  SEMSKIP_ASSERT(k_ == 0 || !layers_.empty());  // calibrate() ran
+  for (int64_t l : layers_) ctx.skip_block(l).copy_(ctx.valid());
+}
+
+bool StaticPolicy::skips_layer_everywhere(int64_t layer) const {
+  return std::find(layers_.begin(), layers_.end(), layer) != layers_.end();
+}
+
+RandomPolicy::RandomPolicy(const Descriptor& d, int64_t n_layers, uint64_t seed)
+    : text_(d.text()),
+      rate_(d.require_double("rate")),
+      kv_(parse_kv_mode(d)),
+      layers_(parse_layers(d, n_layers)),
+      gen_(at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(d.get_int("seed", static_cast<int64_t>(seed))))) {
+  d.check_keys({"rate", "layers", "seed", "kv"});
+  SEMSKIP_THROW_IF_NOT_MSG(rate_ >= 0.0 && rate_ <= 1.0, "policy descriptor '{}': rate must be in [0, 1]",
+                           d.text());
+}
+
+void RandomPolicy::begin_step(StepContext& ctx) {
+  // Drawn on the CPU so a seed gives the same decisions on every device.
+  for (int64_t l : layers_) {
+    at::Tensor u = at::rand({ctx.batch(), ctx.n_step_tokens()}, gen_, at::TensorOptions().dtype(at::kFloat));
+    ctx.skip_block(l).copy_(u.lt(rate_).to(ctx.valid().device()).logical_and(ctx.valid()));
+  }
+}
+
+OraclePolicy::OraclePolicy(const Descriptor& d, int64_t n_layers)
+    : text_(d.text()), eps_(d.require_double("eps")), kv_(parse_kv_mode(d)), layers_(parse_layers(d, n_layers)) {
+  d.check_keys({"eps", "layers", "kv"});
+  SEMSKIP_THROW_IF_NOT_MSG(eps_ >= 0.0, "policy descriptor '{}': eps must be ≥ 0", d.text());
+}
+
+void OraclePolicy::begin_step(StepContext& ctx) {
+  SEMSKIP_THROW_IF_NOT_MSG(ctx.full_states.defined(),
+                           "policy '{}' needs the full model's states of the same step; it runs in "
+                           "teacher-forced evaluation only", text_);
+  at::Tensor rel = relative_update(ctx.full_states);  // fp32 [n_layers, B, S]
+  for (int64_t l : layers_) ctx.skip_block(l).copy_(rel[l].lt(eps_).logical_and(ctx.valid()));
+}
+
+}  // namespace semskip

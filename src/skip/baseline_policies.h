@@ -1,0 +1,83 @@
+#pragma once
+// Baselines under the same accounting as the cache policies (DESIGN.md §1):
+//   none                              the full model
+//   static:layers=<l+l…> | static:k=<n>   skip fixed layers; k picks the n of lowest block
+//                                     influence on the calibration set (ShortGPT)
+//   random:rate=<r>[,layers=<l+l…>][,seed=<s>][,kv=propagate|mask]
+//                                     every (token, layer) skipped with probability r
+//   oracle:eps=<e>[,layers=<l+l…>][,kv=propagate|mask]
+//                                     skip where the full model's update is small:
+//                                     ‖h_l − h_{l−1}‖ / ‖h_{l−1}‖ < e (needs the full run)
+// A skipped block is an identity update. `layers` defaults to every layer but the first and
+// the last, which carry most of the model's work on its input and output.
+
+#include <random>
+
+#include "skip/descriptor.h"
+#include "skip/skip_policy.h"
+
+namespace semskip {
+
+class NonePolicy : public SkipPolicy {
+ public:
+  explicit NonePolicy(const Descriptor& d);
+  std::string describe() const override { return text_; }
+
+ private:
+  std::string text_;
+};
+
+class StaticPolicy : public SkipPolicy {
+ public:
+  StaticPolicy(const Descriptor& d, int64_t n_layers);
+  std::string describe() const override { return text_; }
+  bool needs_calibration() const override { return k_ > 0; }
+  void calibrate(const CalibrationSet& calib) override;
+  void begin_step(StepContext& ctx) override;
+  bool skips_layer_everywhere(int64_t layer) const override;
+  const std::vector<int64_t>& layers() const { return layers_; }
+
+ private:
+  std::string text_;
+  int64_t n_layers_;
+  int64_t k_ = 0;
+  std::vector<int64_t> layers_;
+};
+
+class RandomPolicy : public SkipPolicy {
+ public:
+  RandomPolicy(const Descriptor& d, int64_t n_layers, uint64_t seed);
+  std::string describe() const override { return text_; }
+  KvMode kv_mode() const override { return kv_; }
+  void begin_step(StepContext& ctx) override;
+
+ private:
+  std::string text_;
+  double rate_;
+  KvMode kv_;
+  std::vector<int64_t> layers_;
+  at::Generator gen_;
+};
+
+class OraclePolicy : public SkipPolicy {
+ public:
+  OraclePolicy(const Descriptor& d, int64_t n_layers);
+  std::string describe() const override { return text_; }
+  KvMode kv_mode() const override { return kv_; }
+  bool needs_full_states() const override { return true; }
+  void begin_step(StepContext& ctx) override;
+
+ private:
+  std::string text_;
+  double eps_;
+  KvMode kv_;
+  std::vector<int64_t> layers_;
+};
+
+// Parses `kv=` of a descriptor.
+KvMode parse_kv_mode(const Descriptor& d);
+// `layers=` of a descriptor, checked against n_layers; the default excludes the first and
+// last layer.
+std::vector<int64_t> parse_layers(const Descriptor& d, int64_t n_layers);
+
+}  // namespace semskip

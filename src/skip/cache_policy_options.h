@@ -1,0 +1,28 @@
+#pragma once
+// Descriptor keys shared by the policies that keep a semantic cache:
+//   cap=<entries>  evict=lru|lfu|fifo  admit=all-misses|sample:<p>  proj=none|random|pca
+//   kdim=<key dims>  vdtype=fp32|bf16|fp16
+// Defaults come from the run (PolicyEnv); the index backend is the run's --index.
+
+#include <memory>
+#include <set>
+#include <string>
+
+#include "skip/descriptor.h"
+#include "skip/key_projection.h"
+#include "skip/semantic_cache.h"
+#include "skip/skip_policy.h"
+
+namespace semskip {
+
+extern const std::set<std::string> kCacheDescriptorKeys;
+
+struct CachePolicyOptions {
+  CacheOptions cache;
+  KeyProjectionKind projection = KeyProjectionKind::none;
+  int64_t key_dim = 0;  // projected width; the model width without projection
+};
+
+CachePolicyOptions parse_cache_policy_options(const Descriptor& d, const PolicyEnv& env, int64_t hidden);
+
+}  // namespace semskip

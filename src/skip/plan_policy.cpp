@@ -1,0 +1,117 @@
+#include "skip/plan_policy.h"
+
+#include <chrono>
+
+#include "core/error.h"
+
+namespace semskip {
+
+PlanPolicy::PlanPolicy(const Descriptor& d, const PolicyEnv& env, int64_t n_layers, int64_t hidden)
+    : text_(d.text()),
+      p_(d.require_int("p")),
+      beta_(d.require_double("beta")),
+      tau_(d.require_double("tau")),
+      n_layers_(n_layers),
+      hidden_(hidden),
+      proj_(KeyProjectionKind::none, hidden, hidden, 0) {
+  std::set<std::string> keys = {"p", "beta", "tau"};
+  keys.insert(kCacheDescriptorKeys.begin(), kCacheDescriptorKeys.end());
+  d.check_keys(keys);
+  SEMSKIP_THROW_IF_NOT_MSG(p_ >= 0 && p_ + 1 < n_layers,
+                           "policy descriptor '{}': need 0 ≤ p < {} so some layer follows the probe", text_,
+                           n_layers - 1);
+  SEMSKIP_THROW_IF_NOT_MSG(beta_ >= 0.0, "policy descriptor '{}': beta must be ≥ 0", text_);
+  CachePolicyOptions o = parse_cache_policy_options(d, env, hidden);
+  proj_ = KeyProjection(o.projection, hidden, o.key_dim, env.seed);
+  // A plan is a 0/1 mask over layers; fp32 keeps it exact whatever vdtype says.
+  o.cache.value_dtype = DType::fp32;
+  cache_ = std::make_unique<SemanticCache>(proj_.key_dim(), n_layers, o.cache);
+}
+
+PlanPolicy::~PlanPolicy() = default;
+
+std::string PlanPolicy::index_descriptor() const { return cache_->index_descriptor(); }
+
+void PlanPolicy::calibrate(const CalibrationSet& calib) { proj_.fit(calib.states[p_ + 1]); }
+
+void PlanPolicy::begin_request(int64_t row) { plans_.erase(row); }
+
+void PlanPolicy::begin_step(StepContext& ctx) {
+  miss_b_.clear();
+  miss_bi_.clear();
+  miss_keys_ = at::Tensor();
+  prev_h_ = at::Tensor();
+  // Generated tokens follow the plan their request got at prefill.
+  if (ctx.prefill()) return;
+  for (int64_t b = 0; b < ctx.batch(); ++b) {
+    auto it = plans_.find(ctx.rows()[static_cast<size_t>(b)]);
+    if (it != plans_.end()) apply_plan(b, it->second, ctx);
+  }
+}
+
+void PlanPolicy::apply_plan(int64_t b, const std::vector<int64_t>& layers, StepContext& ctx) const {
+  for (int64_t l : layers) ctx.skip_block(l)[b].copy_(ctx.valid()[b]);
+}
+
+void PlanPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext& ctx) {
+  if (!ctx.prefill() || layer < p_) return;
+  const int64_t B = ctx.batch();
+  if (layer == p_) {
+    at::Tensor valid = ctx.valid().to(h.device()).unsqueeze(2).to(h.scalar_type());  // [B, S, 1]
+    at::Tensor n = valid.sum(1).clamp_min(1.0);                                        // [B, 1]
+    at::Tensor pooled = (h * valid).sum(1) / n;                                        // [B, d]
+    auto t0 = std::chrono::steady_clock::now();
+    at::Tensor keys = proj_(pooled, ctx.flops, static_cast<int>(p_));
+    SemanticCache::Match m = cache_->search(keys, 1, ctx.flops, static_cast<int>(p_));
+    ctx.t_lookup_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::steady_clock::now() - t0).count();
+    at::Tensor has_tokens = ctx.valid().any(1).to(at::kCPU);
+    int64_t lookups = 0, hits = 0;
+    std::vector<int64_t> miss_rows;
+    for (int64_t b = 0; b < B; ++b) {
+      if (!has_tokens[b].item<bool>()) continue;
+      ++lookups;
+      const int64_t row = ctx.rows()[static_cast<size_t>(b)];
+      if (m.similarity[b][0].item<float>() >= tau_) {
+        ++hits;
+        at::Tensor slot = m.slot[b].slice(0, 0, 1);
+        cache_->touch(slot);
+        at::Tensor mask = cache_->values(slot, at::kCPU)[0];  // fp32 [n_layers]
+        std::vector<int64_t> layers;
+        for (int64_t l = p_ + 1; l < n_layers_; ++l)
+          if (mask[l].item<float>() > 0.5f) layers.push_back(l);
+        plans_[row] = layers;
+        apply_plan(b, layers, ctx);
+      } else {
+        plans_[row] = {};
+        miss_b_.push_back(b);
+        miss_rows.push_back(b);
+      }
+    }
+    cache_->count_lookups(lookups, hits);
+    if (!miss_rows.empty()) {
+      miss_keys_ = keys.index_select(0, at::tensor(miss_rows, at::kLong).to(keys.device()));
+      miss_bi_.assign(miss_rows.size(), std::vector<double>(static_cast<size_t>(n_layers_), 0.0));
+    }
+  } else if (!miss_b_.empty()) {
+    // Block influence of `layer` on each missed request, over its valid tokens.
+    at::Tensor cos = at::cosine_similarity(prev_h_.to(at::kFloat), h.to(at::kFloat), -1, 1e-12);  // [B, S]
+    at::Tensor valid = ctx.valid().to(cos.device()).to(at::kFloat);
+    at::Tensor bi = ((1.0 - cos) * valid).sum(1) / valid.sum(1).clamp_min(1.0);  // [B]
+    at::Tensor bi_cpu = bi.to(at::kCPU, at::kDouble);
+    for (size_t i = 0; i < miss_b_.size(); ++i)
+      miss_bi_[i][static_cast<size_t>(layer)] = bi_cpu[miss_b_[i]].item<double>();
+  }
+  prev_h_ = h;
+}
+
+void PlanPolicy::end_step(StepContext& ctx) {
+  if (!ctx.prefill() || miss_b_.empty()) return;
+  at::Tensor plans = at::zeros({static_cast<int64_t>(miss_b_.size()), n_layers_}, at::kFloat);
+  for (size_t i = 0; i < miss_b_.size(); ++i)
+    for (int64_t l = p_ + 1; l < n_layers_; ++l)
+      if (miss_bi_[i][static_cast<size_t>(l)] < beta_) plans[static_cast<int64_t>(i)][l] = 1.0f;
+  cache_->insert(miss_keys_, plans);
+}
+
+}  // namespace semskip

@@ -1,0 +1,28 @@
+// make_policy: descriptor string → SkipPolicy. The grammar of each policy is documented in
+// its header (baseline_policies.h, residual_policy.h, plan_policy.h).
+#include "core/error.h"
+#include "skip/baseline_policies.h"
+#include "skip/plan_policy.h"
+#include "skip/residual_policy.h"
+
+namespace semskip {
+
+const char* kv_mode_name(KvMode m) { return m == KvMode::mask ? "mask" : "propagate"; }
+
+std::unique_ptr<SkipPolicy> make_policy(const std::string& descriptor, const PolicyEnv& env) {
+  SEMSKIP_ASSERT(env.n_layers > 0 && env.hidden > 0);
+  Descriptor d = Descriptor::parse(descriptor);
+  const int64_t n_layers = env.n_layers;
+  const int64_t hidden = env.hidden;
+  const std::string& name = d.name();
+  if (name == "none") return std::make_unique<NonePolicy>(d);
+  if (name == "static") return std::make_unique<StaticPolicy>(d, n_layers);
+  if (name == "random") return std::make_unique<RandomPolicy>(d, n_layers, env.seed);
+  if (name == "oracle") return std::make_unique<OraclePolicy>(d, n_layers);
+  if (name == "residual") return std::make_unique<ResidualPolicy>(d, env, n_layers, hidden);
+  if (name == "plan") return std::make_unique<PlanPolicy>(d, env, n_layers, hidden);
+  SEMSKIP_THROW_MSG("policy descriptor '{}': unknown policy '{}' (expected none, static, random, oracle, "
+                    "residual or plan)", descriptor, name);
+}
+
+}  // namespace semskip

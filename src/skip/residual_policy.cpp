@@ -1,0 +1,121 @@
+#include "skip/residual_policy.h"
+
+#include <chrono>
+
+#include "core/error.h"
+
+namespace semskip {
+
+ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_t n_layers, int64_t hidden)
+    : text_(d.text()),
+      p_(d.require_int("p")),
+      r_(d.require_int("r")),
+      k_(d.get_int("k", 1)),
+      tau_(d.require_double("tau")),
+      target_(d.get_choice("target", "block", {"block", "mlp"}) == "mlp" ? SkipTarget::mlp : SkipTarget::block),
+      kv_(d.get_choice("kv", "propagate", {"propagate", "mask"}) == "mask" ? KvMode::mask : KvMode::propagate),
+      hidden_(hidden),
+      proj_(KeyProjectionKind::none, hidden, hidden, 0) {
+  std::set<std::string> keys = {"p", "r", "tau", "target", "kv", "k"};
+  keys.insert(kCacheDescriptorKeys.begin(), kCacheDescriptorKeys.end());
+  d.check_keys(keys);
+  SEMSKIP_THROW_IF_NOT_MSG(p_ >= 0 && p_ < r_ && r_ < n_layers,
+                           "policy descriptor '{}': need 0 ≤ p < r ≤ {} (the last layer)", text_, n_layers - 1);
+  SEMSKIP_THROW_IF_NOT_MSG(k_ >= 1, "policy descriptor '{}': k must be ≥ 1", text_);
+  SEMSKIP_THROW_IF_NOT_MSG(tau_ >= -1.0 && tau_ <= 1.0, "policy descriptor '{}': tau must be in [-1, 1]", text_);
+  SEMSKIP_THROW_IF_NOT_MSG(target_ == SkipTarget::block || !d.has("kv"),
+                           "policy descriptor '{}': kv applies to target=block only (with target=mlp "
+                           "attention runs and the KV cache stays exact)", text_);
+  CachePolicyOptions o = parse_cache_policy_options(d, env, hidden);
+  proj_ = KeyProjection(o.projection, hidden, o.key_dim, env.seed);
+  const int64_t value_dim = target_ == SkipTarget::block ? hidden : (r_ - p_) * hidden;
+  cache_ = std::make_unique<SemanticCache>(proj_.key_dim(), value_dim, o.cache);
+}
+
+ResidualPolicy::~ResidualPolicy() = default;
+
+std::string ResidualPolicy::index_descriptor() const { return cache_->index_descriptor(); }
+
+void ResidualPolicy::calibrate(const CalibrationSet& calib) {
+  // Keys are made after block p: states index p + 1.
+  proj_.fit(calib.states[p_ + 1]);
+}
+
+void ResidualPolicy::begin_step(StepContext& ctx) {
+  (void)ctx;
+  miss_flat_ = at::Tensor();
+  miss_keys_ = at::Tensor();
+  miss_hp_ = at::Tensor();
+  miss_value_ = at::Tensor();
+}
+
+void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext& ctx) {
+  const int64_t d = hidden_;
+  if (layer == p_) {
+    at::Tensor flat = ctx.valid().flatten().nonzero().squeeze(1).to(h.device());  // int64 [N]
+    at::Tensor hp = h.reshape({-1, d}).index_select(0, flat);                     // [N, d]
+    auto t0 = std::chrono::steady_clock::now();
+    at::Tensor keys = proj_(hp, ctx.flops, static_cast<int>(p_));  // fp32 [N, key_dim]
+    SemanticCache::Match m = cache_->search(keys, k_, ctx.flops, static_cast<int>(p_));
+    ctx.t_lookup_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::steady_clock::now() - t0).count();
+    at::Tensor accept = m.similarity.ge(tau_);  // bool [N, k], CPU
+    at::Tensor hit = accept.select(1, 0);       // the best match decides
+    const int64_t n_hit = hit.sum().item<int64_t>();
+    cache_->count_lookups(flat.size(0), n_hit);
+    at::Tensor hit_rows = hit.nonzero().squeeze(1);           // CPU int64 [H]
+    at::Tensor miss_rows = hit.logical_not().nonzero().squeeze(1);
+    miss_flat_ = flat.index_select(0, miss_rows.to(flat.device()));
+    miss_keys_ = keys.index_select(0, miss_rows.to(keys.device()));
+    miss_hp_ = hp.index_select(0, miss_rows.to(hp.device()));
+    if (n_hit == 0) return;
+
+    // Similarity-weighted mean over the accepted neighbours of each hit.
+    at::Tensor sim = m.similarity.index_select(0, hit_rows);                     // [H, k]
+    at::Tensor slot = m.slot.index_select(0, hit_rows);                          // [H, k]
+    at::Tensor w = at::where(accept.index_select(0, hit_rows), sim, at::zeros_like(sim));
+    w = w / w.sum(1, true);                                                      // [H, k]
+    at::Tensor used = slot.masked_select(w.gt(0));
+    cache_->touch(used);
+    at::Tensor vals = cache_->values(slot.clamp_min(0).flatten(), h.device())
+                          .to(h.scalar_type())
+                          .reshape({hit_rows.size(0), k_, -1});                  // [H, k, vdim]
+    at::Tensor delta = (vals * w.to(h.device(), h.scalar_type()).unsqueeze(2)).sum(1);  // [H, vdim]
+    at::Tensor hit_flat = flat.index_select(0, hit_rows.to(flat.device()));
+    at::Tensor hit_flat_cpu = hit_flat.to(at::kCPU);
+    for (int64_t l = p_ + 1; l <= r_; ++l) {
+      if (target_ == SkipTarget::block) {
+        ctx.skip_block(l).view({-1}).index_fill_(0, hit_flat_cpu.to(ctx.valid().device()), true);
+      } else {
+        ctx.skip_mlp(l).view({-1}).index_fill_(0, hit_flat_cpu.to(ctx.valid().device()), true);
+        at::Tensor& rep = ctx.mlp_replacement(l, h.options());
+        rep.view({-1, d}).index_copy_(0, hit_flat, delta.slice(1, (l - p_ - 1) * d, (l - p_) * d));
+      }
+    }
+    if (target_ == SkipTarget::block) ctx.jump(p_ + 1, h.options()).view({-1, d}).index_copy_(0, hit_flat, delta);
+  } else if (layer == r_ && target_ == SkipTarget::block && miss_flat_.defined()) {
+    miss_value_ = h.reshape({-1, d}).index_select(0, miss_flat_) - miss_hp_;
+  }
+}
+
+bool ResidualPolicy::wants_mlp_out(int64_t layer) const {
+  return target_ == SkipTarget::mlp && layer > p_ && layer <= r_;
+}
+
+void ResidualPolicy::after_mlp(int64_t layer, const at::Tensor& mlp_out, StepContext& ctx) {
+  (void)ctx;
+  if (!wants_mlp_out(layer) || !miss_flat_.defined()) return;
+  const int64_t d = hidden_;
+  if (!miss_value_.defined()) miss_value_ = at::empty({miss_flat_.size(0), (r_ - p_) * d}, mlp_out.options());
+  miss_value_.slice(1, (layer - p_ - 1) * d, (layer - p_) * d)
+      .copy_(mlp_out.reshape({-1, d}).index_select(0, miss_flat_));
+}
+
+void ResidualPolicy::end_step(StepContext& ctx) {
+  (void)ctx;
+  if (!miss_flat_.defined() || miss_flat_.size(0) == 0) return;
+  SEMSKIP_ASSERT(miss_value_.defined());
+  cache_->insert(miss_keys_, miss_value_);
+}
+
+}  // namespace semskip

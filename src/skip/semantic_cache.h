@@ -1,0 +1,86 @@
+#pragma once
+// SemanticCache: keys in a VectorIndex, values in a tensor of slots, capacity with LRU/LFU/FIFO
+// eviction and an admission rule (DESIGN.md §1). Keys are made by the caller's
+// KeyProjection; the cache never sees model types.
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "core/dtype.h"
+#include "skip/skip_policy.h"
+
+namespace semskip {
+
+class FlopCounter;
+class VectorIndex;
+
+enum class Eviction { lru, lfu, fifo };
+Eviction parse_eviction(const std::string& s, const std::string& what);
+const char* eviction_name(Eviction e);
+
+struct CacheOptions {
+  std::string index_descriptor = "faiss:Flat";
+  int64_t capacity = 4096;    // entries
+  Eviction eviction = Eviction::lru;
+  double admit_prob = 1.0;    // "all-misses" = 1; "sample:<p>" admits each miss with probability p
+  DType value_dtype = DType::fp32;
+  at::Device device = at::kCPU;  // where values live (the model's device)
+  uint64_t seed = 0;
+};
+
+// Parses an admission rule: "all-misses" or "sample:<p>".
+double parse_admission(const std::string& s, const std::string& what);
+
+class SemanticCache {
+ public:
+  SemanticCache(int64_t key_dim, int64_t value_dim, const CacheOptions& opts);
+  ~SemanticCache();
+
+  struct Match {
+    at::Tensor similarity;  // fp32 [N, k], −inf where fewer than k entries exist
+    at::Tensor slot;        // int64 [N, k], −1 where fewer than k entries exist
+  };
+  // keys: fp32 [N, key_dim] unit vectors (any device). Charges the index's lookup FLOPs to
+  // `flops` (group lookup, under `layer`).
+  Match search(const at::Tensor& keys, int64_t k, FlopCounter* flops = nullptr, int layer = -1);
+  // Records that these slots served hits (LRU recency, LFU counts). slots: int64 [n].
+  void touch(const at::Tensor& slots);
+  // Values of these slots: [n, value_dim] in the value dtype, on `device`.
+  at::Tensor values(const at::Tensor& slots, at::Device device) const;
+  // Inserts misses (each admitted with the admission probability), evicting when full.
+  // keys: fp32 [M, key_dim]; values: [M, value_dim].
+  void insert(const at::Tensor& keys, const at::Tensor& values);
+
+  int64_t size() const { return n_used_; }
+  int64_t capacity() const { return opts_.capacity; }
+  int64_t key_dim() const { return key_dim_; }
+  int64_t value_dim() const { return value_dim_; }
+  std::string index_descriptor() const;
+  const CacheStats& stats() const { return stats_; }
+  // Counts a lookup outcome (the policy decides what is a hit).
+  void count_lookups(int64_t lookups, int64_t hits) { stats_.lookups += lookups, stats_.hits += hits; }
+
+ private:
+  int64_t pick_victim() const;
+
+  int64_t key_dim_;
+  int64_t value_dim_;
+  CacheOptions opts_;
+  std::unique_ptr<VectorIndex> index_;
+  at::Tensor values_;                 // value dtype [capacity, value_dim], on opts_.device
+  std::vector<int64_t> free_slots_;   // slots never used or freed
+  int64_t n_used_ = 0;
+  // Per-slot bookkeeping for eviction; `clock_` ticks once per insert/touch call.
+  std::vector<int64_t> inserted_at_, used_at_, uses_;
+  std::vector<bool> live_;
+  int64_t clock_ = 0;
+  std::mt19937_64 rng_;
+  CacheStats stats_;
+};
+
+}  // namespace semskip

@@ -1,0 +1,91 @@
+#pragma once
+// SkipPolicy: decides, step by step, which tokens skip which layers and what replaces the
+// skipped computation (DESIGN.md §1). The engine runs the layer loop and calls the policy
+// at fixed points; the policy writes its decisions into the StepContext.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "skip/step_context.h"
+
+namespace semskip {
+
+// What a block-skipped token leaves in the attention of the layers it skips.
+enum class KvMode {
+  propagate,  // K/V computed from the token's substituted state (charged as kv_propagate)
+  mask,       // later tokens do not attend to it at those layers
+};
+const char* kv_mode_name(KvMode m);
+
+// Residual streams of the full model on calibration text: [n_layers + 1, N, d] (index 0 the
+// embeddings, index l + 1 the output of block l), N calibration tokens.
+struct CalibrationSet {
+  at::Tensor states;
+};
+
+struct CacheStats {
+  int64_t lookups = 0;     // queries made
+  int64_t hits = 0;        // queries whose best match reached the threshold
+  int64_t insertions = 0;
+  int64_t evictions = 0;
+  int64_t rejected = 0;    // misses not admitted
+  int64_t size = 0;        // entries at the end
+  int64_t capacity = 0;
+  int64_t key_dim = 0;
+  int64_t value_bytes = 0; // bytes of stored values at the end
+};
+
+class SkipPolicy {
+ public:
+  virtual ~SkipPolicy() = default;
+
+  // The descriptor the policy was built from; the key of its rows in reports.
+  virtual std::string describe() const = 0;
+  virtual KvMode kv_mode() const { return KvMode::propagate; }
+  // Whether begin_step needs StepContext::full_states (oracle).
+  virtual bool needs_full_states() const { return false; }
+  // Whether every token skips `layer` in every step (static): then no later token can attend
+  // to that layer's keys, and skipped tokens need none computed.
+  virtual bool skips_layer_everywhere(int64_t layer) const { (void)layer; return false; }
+  // Whether calibrate() must be called before the first step.
+  virtual bool needs_calibration() const { return false; }
+  // The index backend a cache policy searches ("" for policies without a cache).
+  virtual std::string index_descriptor() const { return {}; }
+
+  virtual void calibrate(const CalibrationSet& calib) { (void)calib; }
+  // A new request occupies `row` (plan policies forget the previous occupant's plan).
+  virtual void begin_request(int64_t row) { (void)row; }
+  // Before block 0 of a step.
+  virtual void begin_step(StepContext& ctx) { (void)ctx; }
+  // After block `layer` ran; h: residual stream [B, S, d] (compute dtype).
+  virtual void after_layer(int64_t layer, const at::Tensor& h, StepContext& ctx) {
+    (void)layer, (void)h, (void)ctx;
+  }
+  // After the MLP of `layer`: its output [B, S, d], zero for tokens that did not run it.
+  virtual void after_mlp(int64_t layer, const at::Tensor& mlp_out, StepContext& ctx) {
+    (void)layer, (void)mlp_out, (void)ctx;
+  }
+  // Whether after_mlp is wanted for `layer` (saves the engine the scatter otherwise).
+  virtual bool wants_mlp_out(int64_t layer) const { (void)layer; return false; }
+  // After the last block of a step: caches are updated here.
+  virtual void end_step(StepContext& ctx) { (void)ctx; }
+
+  virtual CacheStats cache_stats() const { return {}; }
+};
+
+// Builds a policy from its descriptor (see skip/policy_factory.cpp for the grammar).
+struct PolicyEnv {
+  int64_t n_layers = 0;                         // of the model the policy runs on
+  int64_t hidden = 0;                           // residual width d
+  std::string index_descriptor = "faiss:Flat";  // default backend of cache policies
+  int64_t capacity = 4096;                      // default cache capacity (entries)
+  at::Device device = at::kCPU;                 // where cached values live
+  uint64_t seed = 0;
+};
+std::unique_ptr<SkipPolicy> make_policy(const std::string& descriptor, const PolicyEnv& env);
+
+}  // namespace semskip

@@ -37,6 +37,8 @@ find_package(tomlplusplus REQUIRED)
 
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+# Unicode normalisation (NFC) for the tokenizer.
+pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
 
 if(SEMSKIP_BUILD_TESTS)
   find_package(GTest REQUIRED)

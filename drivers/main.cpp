@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   CommandRegistry reg;
   // One line per subcommand; each lives in drivers/cmd_<name>.cpp.
   // SEMSKIP-COMMANDS-BEGIN
+  add_tokenize_command(app, reg);
   add_report_command(app, reg);
   // SEMSKIP-COMMANDS-END
   try {

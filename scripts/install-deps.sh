@@ -7,7 +7,7 @@ packages=(
   libtorch-dev libopenblas0-pthread libfaiss-dev
   libopenmpi-dev openmpi-bin libhdf5-dev
   libtrilinos-kokkos-dev libbenchmark-dev libgtest-dev
-  nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libpcre2-dev
+  nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libpcre2-dev libutf8proc-dev
   slurm-wlm munge
   python3-h5py python3-matplotlib python3-numpy
 )

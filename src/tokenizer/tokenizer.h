@@ -2,7 +2,8 @@
 // Byte-level BPE tokenizer read from a Hugging Face tokenizer.json: NFC normalisation, the
 // Split pre-tokenizer regex (PCRE2, Unicode properties), byte-to-unicode mapping, merges by
 // rank, added/special tokens matched before pre-tokenization. Identical to HF `tokenizers`
-// (add_special_tokens=False) on the fixtures.
+// (add_special_tokens=False) on the fixtures. The post_processor, truncation and padding of
+// the file are not applied; encode() is thread-safe (the BPE piece cache is shared).
 
 #include <cstdint>
 #include <memory>

@@ -1,0 +1,141 @@
+// semskip generate: greedy generation with the KV cache; prints the continuation and the
+// throughput of prefill and decode.
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/paths.h"
+#include "drivers/command.h"
+#include "model/generation.h"
+#include "model/transformer.h"
+#include "tokenizer/tokenizer.h"
+
+namespace semskip {
+
+namespace {
+
+using nlohmann::json;
+
+struct GenerateCliOptions {
+  std::string model;  // empty: the embedded default
+  std::string prompt;
+  int64_t prompt_tokens = 0;  // > 0: a synthetic prompt of this many ids instead of --prompt
+  int64_t batch = 1;
+  int64_t max_new_tokens = 32;
+  std::string dtype = "fp32";
+  std::string device = "cpu";
+  std::string attn = "sdpa";
+  bool random_init = false;
+  uint64_t seed = 0;
+  bool ignore_eos = false;
+  bool json = false;
+};
+
+int run_generate(const GenerateCliOptions& o) {
+  const std::string dir = o.model.empty() ? embedded_model_dir(kDefaultModel) : o.model;
+  SEMSKIP_THROW_IF_NOT_MSG(o.prompt.empty() != (o.prompt_tokens == 0),
+                           "generate: give exactly one of --prompt TEXT and --prompt-tokens N");
+  SEMSKIP_THROW_IF_NOT_MSG(o.batch >= 1 && o.max_new_tokens >= 1 && o.prompt_tokens >= 0,
+                           "generate: --batch and --max-new-tokens must be >= 1, --prompt-tokens >= 0");
+  ModelOptions mo;
+  mo.dtype = parse_dtype(o.dtype, "option --dtype");
+  mo.device = parse_device(o.device, "option --device");
+  mo.attn_impl = parse_attn_impl(o.attn, "option --attn");
+  mo.random_init = o.random_init;
+  mo.seed = o.seed;
+  const Transformer model = Transformer::load(dir, mo);
+
+  std::unique_ptr<Tokenizer> tok;
+  const std::string tok_path = (std::filesystem::path(dir) / "tokenizer.json").string();
+  if (std::filesystem::exists(tok_path)) tok = std::make_unique<Tokenizer>(Tokenizer::from_file(tok_path));
+  std::vector<int64_t> prompt;
+  if (!o.prompt.empty()) {
+    SEMSKIP_THROW_IF_NOT_MSG(tok != nullptr, "generate: --prompt needs {} (or use --prompt-tokens N)", tok_path);
+    for (int32_t id : tok->encode(o.prompt)) prompt.push_back(id);
+    SEMSKIP_THROW_IF_NOT_MSG(!prompt.empty(), "generate: --prompt encodes to no tokens");
+  } else {
+    // A fixed pseudo-random prompt: speed runs need a length, not a text.
+    const int64_t vocab = model.config().vocab_size;
+    for (int64_t i = 0; i < o.prompt_tokens; ++i) prompt.push_back((i * 7919 + 13) % vocab);
+  }
+  for (int64_t id : prompt) {
+    SEMSKIP_THROW_IF_NOT_MSG(id >= 0 && id < model.config().vocab_size,
+                             "generate: token id {} outside the model's vocabulary of {}", id, model.config().vocab_size);
+  }
+
+  GenerateOptions go;
+  go.max_new_tokens = o.max_new_tokens;
+  if (!o.ignore_eos && model.config().eos_token_id >= 0) go.eos_token_id = model.config().eos_token_id;
+  const std::vector<std::vector<int64_t>> prompts(static_cast<size_t>(o.batch), prompt);
+  const GenerateResult r = generate_greedy(model, prompts, go);
+
+  const std::vector<int64_t>& out = r.tokens.front();
+  std::string text;
+  if (tok) {
+    const std::vector<int32_t> ids(out.begin(), out.end());
+    text = tok->decode(ids);
+  }
+  const double prefill_tps = r.t_prefill_s > 0 ? static_cast<double>(r.n_tokens_prompt) / r.t_prefill_s : 0.0;
+  const int64_t n_decoded = r.n_decode_steps * o.batch;
+  const double decode_tps = r.t_decode_s > 0 ? static_cast<double>(n_decoded) / r.t_decode_s : 0.0;
+  if (o.json) {
+    json j = {{"model", dir},
+              {"dtype", dtype_name(mo.dtype)},
+              {"device", mo.device.str()},
+              {"attn", attn_impl_name(mo.attn_impl)},
+              {"batch", o.batch},
+              {"prompt_ids", prompt},
+              {"generated_ids", out},
+              {"n_tokens_prompt", r.n_tokens_prompt},
+              {"n_tokens_gen", r.n_tokens_gen},
+              {"n_decode_steps", r.n_decode_steps},
+              {"t_prefill_s", r.t_prefill_s},
+              {"t_decode_s", r.t_decode_s},
+              {"prefill_tokens_per_s", prefill_tps},
+              {"decode_tokens_per_s", decode_tps}};
+    if (tok) j["text"] = text;
+    std::printf("%s\n", j.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+    return 0;
+  }
+  if (tok) {
+    std::printf("%s%s\n", o.prompt.c_str(), text.c_str());
+  } else {
+    std::printf("%s\n", fmt::format("{}", fmt::join(out, " ")).c_str());
+  }
+  std::fprintf(stderr,
+               "prefill: %lld tokens in %.4f s (%.1f tokens/s); decode: %lld steps × %lld sequences in %.4f s "
+               "(%.1f tokens/s) [%s, %s, %s]\n",
+               (long long)r.n_tokens_prompt, r.t_prefill_s, prefill_tps, (long long)r.n_decode_steps,
+               (long long)o.batch, r.t_decode_s, decode_tps, dtype_name(mo.dtype), mo.device.str().c_str(),
+               attn_impl_name(mo.attn_impl));
+  return 0;
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app, CommandRegistry& reg) {
+  auto o = std::make_shared<GenerateCliOptions>();
+  CLI::App* sub = reg.add(app, "generate", "Greedy generation with the KV cache; prints prefill and decode tokens/s",
+                          [o] { return run_generate(*o); });
+  sub->add_option("--model", o->model, "Hugging Face model folder (default: the embedded tiny-dense)");
+  sub->add_option("--prompt", o->prompt, "Prompt text (encoded with the model's tokenizer.json)");
+  sub->add_option("--prompt-tokens", o->prompt_tokens, "Use a synthetic prompt of N token ids instead (speed runs)");
+  sub->add_option("--batch", o->batch, "Sequences generated together (copies of the prompt)")->capture_default_str();
+  sub->add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate")->capture_default_str();
+  sub->add_option("--dtype", o->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
+  sub->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
+  sub->add_option("--attn", o->attn, "Attention implementation: eager or sdpa")->capture_default_str();
+  sub->add_flag("--random-init", o->random_init, "Random weights from config.json alone (N(0, initializer_range))");
+  sub->add_option("--seed", o->seed, "Seed of --random-init")->capture_default_str();
+  sub->add_flag("--ignore-eos", o->ignore_eos, "Always generate --max-new-tokens tokens");
+  sub->add_flag("--json", o->json, "Print one JSON object");
+}
+
+}  // namespace semskip

@@ -1,0 +1,214 @@
+// semskip parity: checks this build against reference dumps (the fixture format of
+// tests/data/parity: ids_i, logits_i, resid_post_i, greedy_i, and for MoE topk_experts_i and
+// router_logits_i), and the dense-convention FLOP count against reference.json when present.
+// Prints one JSON object; exits 1 when any check fails.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/strings.h"
+#include "drivers/command.h"
+#include "metrics/flop_counter.h"
+#include "model/generation.h"
+#include "model/safetensors.h"
+#include "model/transformer.h"
+
+namespace semskip {
+
+namespace {
+
+using nlohmann::json;
+
+struct ParityOptions {
+  std::string model;
+  std::string reference;
+  std::string dtype = "fp32";
+  std::string device = "cpu";
+  std::string attn = "eager";
+  double tolerance = 1e-4;
+};
+
+// ‖a − b‖ / ‖b‖ in fp64 on the host.
+double rel_err(const at::Tensor& a, const at::Tensor& b) {
+  const at::Tensor ad = a.to(at::kCPU, at::kDouble), bd = b.to(at::kCPU, at::kDouble);
+  SEMSKIP_THROW_IF_NOT_MSG(ad.sizes() == bd.sizes(), "parity: shape [{}] against reference [{}]",
+                           fmt::join(ad.sizes().vec(), ", "), fmt::join(bd.sizes().vec(), ", "));
+  const double denom = bd.norm().item<double>();
+  const double num = (ad - bd).norm().item<double>();
+  return denom > 0 ? num / denom : num;
+}
+
+std::vector<int64_t> to_vector(const at::Tensor& t) {
+  const at::Tensor c = t.to(at::kCPU, at::kLong).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+// Tokens (over layers × positions) whose set of top-k experts differs; ours and ref int64 [L, T, k].
+int64_t topk_set_mismatches(const at::Tensor& ours, const at::Tensor& ref) {
+  SEMSKIP_THROW_IF_NOT_MSG(ours.sizes() == ref.sizes(), "parity: top-k experts [{}] against reference [{}]",
+                           fmt::join(ours.sizes().vec(), ", "), fmt::join(ref.sizes().vec(), ", "));
+  const at::Tensor a = std::get<0>(ours.to(at::kCPU).sort(-1));
+  const at::Tensor b = std::get<0>(ref.to(at::kCPU).sort(-1));
+  return (a != b).any(-1).sum().item<int64_t>();
+}
+
+json check_sequence(const Transformer& model, const SafetensorsFile& ref, int i, const json* flop_ref,
+                    bool flops_see_experts, double tol, bool& all_pass) {
+  const auto pass = [&](bool ok) {
+    all_pass = all_pass && ok;
+    return ok;
+  };
+  json s;
+  s["index"] = i;
+  const at::Tensor ids = ref.tensor(fmt::format("ids_{}", i)).to(at::kLong).reshape({1, -1});
+  const int64_t n_layers = model.n_layers();
+  s["n_tokens"] = ids.size(1);
+
+  HookSet hooks;
+  std::vector<at::Tensor> resid(static_cast<size_t>(n_layers)), topk(static_cast<size_t>(n_layers)),
+      router(static_cast<size_t>(n_layers));
+  const auto record = [](std::vector<at::Tensor>& into) {
+    return [&into](const at::Tensor& x, const HookSite& site) -> std::optional<at::Tensor> {
+      into[static_cast<size_t>(site.layer)] = x[0];
+      return std::nullopt;
+    };
+  };
+  for (int64_t l = 0; l < n_layers; ++l) {
+    hooks.add(l, HookPoint::resid_post, record(resid));
+    hooks.add(l, HookPoint::expert_indices, record(topk));
+    hooks.add(l, HookPoint::router_logits, record(router));
+  }
+  FlopCounter flops;
+  ForwardOptions fo;
+  fo.hooks = &hooks;
+  fo.flops = &flops;
+  const at::Tensor logits = model.forward(ids, fo)[0];
+
+  const std::string logits_name = fmt::format("logits_{}", i);
+  if (ref.has(logits_name)) {
+    const double e = rel_err(logits, ref.tensor(logits_name));
+    s["logits"] = {{"rel_err", e}, {"pass", pass(e <= tol)}};
+  }
+  const std::string resid_name = fmt::format("resid_post_{}", i);
+  if (ref.has(resid_name)) {
+    const at::Tensor r = ref.tensor(resid_name);  // [L, T, d]
+    SEMSKIP_THROW_IF_NOT_MSG(r.dim() == 3 && r.size(0) == n_layers, "{}: {} must be [{}, T, d]", ref.path(),
+                             resid_name, n_layers);
+    std::vector<double> per_layer;
+    for (int64_t l = 0; l < n_layers; ++l) per_layer.push_back(rel_err(resid[static_cast<size_t>(l)], r[l]));
+    const double worst = *std::max_element(per_layer.begin(), per_layer.end());
+    s["resid_post"] = {{"rel_err_per_layer", per_layer}, {"max_rel_err", worst}, {"pass", pass(worst <= tol)}};
+  }
+  const std::string topk_name = fmt::format("topk_experts_{}", i);
+  if (ref.has(topk_name)) {
+    SEMSKIP_THROW_IF_NOT_MSG(std::all_of(topk.begin(), topk.end(), [](const at::Tensor& t) { return t.defined(); }),
+                             "{}: {} is given but the model has dense layers", ref.path(), topk_name);
+    const int64_t mismatches = topk_set_mismatches(at::stack(topk), ref.tensor(topk_name));
+    s["topk_experts"] = {{"mismatching_tokens", mismatches}, {"pass", pass(mismatches == 0)}};
+  }
+  const std::string router_name = fmt::format("router_logits_{}", i);
+  if (ref.has(router_name)) {
+    const double e = rel_err(at::stack(router), ref.tensor(router_name));
+    s["router_logits"] = {{"rel_err", e}, {"pass", pass(e <= tol)}};
+  }
+  const std::string greedy_name = fmt::format("greedy_{}", i);
+  if (ref.has(greedy_name)) {
+    const std::vector<int64_t> expected = to_vector(ref.tensor(greedy_name));
+    GenerateOptions go;
+    go.max_new_tokens = static_cast<int64_t>(expected.size());
+    const std::vector<int64_t> got = generate_greedy(model, {to_vector(ids)}, go).tokens.front();
+    size_t prefix = 0;
+    while (prefix < got.size() && prefix < expected.size() && got[prefix] == expected[prefix]) ++prefix;
+    s["greedy"] = {{"tokens", got}, {"reference", expected}, {"matching_prefix", prefix},
+                   {"pass", pass(got == expected)}};
+  }
+  if (flop_ref) {
+    const int64_t expected = flop_ref->at("flop_counter_total").get<int64_t>();
+    const int64_t total = flops.total(AttnConvention::dense);
+    const int64_t routed = flops.by_group(OpGroup::experts);
+    const int64_t compared = flops_see_experts ? total : total - routed;
+    s["flops"] = {{"dense_total", total},
+                  {"routed_experts", routed},
+                  {"compared", compared},
+                  {"reference", expected},
+                  {"reference_sees_routed_experts", flops_see_experts},
+                  {"causal_total", flops.total(AttnConvention::causal)},
+                  {"pass", pass(compared == expected)}};
+  }
+  return s;
+}
+
+int run_parity(const ParityOptions& o) {
+  ModelOptions mo;
+  mo.dtype = parse_dtype(o.dtype, "option --dtype");
+  mo.device = parse_device(o.device, "option --device");
+  mo.attn_impl = parse_attn_impl(o.attn, "option --attn");
+  SEMSKIP_THROW_IF_NOT_MSG(o.tolerance >= 0, "option --tolerance: must be >= 0, got {}", o.tolerance);
+  const Transformer model = Transformer::load(o.model, mo);
+  const SafetensorsFile ref(o.reference);
+
+  json flop_json;
+  const std::string flop_path = (std::filesystem::path(o.reference).parent_path() / "reference.json").string();
+  const bool have_flops = std::filesystem::exists(flop_path);
+  if (have_flops) {
+    try {
+      flop_json = json::parse(read_file(flop_path));
+    } catch (const json::exception& e) {
+      SEMSKIP_THROW_MSG("{}: not valid JSON: {}", flop_path, e.what());
+    }
+    SEMSKIP_THROW_IF_NOT_MSG(flop_json.contains("sequences") && flop_json["sequences"].is_array(),
+                             "{}: expected a \"sequences\" list", flop_path);
+  }
+  const bool see_experts = have_flops ? flop_json.value("flop_counter_sees_routed_experts", true) : true;
+
+  json out;
+  out["model"] = o.model;
+  out["reference"] = o.reference;
+  out["dtype"] = dtype_name(mo.dtype);
+  out["device"] = mo.device.str();
+  out["attn"] = attn_impl_name(mo.attn_impl);
+  out["tolerance"] = o.tolerance;
+  out["flop_reference"] = have_flops ? json(flop_path) : json(nullptr);
+  bool all_pass = true;
+  json seqs = json::array();
+  for (int i = 0; ref.has(fmt::format("ids_{}", i)); ++i) {
+    const json* fr = nullptr;
+    if (have_flops) {
+      SEMSKIP_THROW_IF_NOT_MSG(static_cast<size_t>(i) < flop_json["sequences"].size(),
+                               "{}: no entry for sequence {}", flop_path, i);
+      fr = &flop_json["sequences"][static_cast<size_t>(i)];
+    }
+    seqs.push_back(check_sequence(model, ref, i, fr, see_experts, o.tolerance, all_pass));
+  }
+  SEMSKIP_THROW_IF_NOT_MSG(!seqs.empty(), "{}: no ids_0 tensor: not a reference file", o.reference);
+  out["sequences"] = seqs;
+  out["pass"] = all_pass;
+  std::printf("%s\n", out.dump(2).c_str());
+  return all_pass ? 0 : 1;
+}
+
+}  // namespace
+
+void add_parity_command(CLI::App& app, CommandRegistry& reg) {
+  auto o = std::make_shared<ParityOptions>();
+  CLI::App* sub = reg.add(app, "parity", "Check logits, residuals, greedy tokens, MoE routing and FLOPs against a reference dump",
+                          [o] { return run_parity(*o); });
+  sub->add_option("--model", o->model, "Hugging Face model folder")->required();
+  sub->add_option("--reference", o->reference, "reference.safetensors (ids_i, logits_i, resid_post_i, greedy_i, ...)")
+      ->required();
+  sub->add_option("--dtype", o->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
+  sub->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
+  sub->add_option("--attn", o->attn, "Attention implementation: eager or sdpa")->capture_default_str();
+  sub->add_option("--tolerance", o->tolerance, "Largest relative error ‖a−b‖/‖b‖ accepted")->capture_default_str();
+}
+
+}  // namespace semskip

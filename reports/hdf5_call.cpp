@@ -90,18 +90,20 @@ bool h5_path_exists(hid_t file, const std::string& path, const std::string& cont
   return true;
 }
 
-void check_utf8(const std::string& s, const std::string& what) {
+std::string utf8_problem(const std::string& s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();
+  static constexpr uint32_t kMinForLength[5] = {0, 0, 0x80, 0x800, 0x10000};
   for (size_t i = 0; i < n;) {
-    unsigned char c = p[i];
-    SEMSKIP_THROW_IF_NOT_MSG(c != 0, "{}: contains a NUL byte at offset {}", what, i);
-    size_t len = 0;
-    uint32_t cp = 0;
+    const unsigned char c = p[i];
+    if (c == 0) return fmt::format("contains a NUL byte at offset {}", i);
     if (c < 0x80) {
       ++i;
       continue;
-    } else if ((c & 0xE0) == 0xC0) {
+    }
+    size_t len = 0;
+    uint32_t cp = 0;
+    if ((c & 0xE0) == 0xC0) {
       len = 2;
       cp = c & 0x1F;
     } else if ((c & 0xF0) == 0xE0) {
@@ -111,21 +113,20 @@ void check_utf8(const std::string& s, const std::string& what) {
       len = 4;
       cp = c & 0x07;
     } else {
-      SEMSKIP_THROW_MSG("{}: not valid UTF-8 (byte 0x{:02x} at offset {})", what, c, i);
+      return fmt::format("not valid UTF-8 (byte 0x{:02x} at offset {})", c, i);
     }
-    SEMSKIP_THROW_IF_NOT_MSG(i + len <= n, "{}: not valid UTF-8 (truncated sequence at offset {})",
-                             what, i);
+    if (i + len > n) return fmt::format("not valid UTF-8 (truncated sequence at offset {})", i);
     for (size_t k = 1; k < len; ++k) {
-      SEMSKIP_THROW_IF_NOT_MSG((p[i + k] & 0xC0) == 0x80,
-                               "{}: not valid UTF-8 (bad continuation byte at offset {})", what, i + k);
+      if ((p[i + k] & 0xC0) != 0x80) return fmt::format("not valid UTF-8 (bad continuation byte at offset {})", i + k);
       cp = (cp << 6) | (p[i + k] & 0x3F);
     }
-    static constexpr uint32_t kMinForLength[5] = {0, 0, 0x80, 0x800, 0x10000};
-    bool ok = cp >= kMinForLength[len] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-    SEMSKIP_THROW_IF_NOT_MSG(ok, "{}: not valid UTF-8 (overlong, surrogate or out-of-range code point at offset {})",
-                             what, i);
+    // Strict, as Python's decoder is: no overlong forms, no surrogates, nothing past U+10FFFF.
+    if (cp < kMinForLength[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return fmt::format("not valid UTF-8 (overlong form, surrogate or code point past U+10FFFF at offset {})", i);
+    }
     i += len;
   }
+  return {};
 }
 
 }  // namespace semskip::report::detail

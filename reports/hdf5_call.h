@@ -80,8 +80,8 @@ H5Id vlen_utf8_type();
 // H5Lexists fails rather than answers when an intermediate group is missing.
 bool h5_path_exists(hid_t file, const std::string& path, const std::string& context);
 
-// Throws semskip::Error when `s` is not valid UTF-8 or contains a NUL byte (which a C-string
-// based HDF5 string would silently cut); `what` names the value in the message.
-void check_utf8(const std::string& s, const std::string& what);
+// "" when `s` is valid UTF-8 without NUL bytes (a C-string based HDF5 string would silently
+// cut at a NUL), else what is wrong and where. Callers build their message only on failure.
+std::string utf8_problem(const std::string& s);
 
 }  // namespace semskip::report::detail

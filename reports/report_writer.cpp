@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <variant>
 
@@ -128,13 +129,19 @@ void ReportWriter::set_attr(const std::string& name, const AttrValue& value, con
     h5_check(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, d), ctx);
   } else {
     const std::string& s = std::get<std::string>(value);
-    detail::check_utf8(s, ctx);
+    const std::string problem = detail::utf8_problem(s);
+    SEMSKIP_THROW_IF_NOT_MSG(problem.empty(), "{}: {}", ctx, problem);
     H5Id type = detail::vlen_utf8_type();
     H5Id attr = h5_own(H5Acreate2(obj.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
                        H5Aclose, ctx);
     const char* ptr = s.c_str();
     h5_check(H5Awrite(attr.get(), type.get(), &ptr), ctx);
   }
+}
+
+void ReportWriter::check_fits_int64(const std::string& name, uint64_t value) const {
+  SEMSKIP_THROW_IF_NOT_MSG(value <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
+                           "report '{}': attribute '{}': {} does not fit in int64", impl_->tmp_path, name, value);
 }
 
 void ReportWriter::write_table(const std::string& dataset_path, const Table& table) {
@@ -176,14 +183,15 @@ void ReportWriter::write_table(const std::string& dataset_path, const Table& tab
   std::vector<unsigned char> rows(n_rows * row_size);
   for (size_t j = 0; j < table.columns().size(); ++j) {
     const Column& c = table.columns()[j];
-    if (const auto* v = std::get_if<std::vector<int64_t>>(&c.data)) {
-      for (size_t r = 0; r < n_rows; ++r) std::memcpy(&rows[r * row_size + offsets[j]], &(*v)[r], 8);
-    } else if (const auto* v = std::get_if<std::vector<double>>(&c.data)) {
-      for (size_t r = 0; r < n_rows; ++r) std::memcpy(&rows[r * row_size + offsets[j]], &(*v)[r], 8);
+    if (const auto* ints = std::get_if<std::vector<int64_t>>(&c.data)) {
+      for (size_t r = 0; r < n_rows; ++r) std::memcpy(&rows[r * row_size + offsets[j]], &(*ints)[r], 8);
+    } else if (const auto* doubles = std::get_if<std::vector<double>>(&c.data)) {
+      for (size_t r = 0; r < n_rows; ++r) std::memcpy(&rows[r * row_size + offsets[j]], &(*doubles)[r], 8);
     } else {
       const auto& s = std::get<std::vector<std::string>>(c.data);
       for (size_t r = 0; r < n_rows; ++r) {
-        detail::check_utf8(s[r], fmt::format("{}: column '{}' row {}", ctx, c.name, r));
+        const std::string problem = detail::utf8_problem(s[r]);
+        SEMSKIP_THROW_IF_NOT_MSG(problem.empty(), "{}: column '{}' row {}: {}", ctx, c.name, r, problem);
         const char* ptr = s[r].c_str();
         std::memcpy(&rows[r * row_size + offsets[j]], &ptr, sizeof(ptr));
       }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -28,6 +29,13 @@ class ReportWriter {
 
   // Attribute on the root group ("/") or on an existing table/group at `object_path`.
   void set_attr(const std::string& name, const AttrValue& value, const std::string& object_path = "/");
+  // Any integer type (size_t counters, int ranks) is stored as int64; semskip::Error when an
+  // unsigned value does not fit.
+  template <typename T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
+  void set_attr(const std::string& name, T value, const std::string& object_path = "/") {
+    if constexpr (std::is_unsigned_v<T>) check_fits_int64(name, static_cast<uint64_t>(value));
+    set_attr(name, AttrValue(static_cast<int64_t>(value)), object_path);
+  }
   // Writes `table` as a compound dataset at `dataset_path` ("/summary", "/index/build").
   // Intermediate groups are created.
   void write_table(const std::string& dataset_path, const Table& table);
@@ -40,6 +48,8 @@ class ReportWriter {
   const std::string& path() const { return path_; }
 
  private:
+  void check_fits_int64(const std::string& name, uint64_t value) const;
+
   struct Impl;
   std::string path_;
   std::unique_ptr<Impl> impl_;

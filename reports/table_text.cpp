@@ -20,12 +20,12 @@ size_t display_width(const std::string& s) {
 TextColumn to_text_column(const Column& column) {
   TextColumn out;
   out.name = column.name;
-  if (const auto* v = std::get_if<std::vector<int64_t>>(&column.data)) {
+  if (const auto* ints = std::get_if<std::vector<int64_t>>(&column.data)) {
     out.right_align = true;
-    for (int64_t x : *v) out.cells.push_back(fmt::format("{}", x));
-  } else if (const auto* v = std::get_if<std::vector<double>>(&column.data)) {
+    for (int64_t x : *ints) out.cells.push_back(fmt::format("{}", x));
+  } else if (const auto* doubles = std::get_if<std::vector<double>>(&column.data)) {
     out.right_align = true;
-    for (double x : *v) out.cells.push_back(fmt::format("{:.6g}", x));
+    for (double x : *doubles) out.cells.push_back(fmt::format("{:.6g}", x));
   } else {
     out.cells = std::get<std::vector<std::string>>(column.data);
   }

@@ -77,6 +77,9 @@ TEST(ReportRoundTrip, EveryAttributeTypeOnRootGroupAndTable) {
     w.set_attr("count", int64_t{43});  // setting again replaces
     w.write_table("/index/build", Table().add("t_build_ns", std::vector<int64_t>{5}));
     w.set_attr("descriptor", std::string("faiss:IVF1024,Flat|nprobe=16"), "/index/build");
+    w.set_attr("n_size_t", size_t{12345}, "/index/build");
+    w.set_attr("n_int32", int32_t{-5}, "/index/build");
+    EXPECT_THROW(w.set_attr("too_big", std::numeric_limits<uint64_t>::max(), "/index/build"), Error);
     w.set_attr("n_lists", int64_t{1024}, "/index");
     w.commit();
   }
@@ -95,6 +98,9 @@ TEST(ReportRoundTrip, EveryAttributeTypeOnRootGroupAndTable) {
   EXPECT_EQ(std::get<std::string>(r.attr("config_json")), big_json);
   EXPECT_EQ(std::get<std::string>(r.attr("descriptor", "/index/build")), "faiss:IVF1024,Flat|nprobe=16");
   EXPECT_EQ(std::get<int64_t>(r.attr("n_lists", "/index")), 1024);
+  EXPECT_EQ(std::get<int64_t>(r.attr("n_size_t", "/index/build")), 12345);
+  EXPECT_EQ(std::get<int64_t>(r.attr("n_int32", "/index/build")), -5);
+  EXPECT_FALSE(r.has_attr("too_big", "/index/build"));
   EXPECT_TRUE(r.has_attr("ratio"));
   EXPECT_FALSE(r.has_attr("missing"));
   EXPECT_FALSE(r.has_attr("ratio", "/no/such/object"));
@@ -229,6 +235,11 @@ TEST(ReportWriterErrors, BadTablesAndPaths) {
   expect_error([&] { w.set_attr("x", int64_t{1}, "/nowhere"); }, {"no object '/nowhere'"});
   expect_error([&] { w.set_attr("x", std::string("bad \xff utf-8")); }, {"UTF-8"});
   expect_error([&] { w.set_attr("x", std::string("nul\0inside", 10)); }, {"NUL"});
+  // Strict like Python's decoder, so whatever is written decodes in h5py: overlong '/',
+  // a UTF-16 surrogate, a truncated sequence.
+  expect_error([&] { w.set_attr("x", std::string("\xc0\xaf")); }, {"overlong"});
+  expect_error([&] { w.set_attr("x", std::string("\xed\xa0\x80")); }, {"surrogate"});
+  expect_error([&] { w.set_attr("x", std::string("ab\xe6\x97")); }, {"truncated"});
   expect_error([&] { w.write_table("/s", Table().add("s", std::vector<std::string>{"ok", "\xc3("})); },
                {"column 's' row 1", "UTF-8"});
   w.commit();

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   // SEMSKIP-COMMANDS-BEGIN
   add_tokenize_command(app, reg);
   add_report_command(app, reg);
+  add_workload_command(app, reg);
   add_info_command(app, reg);
   add_generate_command(app, reg);
   add_parity_command(app, reg);

@@ -1,0 +1,126 @@
+#include "index/index_benchmark.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include "core/error.h"
+#include "index/index_factory.h"
+#include "index/npy_file.h"
+#include "index/recall.h"
+#include "index/synthetic_vectors.h"
+
+namespace semskip {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Linear interpolation between closest ranks; sorted must be non-empty.
+double percentile(const std::vector<double>& sorted, double p) {
+  const double pos = p / 100.0 * static_cast<double>(sorted.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (pos - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
+}
+
+}  // namespace
+
+IndexBenchData make_index_bench_data(const std::string& data, int64_t n, int64_t dim,
+                                     int64_t n_query_rows, uint64_t seed) {
+  IndexBenchData out;
+  out.n = n;
+  out.dim = dim;
+  if (data == "clustered") {
+    out.keys = clustered_vectors(n, dim, seed, 0);
+    out.queries = clustered_vectors(n_query_rows, dim, seed, 1);
+  } else if (data == "uniform") {
+    out.keys = uniform_vectors(n, dim, seed, 0);
+    out.queries = uniform_vectors(n_query_rows, dim, seed, 1);
+  } else {
+    NpyMatrix m = read_npy_matrix(data);
+    SEMSKIP_THROW_IF_NOT_MSG(m.cols == dim, "{}: vectors have dimension {}, the sweep asks for {}",
+                             data, m.cols, dim);
+    SEMSKIP_THROW_IF_NOT_MSG(m.rows >= n + n_query_rows,
+                             "{}: {} rows, need {} keys + {} queries", data, m.rows, n, n_query_rows);
+    out.keys.assign(m.data.begin(), m.data.begin() + n * dim);
+    out.queries.assign(m.data.begin() + n * dim, m.data.begin() + (n + n_query_rows) * dim);
+  }
+  return out;
+}
+
+SearchFigures derive_search_figures(const std::vector<double>& batch_seconds,
+                                    int64_t queries_per_batch) {
+  SEMSKIP_THROW_IF_NOT_MSG(!batch_seconds.empty(), "derive_search_figures: no samples");
+  std::vector<double> sorted = batch_seconds;
+  std::sort(sorted.begin(), sorted.end());
+  SearchFigures f;
+  const double median = percentile(sorted, 50);
+  f.qps = median > 0 ? static_cast<double>(queries_per_batch) / median : 0;
+  f.latency_mean_ms =
+      1e3 * std::accumulate(sorted.begin(), sorted.end(), 0.0) / static_cast<double>(sorted.size());
+  f.latency_p50_ms = 1e3 * median;
+  f.latency_p90_ms = 1e3 * percentile(sorted, 90);
+  f.latency_p99_ms = 1e3 * percentile(sorted, 99);
+  f.latency_min_ms = 1e3 * sorted.front();
+  f.latency_max_ms = 1e3 * sorted.back();
+  return f;
+}
+
+IndexBenchResult run_index_bench_case(const IndexBenchCase& config, const IndexBenchData& data,
+                                      const std::vector<int64_t>& truth) {
+  const int64_t q = config.queries;
+  const int64_t k = config.k;
+  SEMSKIP_THROW_IF_NOT_MSG(config.repeat >= 1 && config.warmup >= 0 && q >= 1 && k >= 1,
+                           "index-bench: need repeat ≥ 1, warmup ≥ 0, queries ≥ 1, k ≥ 1");
+  SEMSKIP_ASSERT(static_cast<int64_t>(data.queries.size()) >= (config.warmup + config.repeat) * q * data.dim);
+  SEMSKIP_ASSERT(static_cast<int64_t>(truth.size()) == config.repeat * q * k);
+
+  IndexBenchResult r;
+  r.config = config;
+  r.threads = at::get_num_threads();
+
+  const Clock::time_point t_build = Clock::now();
+  std::unique_ptr<VectorIndex> index = make_index(config.descriptor, data.dim);
+  if (!index->is_trained()) index->train(data.n, data.keys.data());
+  std::vector<int64_t> ids(static_cast<size_t>(data.n));  // int64 [n]: key row = id
+  std::iota(ids.begin(), ids.end(), int64_t{0});
+  index->add(data.n, data.keys.data(), ids.data());
+  r.build_s = seconds_since(t_build);
+  r.device = index->device().str();
+  r.memory_bytes = index->memory_bytes();
+  r.lookup_flops_batch = index->lookup_flops(q);
+
+  // All batches are staged on the index's device before the clock starts.
+  const int64_t n_batches = config.warmup + config.repeat;
+  at::Tensor all_queries = at::from_blob(const_cast<float*>(data.queries.data()),
+                                         {n_batches * q, data.dim}, at::kFloat)
+                               .to(index->device());  // float32 [n_batches·q, dim]
+  std::vector<int64_t> found(static_cast<size_t>(config.repeat * q * k));  // int64 [repeat·q, k]
+  for (int64_t b = 0; b < n_batches; ++b) {
+    at::Tensor batch = all_queries.narrow(0, b * q, q);
+    const Clock::time_point t0 = Clock::now();
+    SearchResult res = index->search(batch, k);
+    at::Tensor ids_host = res.ids.to(at::kCPU).contiguous();  // waits for device work
+    at::Tensor sims_host = res.similarities.to(at::kCPU);
+    const double dt = seconds_since(t0);
+    if (b < config.warmup) continue;
+    r.batch_seconds.push_back(dt);
+    std::copy_n(ids_host.data_ptr<int64_t>(), q * k, found.begin() + (b - config.warmup) * q * k);
+  }
+  r.figures = derive_search_figures(r.batch_seconds, q);
+  const int64_t n_scored = config.repeat * q;
+  r.recall_at_1 = recall_at_k(n_scored, 1, found.data(), k, truth.data(), k);
+  r.recall_at_k = recall_at_k(n_scored, k, found.data(), k, truth.data(), k);
+  return r;
+}
+
+}  // namespace semskip

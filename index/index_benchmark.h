@@ -1,0 +1,72 @@
+#pragma once
+// One measurement of `semskip index-bench` (STYLE.md rules 11, 13): build the index from
+// the keys (make_index, train when the index needs it, add with ids 0..n−1; timed once),
+// search `warmup` batches untimed, then `repeat` timed batches of `queries` queries each, a
+// different batch every time. Queries are staged on the index's device beforehand; the clock
+// stops once the results are back on the host, which waits for any device work. recall@1 and
+// recall@k are scored over all timed queries against exact_search (index/exact_search.h).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace semskip {
+
+struct IndexBenchCase {
+  std::string descriptor;
+  std::string data;     // "clustered" | "uniform" | path of a .npy file
+  int64_t n = 0;        // keys
+  int64_t dim = 0;
+  int64_t queries = 0;  // per batch
+  int64_t k = 0;
+  uint64_t seed = 0;
+  int64_t warmup = 1;   // untimed batches
+  int64_t repeat = 0;   // timed batches
+};
+
+// Keys and queries of one (data, n, dim, batches, seed).
+struct IndexBenchData {
+  int64_t n = 0;
+  int64_t dim = 0;
+  std::vector<float> keys;     // float32 [n, dim]
+  std::vector<float> queries;  // float32 [n_query_rows, dim]; batch b is rows [b·q, (b+1)·q)
+};
+
+// "clustered"/"uniform": synthetic (index/synthetic_vectors.h, keys stream 0, queries
+// stream 1). Otherwise a .npy file of [rows, dim]: the first n rows are the keys, the next
+// n_query_rows the queries; dim must match (semskip::Error otherwise, or if rows are short).
+IndexBenchData make_index_bench_data(const std::string& data, int64_t n, int64_t dim,
+                                     int64_t n_query_rows, uint64_t seed);
+
+// Figures derived from the raw batch times — the one place they are defined.
+struct SearchFigures {
+  double qps = 0;              // queries per second: queries per batch / median batch time
+  double latency_mean_ms = 0;  // per batch
+  double latency_p50_ms = 0;   // percentiles with linear interpolation (numpy's default)
+  double latency_p90_ms = 0;
+  double latency_p99_ms = 0;
+  double latency_min_ms = 0;
+  double latency_max_ms = 0;
+};
+SearchFigures derive_search_figures(const std::vector<double>& batch_seconds,
+                                    int64_t queries_per_batch);
+
+struct IndexBenchResult {
+  IndexBenchCase config;
+  std::string device;                 // where the index searched ("cpu", "cuda:0")
+  int64_t threads = 0;                // intra-op threads (OpenMP) during the run
+  double build_s = 0;                 // make_index + train + add, one measurement
+  std::vector<double> batch_seconds;  // raw timed samples, [repeat]
+  SearchFigures figures;
+  double recall_at_1 = 0;
+  double recall_at_k = 0;
+  int64_t memory_bytes = 0;
+  int64_t lookup_flops_batch = 0;     // charged FLOPs of one batch (VectorIndex::lookup_flops)
+};
+
+// data must hold (warmup + repeat)·queries query rows; truth: int64 [repeat·queries, k],
+// the exact neighbours (key rows) of the timed queries, from exact_search.
+IndexBenchResult run_index_bench_case(const IndexBenchCase& config, const IndexBenchData& data,
+                                      const std::vector<int64_t>& truth);
+
+}  // namespace semskip

@@ -1,0 +1,32 @@
+#include "index/kokkos_scope.h"
+
+#ifdef SEMSKIP_WITH_KOKKOS
+#include <Kokkos_Core.hpp>
+#endif
+
+namespace semskip {
+
+#ifdef SEMSKIP_WITH_KOKKOS
+
+KokkosScope::KokkosScope() {
+  if (!Kokkos::is_initialized()) {
+    Kokkos::initialize();
+    owns_ = true;
+  }
+}
+
+KokkosScope::~KokkosScope() {
+  if (owns_) Kokkos::finalize();
+}
+
+bool kokkos_ready() { return Kokkos::is_initialized(); }
+
+#else
+
+KokkosScope::KokkosScope() = default;
+KokkosScope::~KokkosScope() = default;
+bool kokkos_ready() { return false; }
+
+#endif
+
+}  // namespace semskip

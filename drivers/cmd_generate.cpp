@@ -109,6 +109,7 @@ int run_generate(const GenerateCliOptions& o) {
   } else {
     std::printf("%s\n", fmt::format("{}", fmt::join(out, " ")).c_str());
   }
+  std::fflush(stdout);
   std::fprintf(stderr,
                "prefill: %lld tokens in %.4f s (%.1f tokens/s); decode: %lld steps × %lld sequences in %.4f s "
                "(%.1f tokens/s) [%s, %s, %s]\n",

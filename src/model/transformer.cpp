@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
+#include <torch/version.h>
 
 #include "core/error.h"
 #include "core/strings.h"
@@ -47,6 +48,11 @@ Transformer Transformer::build(const ModelConfig& config, WeightSource& weights,
   SEMSKIP_THROW_IF_NOT_MSG(c.n_heads % c.n_kv_heads == 0,
                            "{}: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", c.source,
                            c.n_heads, c.n_kv_heads);
+#if TORCH_VERSION_MAJOR < 2
+  SEMSKIP_THROW_IF_NOT_MSG(!(options.dtype == DType::fp16 && weights.device().is_cpu()),
+                           "{}: fp16 compute on CPU needs LibTorch 2.x (this build has {}); use bf16 or fp32",
+                           c.source, TORCH_VERSION);
+#endif
   SEMSKIP_THROW_IF_NOT_MSG(weights.dtype() == scalar_type(options.dtype),
                            "{}: the weight source's dtype differs from the compute dtype", c.source);
   Transformer t;

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/strings.h"
 #include "model/safetensors.h"
 #include "model/transformer.h"

@@ -1,0 +1,143 @@
+// `semskip parity` end to end: it passes on a fixture, and fails — non-zero exit, the failing
+// check named in its JSON — on references tampered in each of the ways it checks.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "model_test_util.h"
+
+namespace semskip::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CliResult {
+  int exit_code = -1;
+  nlohmann::json out;
+};
+
+CliResult run_parity(const std::string& model_dir, const std::string& reference) {
+  const std::string cmd = fmt::format("OMP_NUM_THREADS=1 '{}/bin/semskip' parity --model '{}' --reference '{}' 2>/dev/null",
+                                      SEMSKIP_BINARY_DIR, model_dir, reference);
+  FILE* p = ::popen(cmd.c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) text.append(buf, n);
+  const int status = ::pclose(p);
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return r;
+}
+
+class TempFolder {
+ public:
+  TempFolder() {
+    std::string tmpl = (fs::temp_directory_path() / "semskip_parity_cli_XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempFolder() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// The fixture's reference tensors, for editing.
+std::map<std::string, at::Tensor> reference_tensors(const std::string& name) {
+  const SafetensorsFile f(fixture_dir(name) + "/reference.safetensors");
+  std::map<std::string, at::Tensor> out;
+  for (const std::string& n : f.names()) out[n] = f.tensor(n).clone();
+  return out;
+}
+
+TEST(ParityCli, PassesOnEveryFixture) {
+  for (const std::string& name : fixture_names()) {
+    const CliResult r = run_parity(fixture_dir(name), fixture_dir(name) + "/reference.safetensors");
+    EXPECT_EQ(r.exit_code, 0) << name;
+    ASSERT_TRUE(r.out.is_object()) << name;
+    EXPECT_TRUE(r.out["pass"].get<bool>());
+    ASSERT_EQ(r.out["sequences"].size(), 2u);
+    const nlohmann::json& s = r.out["sequences"][1];
+    EXPECT_LT(s["logits"]["rel_err"].get<double>(), 1e-4);
+    EXPECT_TRUE(s["flops"]["pass"].get<bool>());
+    EXPECT_EQ(s.contains("topk_experts"), name == "qwen2moe" || name == "mixtral");
+  }
+}
+
+TEST(ParityCli, FailsOnTamperedLogitsGreedyAndExperts) {
+  TempFolder tmp;
+  auto t = reference_tensors("mixtral");
+  t["logits_0"] = t["logits_0"] * 1.01;              // 1% relative error
+  t["greedy_1"][3] = (t["greedy_1"][3].item<int64_t>() + 1) % 512;
+  at::Tensor topk = t["topk_experts_1"];             // int64 [L, T, 2]
+  topk[0][4] = topk[0][4].flip(0);                   // same set, other order: still a match
+  for (int64_t e = 0; e < 4; ++e) {                  // a set that differs at one token
+    if (e != topk[1][7][0].item<int64_t>() && e != topk[1][7][1].item<int64_t>()) {
+      topk[1][7][1] = e;
+      break;
+    }
+  }
+  const std::string ref = tmp.path() + "/reference.safetensors";
+  write_safetensors(ref, t);
+  const CliResult r = run_parity(fixture_dir("mixtral"), ref);
+  EXPECT_EQ(r.exit_code, 1);
+  ASSERT_TRUE(r.out.is_object());
+  EXPECT_FALSE(r.out["pass"].get<bool>());
+  EXPECT_TRUE(r.out["flop_reference"].is_null());  // no reference.json beside the tampered file
+  const nlohmann::json& s0 = r.out["sequences"][0];
+  const nlohmann::json& s1 = r.out["sequences"][1];
+  EXPECT_FALSE(s0["logits"]["pass"].get<bool>());
+  EXPECT_NEAR(s0["logits"]["rel_err"].get<double>(), 0.01 / 1.01, 1e-4);
+  EXPECT_TRUE(s0["greedy"]["pass"].get<bool>());
+  EXPECT_TRUE(s0["topk_experts"]["pass"].get<bool>());
+  EXPECT_FALSE(s1["greedy"]["pass"].get<bool>());
+  EXPECT_EQ(s1["greedy"]["matching_prefix"].get<int64_t>(), 3);
+  EXPECT_FALSE(s1["topk_experts"]["pass"].get<bool>());
+  EXPECT_EQ(s1["topk_experts"]["mismatching_tokens"].get<int64_t>(), 1);
+  EXPECT_TRUE(s1["logits"]["pass"].get<bool>());
+  EXPECT_TRUE(s1["resid_post"]["pass"].get<bool>());
+}
+
+TEST(ParityCli, FailsOnTamperedResidualsAndFlops) {
+  TempFolder tmp;
+  auto t = reference_tensors("llama-gqa");
+  t["resid_post_1"][2] = t["resid_post_1"][2] + 1e-2 * t["resid_post_1"][2].norm() / 40.0;
+  const std::string ref = tmp.path() + "/reference.safetensors";
+  write_safetensors(ref, t);
+  nlohmann::json meta = fixture_json("llama-gqa");
+  meta["sequences"][0]["flop_counter_total"] = meta["sequences"][0]["flop_counter_total"].get<int64_t>() + 2;
+  std::ofstream(tmp.path() + "/reference.json") << meta.dump();
+  const CliResult r = run_parity(fixture_dir("llama-gqa"), ref);
+  EXPECT_EQ(r.exit_code, 1);
+  ASSERT_TRUE(r.out.is_object());
+  EXPECT_FALSE(r.out["sequences"][0]["flops"]["pass"].get<bool>());
+  EXPECT_EQ(r.out["sequences"][0]["flops"]["compared"].get<int64_t>() + 2,
+            r.out["sequences"][0]["flops"]["reference"].get<int64_t>());
+  EXPECT_TRUE(r.out["sequences"][1]["flops"]["pass"].get<bool>());
+  EXPECT_FALSE(r.out["sequences"][1]["resid_post"]["pass"].get<bool>());
+  const nlohmann::json& per_layer = r.out["sequences"][1]["resid_post"]["rel_err_per_layer"];
+  EXPECT_LT(per_layer[1].get<double>(), 1e-4);
+  EXPECT_GT(per_layer[2].get<double>(), 1e-4);
+}
+
+TEST(ParityCli, BadReferenceIsAnError) {
+  TempFolder tmp;
+  write_safetensors(tmp.path() + "/empty.safetensors", {{"x", at::zeros({2})}});
+  EXPECT_EQ(run_parity(fixture_dir("llama-gqa"), tmp.path() + "/empty.safetensors").exit_code, 1);
+  EXPECT_EQ(run_parity(fixture_dir("llama-gqa"), tmp.path() + "/missing.safetensors").exit_code, 1);
+}
+
+}  // namespace
+}  // namespace semskip::test

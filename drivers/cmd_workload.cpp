@@ -1,8 +1,10 @@
 // semskip workload {stats, generate, kinds}: look at a workload before running it, write
 // generated ShareGPT files, list the kinds and their options.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,7 +15,9 @@
 #include "core/paths.h"
 #include "core/strings.h"
 #include "drivers/command.h"
+#include "model/transformer.h"
 #include "tokenizer/tokenizer.h"
+#include "workloads/redundancy.h"
 #include "workloads/sharegpt_writer.h"
 #include "workloads/workload.h"
 #include "workloads/workload_spec.h"
@@ -25,7 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct StatsOptions {
+struct WorkloadStatsOptions {
   std::string spec;
   std::string tokenizer;  // empty: the model's tokenizer.json
   std::string model;      // empty: the embedded default model
@@ -33,9 +37,12 @@ struct StatsOptions {
   std::optional<std::string> on_bad_line;
   std::optional<std::string> arrivals;
   std::optional<uint64_t> seed;
+  double tau = 0.95;
+  int64_t probe_layer = -1;  // -1: a third of the way up the stack
+  int64_t redundancy_max = 1000;
 };
 
-struct GenerateOptions {
+struct WorkloadGenerateOptions {
   std::string out;
   std::string from;
   int64_t num = 1000;
@@ -54,7 +61,48 @@ std::string model_type_of(const std::string& model_dir) {
   return it != cfg.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-int run_stats(const StatsOptions& o) {
+// A prompt's embedding as the request-level plan cache keys it (DESIGN.md §1): the residual
+// stream after the probe layer, mean-pooled over the prompt's tokens.
+class ProbeEmbedder {
+ public:
+  ProbeEmbedder(const std::string& model_dir, int64_t probe_layer)
+      : model_(Transformer::load(model_dir, ModelOptions{})) {
+    const int64_t n = model_.n_layers();
+    probe_layer_ = probe_layer < 0 ? n / 3 : probe_layer;
+    SEMSKIP_THROW_IF_NOT_MSG(probe_layer_ < n, "workload stats: --probe-layer {} is not below the "
+                             "model's {} layers", probe_layer_, n);
+  }
+
+  int64_t probe_layer() const { return probe_layer_; }
+  int64_t max_tokens() const { return model_.config().max_position_embeddings; }
+
+  // float [d]; prompts longer than the model's context are cut to it.
+  std::vector<float> operator()(const Request& r) const {
+    const int64_t vocab = model_.config().vocab_size;
+    const int64_t t = std::min<int64_t>(r.n_tokens_prompt(), max_tokens());
+    at::Tensor ids = at::empty({1, t}, at::kLong);  // int64 [1, T]
+    int64_t* p = ids.data_ptr<int64_t>();
+    for (int64_t k = 0; k < t; ++k) {
+      const int32_t id = r.prompt_tokens[static_cast<size_t>(k)];
+      SEMSKIP_THROW_IF_NOT_MSG(id >= 0 && id < vocab,
+                               "{}: token id {} is outside the model's vocabulary of {} (is the "
+                               "tokenizer the model's?)",
+                               r.where(), id, vocab);
+      p[k] = id;
+    }
+    ForwardOptions fo;
+    fo.stop_at_layer = probe_layer_ + 1;  // the residual after block p
+    at::Tensor resid = model_.forward(ids.to(model_.device()), fo);  // [1, T, d]
+    at::Tensor mean = resid.mean(1).squeeze(0).to(at::kCPU, at::kFloat).contiguous();  // [d]
+    return std::vector<float>(mean.data_ptr<float>(), mean.data_ptr<float>() + mean.numel());
+  }
+
+ private:
+  Transformer model_;
+  int64_t probe_layer_ = 0;
+};
+
+int run_stats(const WorkloadStatsOptions& o) {
   WorkloadSpec spec = WorkloadSpec::parse(o.spec);
   spec.apply({o.max_requests, o.on_bad_line, o.arrivals, o.seed});
   const std::string model_dir = o.model.empty() ? embedded_model_dir(kDefaultModel) : o.model;
@@ -68,12 +116,33 @@ int run_stats(const StatsOptions& o) {
   std::printf("tokenizer: %s\n", tok_path.c_str());
   std::unique_ptr<Workload> w = Workload::open(spec, ctx);
 
-  WorkloadStats stats = collect_workload_stats(*w);
+  // The redundancy estimate embeds the first --redundancy-max requests with the model.
+  std::unique_ptr<ProbeEmbedder> embedder;
+  if (o.redundancy_max > 0) embedder = std::make_unique<ProbeEmbedder>(model_dir, o.probe_layer);
+  std::vector<std::vector<float>> embeddings;  // [n][d]
+  PromptEmbedder embed;
+  if (embedder) embed = [&embedder](const Request& r) { return (*embedder)(r); };
+  std::function<void(const Request&)> each;
+  if (embed) {
+    each = [&](const Request& r) {
+      if (static_cast<int64_t>(embeddings.size()) < o.redundancy_max && r.n_tokens_prompt() > 0)
+        embeddings.push_back(embed(r));
+    };
+  }
+  WorkloadStats stats = collect_workload_stats(*w, each);
   std::fputs(format_workload_stats(stats).c_str(), stdout);
+  if (embedder) {
+    const RedundancyEstimate est = estimate_redundancy(embeddings, o.tau);
+    std::printf("redundancy:        %.4f (%lld of the first %lld requests have a neighbour with "
+                "cosine > %g at layer %lld)\n",
+                est.fraction, static_cast<long long>(est.n_redundant),
+                static_cast<long long>(est.n_requests), o.tau,
+                static_cast<long long>(embedder->probe_layer()));
+  }
   return 0;
 }
 
-int run_generate(const GenerateOptions& o) {
+int run_generate(const WorkloadGenerateOptions& o) {
   const std::string from = o.from.empty() ? std::string("synthetic") : o.from;
   WorkloadSpec spec = WorkloadSpec::parse(from);
   if (o.num >= 0 && spec.kind() == "synthetic") spec.set("num", std::to_string(o.num));
@@ -126,22 +195,31 @@ void add_workload_command(CLI::App& app, CommandRegistry& reg) {
   *self = wl;
   wl->require_subcommand(1);
 
-  auto stats = std::make_shared<StatsOptions>();
+  auto stats = std::make_shared<WorkloadStatsOptions>();
   CLI::App* s = nested->add(*wl, "stats",
-                        "Requests, token-length percentiles and skipped lines of a workload",
+                        "Requests, token-length percentiles, skipped lines and the redundancy "
+                        "estimate of a workload",
                         [stats] { return run_stats(*stats); });
   s->add_option("spec", stats->spec, "<kind>[:<path>][,key=value...] (see `semskip workload kinds`)")
       ->required();
   s->add_option("--tokenizer", stats->tokenizer, "tokenizer.json (default: the model's)");
   s->add_option("--model", stats->model,
-                "model folder: its tokenizer and chat template (default: the embedded model)");
+                "model folder: its tokenizer, chat template and the embeddings of the redundancy estimate (default: the embedded model)");
   s->add_option("--max-requests", stats->max_requests, "stop after this many requests");
   s->add_option("--on-bad-line", stats->on_bad_line, "error | skip")
       ->check(CLI::IsMember({"error", "skip"}));
   s->add_option("--arrivals", stats->arrivals, "none | poisson:<rate> | trace:<field>");
   s->add_option("--seed", stats->seed, "seed of generators and arrivals");
+  s->add_option("--tau", stats->tau, "similarity threshold of the redundancy estimate")
+      ->capture_default_str();
+  s->add_option("--probe-layer", stats->probe_layer,
+                "layer whose residual embeds a prompt (-1: n_layers / 3)")
+      ->capture_default_str();
+  s->add_option("--redundancy-max", stats->redundancy_max,
+                "embed at most this many requests (all-pairs search; 0: no estimate)")
+      ->capture_default_str();
 
-  auto gen = std::make_shared<GenerateOptions>();
+  auto gen = std::make_shared<WorkloadGenerateOptions>();
   CLI::App* g = nested->add(*wl, "generate", "Write a workload as a ShareGPT JSON file",
                         [gen] { return run_generate(*gen); });
   g->add_option("--out", gen->out, "output file")->required();

@@ -40,6 +40,7 @@ WorkloadStats collect_workload_stats(Workload& w, const std::function<void(const
   std::vector<double> prompt, output, reference;
   std::unordered_set<int64_t> groups;
   WorkloadStats s;
+  double each_seconds = 0;  // time spent in `each`, which is not loading
   while (std::optional<Request> r = w.next()) {
     prompt.push_back(double(r->n_tokens_prompt()));
     output.push_back(double(r->n_tokens_output));
@@ -50,9 +51,14 @@ WorkloadStats collect_workload_stats(Workload& w, const std::function<void(const
     s.n_with_choices += r->choices.empty() ? 0 : 1;
     if (r->group >= 0) groups.insert(r->group);
     s.last_arrival_s = r->arrival_s;
-    if (each) each(*r);
+    if (each) {
+      const auto e0 = std::chrono::steady_clock::now();
+      each(*r);
+      each_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
+    }
   }
-  s.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - each_seconds;
   s.n_requests = static_cast<int64_t>(prompt.size());
   s.prompt_tokens = summarize(std::move(prompt));
   s.output_tokens = summarize(std::move(output));

@@ -29,7 +29,7 @@ struct WorkloadStats {
   int64_t n_groups = 0;  // distinct groups (pairs, templates)
   double last_arrival_s = 0;
   LoadCounters counters;
-  double load_seconds = 0;  // wall-clock time of reading (and tokenizing) the workload
+  double load_seconds = 0;  // wall-clock time of reading and tokenizing, `each` excluded
 };
 
 // Reads the workload to its end. `each` (optional) sees every request, e.g. to embed it.

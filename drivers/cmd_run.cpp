@@ -3,6 +3,7 @@
 // HDF5 report. Options come from the command line or a TOML file (--config); the command
 // line wins, and every resolved value is recorded in the report.
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <set>
 
@@ -146,7 +147,7 @@ int run_experiment(const RunConfig& cfg_in) {
   std::fputs(format_summary_text(summaries).c_str(), stdout);
 
   if (!cfg.report.empty()) {
-    report::ReportWriter writer(cfg.report);
+    report::ReportWriter writer(std::filesystem::absolute(cfg.report).string());
     report::RunInfo info = report::collect_run_info();
     info.config_json = cfg.to_json().dump();
     if (model.device().is_cuda()) info.gpus = {model.device().str()};

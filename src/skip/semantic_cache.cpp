@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/strings.h"
+#include "index/index_factory.h"
 #include "index/vector_index.h"
 #include "metrics/flop_counter.h"
 

@@ -104,7 +104,7 @@ TEST(Policies, OracleSkipsWhereTheFullUpdateIsSmall) {
   s[2] = s[1];                            // block 1 changes nothing
   ctx.full_states = s;
   p.begin_step(ctx);
-  EXPECT_TRUE(at::equal(ctx.skip_block(0), at::tensor({true, false}).view({1, 2})));
+  EXPECT_TRUE(at::equal(ctx.skip_block(0), at::tensor({1, 0}, at::kInt).view({1, 2}).to(at::kBool)));
   EXPECT_TRUE(ctx.skip_block(1).all().item<bool>());
 }
 

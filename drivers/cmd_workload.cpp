@@ -147,14 +147,14 @@ int run_generate(const WorkloadGenerateOptions& o) {
   WorkloadSpec spec = WorkloadSpec::parse(from);
   if (o.num >= 0 && spec.kind() == "synthetic") spec.set("num", std::to_string(o.num));
   spec.set("seed", std::to_string(o.seed));
-  // Prompts and references are written as text; no tokenizer is needed for the synthetic
-  // generator, the others get the default model's.
-  WorkloadContext ctx;
-  if (spec.kind() != "synthetic") {
-    const std::string dir = embedded_model_dir(kDefaultModel);
-    ctx.tokenizer = std::make_shared<const Tokenizer>(
-        Tokenizer::from_file((fs::path(dir) / "tokenizer.json").string()));
-  }
+  // A ShareGPT conversation needs the answer; these kinds have one. Text is all that is
+  // written, so no tokenizer is needed.
+  const std::string& kind = spec.kind();
+  SEMSKIP_THROW_IF_NOT_MSG(kind == "synthetic" || kind == "sharegpt" || kind == "lmsys" || kind == "jsonl",
+                           "workload generate: kind '{}' has no reference answers to write as the "
+                           "gpt turns (use synthetic, sharegpt, lmsys or jsonl)",
+                           kind);
+  const WorkloadContext ctx;
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<Workload> w = Workload::open(spec, ctx);
   const int64_t n = write_sharegpt(*w, o.out);

@@ -30,10 +30,10 @@ class VllmRandomSource : public RequestSource {
                              spec.text());
     SEMSKIP_THROW_IF_NOT_MSG(input_len >= 0 && output_len >= 0 && prefix_len >= 0,
                              "workload '{}': lengths must be >= 0", spec.text());
-    input_lo_ = static_cast<int64_t>(std::floor(input_len * (1 - r)));
-    input_hi_ = static_cast<int64_t>(std::floor(input_len * (1 + r)));
-    output_lo_ = static_cast<int64_t>(std::floor(output_len * (1 - r)));
-    output_hi_ = static_cast<int64_t>(std::floor(output_len * (1 + r)));
+    input_lo_ = static_cast<int64_t>(std::floor(static_cast<double>(input_len) * (1 - r)));
+    input_hi_ = static_cast<int64_t>(std::floor(static_cast<double>(input_len) * (1 + r)));
+    output_lo_ = static_cast<int64_t>(std::floor(static_cast<double>(output_len) * (1 - r)));
+    output_hi_ = static_cast<int64_t>(std::floor(static_cast<double>(output_len) * (1 + r)));
     SEMSKIP_THROW_IF_NOT_MSG(input_hi_ + prefix_len >= 1,
                              "workload '{}': prompts would be empty", spec.text());
     Rng rng = Rng::for_stream(seed_, kPrefixStream);

@@ -45,9 +45,9 @@ class SonnetSource : public RequestSource {
     SEMSKIP_THROW_IF_NOT_MSG(num_ >= 0 && output_len_ >= 0, "workload '{}': num and output_len "
                              "must be >= 0", spec.text());
     // Python's round() (ties to even), as the reference computes the line counts.
-    n_input_lines_ = static_cast<int64_t>(std::nearbyint((input_len - base_offset) / avg_len));
+    n_input_lines_ = static_cast<int64_t>(std::nearbyint(static_cast<double>(input_len - base_offset) / avg_len));
     n_prefix_lines_ = std::max<int64_t>(
-        0, static_cast<int64_t>(std::nearbyint((prefix_len - base_offset) / avg_len)));
+        0, static_cast<int64_t>(std::nearbyint(static_cast<double>(prefix_len - base_offset) / avg_len)));
     SEMSKIP_THROW_IF_NOT_MSG(n_prefix_lines_ <= n_input_lines_,
                              "workload '{}': prefix_len ({}) must not exceed input_len ({})",
                              spec.text(), prefix_len, input_len);
@@ -71,8 +71,6 @@ class SonnetSource : public RequestSource {
     r.source_id = std::to_string(i);
     return r;
   }
-
-  int64_t n_input_lines() const { return n_input_lines_; }
 
  private:
   WorkloadSpec spec_;

@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "core/version.h"
+#include "dist/failure.h"
 #include "drivers/command.h"
 
 int main(int argc, char** argv) {
@@ -31,8 +32,7 @@ int main(int argc, char** argv) {
   try {
     return (*fn)();
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "semskip %s: error: %s\n", app.get_subcommands().front()->get_name().c_str(),
-                 e.what());
-    return 1;
+    // Names the rank and ends every rank of an MPI job (MPI_Abort), so none waits forever.
+    return handle_command_failure(app.get_subcommands().front()->get_name(), e);
   }
 }

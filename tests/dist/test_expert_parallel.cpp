@@ -11,7 +11,9 @@
 
 #include <fmt/format.h>
 
+#include "core/error.h"
 #include "dist/expert_parallel.h"
+#include "dist/expert_parallel_group.h"
 #include "dist/runtime.h"
 #include "dist_test_util.h"
 #include "model/safetensors.h"
@@ -166,16 +168,45 @@ TEST(ExpertParallel, GroupsOfTwoInsideTheWorld) {
   Communicator& c = world();
   if (c.size() % 2 != 0 || c.size() < 4) GTEST_SKIP() << "needs a world of 4 or more ranks in pairs";
   // --ep 2 on 4 ranks: two groups that exchange tokens only among themselves.
-  std::unique_ptr<Communicator> pair = c.split(c.rank() / 2, c.rank());
-  ExpertParallel ep(*pair);
   const Transformer& model = moe_model("qwen2moe");
+  ExpertParallelGroup group(c, 2, &model.config());
+  EXPECT_EQ(group.index(), c.rank() / 2);
+  EXPECT_EQ(group.n_groups(), c.size() / 2);
+  EXPECT_EQ(group.comm().rank(), c.rank() % 2);
+  EXPECT_EQ(group.describe(8), fmt::format("ep 2 of {} ranks, group {}/{}: 8 experts over 2 ranks: [0,4) [4,8)",
+                                           c.size(), c.rank() / 2, c.size() / 2));
   const MoeBlock& moe = *model.layer(2).moe;
   const at::Tensor x = rank_input(n_tokens_of(c.rank()) + 1, model.config().hidden_size, 90 + c.rank());
   const int64_t world_calls = c.stats().total().n_calls;
-  EXPECT_LE(rel_err(ep.forward(moe, x), moe.forward(x)), kTol);
-  EXPECT_EQ(ep.partition(moe.n_experts()).count(pair->rank()), moe.n_experts() / 2);
-  EXPECT_EQ(pair->stats()[CollectiveKind::alltoallv].n_calls, 3);
+  EXPECT_LE(rel_err(group.executor().forward(moe, x), moe.forward(x)), kTol);
+  EXPECT_EQ(group.comm().stats()[CollectiveKind::alltoallv].n_calls, 3);
   EXPECT_EQ(c.stats().total().n_calls, world_calls);  // nothing went through the world
+  // Pairs crossed only inside the group: what the group's ranks sent, they received.
+  const int64_t sent = group.executor().stats().n_pairs_sent, recv = group.executor().stats().n_pairs_recv;
+  EXPECT_EQ(group.comm().allreduce(at::tensor({sent - recv}), ReduceOp::sum).item<int64_t>(), 0);
+}
+
+TEST(ExpertParallel, GroupsRefuseWhatCannotBeSplit) {
+  Communicator& c = world();
+  // Refused on every rank alike, before any collective.
+  try {
+    ExpertParallelGroup g(c, c.size() + 1);
+    ADD_FAILURE() << "--ep " << c.size() + 1 << " on " << c.size() << " ranks was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs a multiple of"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(ExpertParallelGroup(c, 0), Error);
+  ModelOptions o;
+  o.attn_impl = AttnImpl::eager;
+  const Transformer dense = Transformer::load(std::string(SEMSKIP_TEST_DATA) + "/parity/llama-gqa", o);
+  if (c.size() > 1) {
+    EXPECT_THROW(ExpertParallelGroup(c, c.size(), &dense.config()), Error);
+  }
+  // --ep 1: every rank its own group, no experts distributed.
+  ExpertParallelGroup single(c, 1, &dense.config());
+  EXPECT_EQ(single.n_groups(), c.size());
+  EXPECT_EQ(single.comm().size(), 1);
+  c.barrier();
 }
 
 }  // namespace

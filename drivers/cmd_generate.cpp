@@ -31,7 +31,7 @@ struct GenerateCliOptions {
   int64_t max_new_tokens = 32;
   std::string dtype = "fp32";
   std::string device = "cpu";
-  std::string attn = "sdpa";
+  std::string attn = attn_impl_name(kDefaultAttnImpl);
   bool random_init = false;
   uint64_t seed = 0;
   bool ignore_eos = false;

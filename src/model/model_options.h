@@ -6,6 +6,7 @@
 #include <string>
 
 #include <ATen/ATen.h>
+#include <torch/version.h>
 
 #include "core/dtype.h"
 
@@ -17,13 +18,21 @@ enum class AttnImpl {
   sdpa,   // at::scaled_dot_product_attention (fused kernels where the build has them)
 };
 
+// LibTorch 2.x fuses attention (flash / memory-efficient kernels on CPU and CUDA); 1.13's
+// sdpa is the same math as eager on CPU, and measured no faster there.
+#if TORCH_VERSION_MAJOR >= 2
+inline constexpr AttnImpl kDefaultAttnImpl = AttnImpl::sdpa;
+#else
+inline constexpr AttnImpl kDefaultAttnImpl = AttnImpl::eager;
+#endif
+
 AttnImpl parse_attn_impl(const std::string& s, const std::string& what);
 const char* attn_impl_name(AttnImpl a);
 
 struct ModelOptions {
   DType dtype = DType::fp32;          // compute dtype of weights, activations and KV cache
   at::Device device = at::kCPU;
-  AttnImpl attn_impl = AttnImpl::sdpa;
+  AttnImpl attn_impl = kDefaultAttnImpl;
   bool random_init = false;           // weights drawn from N(0, init_std) instead of the checkpoint
   uint64_t seed = 0;                  // random_init only
   double init_std = -1.0;             // random_init only; < 0: config's initializer_range or 0.02

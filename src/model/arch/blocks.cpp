@@ -27,6 +27,7 @@ Attention attention(WeightSource& w, const std::string& prefix, const ModelConfi
   a.k_proj = linear(w, prefix + ".k_proj", kv_width, d, qkv_bias);
   a.v_proj = linear(w, prefix + ".v_proj", kv_width, d, qkv_bias);
   a.o_proj = linear(w, prefix + ".o_proj", d, q_width, o_bias);
+  a.fuse_projections();
   return a;
 }
 
@@ -36,6 +37,7 @@ SwiGluMlp swiglu(WeightSource& w, const std::string& prefix, int64_t d, int64_t 
   m.gate_proj = linear(w, prefix + "." + gate, intermediate, d, bias);
   m.up_proj = linear(w, prefix + "." + up, intermediate, d, bias);
   m.down_proj = linear(w, prefix + "." + down, d, intermediate, bias);
+  m.fuse_projections();
   return m;
 }
 

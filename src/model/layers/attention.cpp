@@ -17,6 +17,15 @@ Qkv Attention::project_qkv(const at::Tensor& x_normed, const RopeTable& rope, Fl
     return y.view({batch, n_tokens, n, head_dim}).transpose(1, 2);  // [B, n, T, hd]
   };
   Qkv out;
+  if (qkv_proj.weight.defined()) {
+    // One matmul; its FLOPs are those of the three projections together.
+    const at::Tensor qkv = qkv_proj.forward(x_normed, flops, layer, OpGroup::attn_proj);
+    const int64_t q_width = n_heads * head_dim, kv_width = n_kv_heads * head_dim;
+    out.q = Rotary::apply(heads(qkv.narrow(-1, 0, q_width), n_heads), rope);
+    out.k = Rotary::apply(heads(qkv.narrow(-1, q_width, kv_width), n_kv_heads), rope);
+    out.v = heads(qkv.narrow(-1, q_width + kv_width, kv_width), n_kv_heads);
+    return out;
+  }
   out.q = Rotary::apply(heads(q_proj.forward(x_normed, flops, layer, OpGroup::attn_proj), n_heads), rope);
   out.k = Rotary::apply(heads(k_proj.forward(x_normed, flops, layer, OpGroup::attn_proj), n_kv_heads), rope);
   out.v = heads(v_proj.forward(x_normed, flops, layer, OpGroup::attn_proj), n_kv_heads);
@@ -103,6 +112,8 @@ at::Tensor Attention::attend(const at::Tensor& q, const at::Tensor& k, const at:
 at::Tensor Attention::project_out(const at::Tensor& o, FlopCounter* flops, int layer) const {
   return o_proj.forward(o, flops, layer, OpGroup::attn_proj);
 }
+
+void Attention::fuse_projections() { qkv_proj = fuse_rows({&q_proj, &k_proj, &v_proj}); }
 
 int64_t Attention::n_params() const {
   return q_proj.n_params() + k_proj.n_params() + v_proj.n_params() + o_proj.n_params();

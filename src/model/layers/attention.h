@@ -28,6 +28,9 @@ class Attention {
   Linear k_proj;  // [n_kv_heads·head_dim, d]
   Linear v_proj;  // [n_kv_heads·head_dim, d]
   Linear o_proj;  // [d, n_heads·head_dim]
+  // q, k and v stacked, [(n_heads + 2·n_kv_heads)·head_dim, d]; q/k/v_proj are views of its
+  // rows. Undefined weight: the three run separately (e.g. blocks assembled by hand).
+  Linear qkv_proj;
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;
   int64_t head_dim = 0;
@@ -49,6 +52,8 @@ class Attention {
                          int layer = FlopCounter::kNoLayer) const;
 
   int64_t n_params() const;
+  // Stacks q/k/v_proj into qkv_proj (one matmul instead of three, same numbers).
+  void fuse_projections();
 
  private:
   at::Tensor attend_eager(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -2,6 +2,7 @@
 // y = x Wᵀ + b, the one matmul every block is made of; records its FLOPs when counting.
 
 #include <cstdint>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -21,5 +22,10 @@ struct Linear {
   at::Tensor forward(const at::Tensor& x, FlopCounter* flops = nullptr,
                      int layer = FlopCounter::kNoLayer, OpGroup group = OpGroup::attn_proj) const;
 };
+
+// Stacks the rows of Linears that share their input into one Linear, so one matmul computes
+// them all, and re-points each part's weight and bias to its rows of the stack: the parts stay
+// usable on their own and no memory is duplicated. All parts have a bias or none has.
+Linear fuse_rows(const std::vector<Linear*>& parts);
 
 }  // namespace semskip

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   add_generate_command(app, reg);
   add_parity_command(app, reg);
   add_run_command(app, reg);
+  add_index_bench_command(app, reg);
   // SEMSKIP-COMMANDS-END
   try {
     app.parse(argc, argv);

@@ -64,14 +64,14 @@ SearchFigures derive_search_figures(const std::vector<double>& batch_seconds,
   std::sort(sorted.begin(), sorted.end());
   SearchFigures f;
   const double median = percentile(sorted, 50);
-  f.qps = median > 0 ? static_cast<double>(queries_per_batch) / median : 0;
-  f.latency_mean_ms =
-      1e3 * std::accumulate(sorted.begin(), sorted.end(), 0.0) / static_cast<double>(sorted.size());
-  f.latency_p50_ms = 1e3 * median;
-  f.latency_p90_ms = 1e3 * percentile(sorted, 90);
-  f.latency_p99_ms = 1e3 * percentile(sorted, 99);
-  f.latency_min_ms = 1e3 * sorted.front();
-  f.latency_max_ms = 1e3 * sorted.back();
+  f.queries_per_s = median > 0 ? static_cast<double>(queries_per_batch) / median : 0;
+  f.latency_mean_s =
+      std::accumulate(sorted.begin(), sorted.end(), 0.0) / static_cast<double>(sorted.size());
+  f.latency_p50_s = median;
+  f.latency_p90_s = percentile(sorted, 90);
+  f.latency_p99_s = percentile(sorted, 99);
+  f.latency_min_s = sorted.front();
+  f.latency_max_s = sorted.back();
   return f;
 }
 

@@ -40,13 +40,13 @@ IndexBenchData make_index_bench_data(const std::string& data, int64_t n, int64_t
 
 // Figures derived from the raw batch times — the one place they are defined.
 struct SearchFigures {
-  double qps = 0;              // queries per second: queries per batch / median batch time
-  double latency_mean_ms = 0;  // per batch
-  double latency_p50_ms = 0;   // percentiles with linear interpolation (numpy's default)
-  double latency_p90_ms = 0;
-  double latency_p99_ms = 0;
-  double latency_min_ms = 0;
-  double latency_max_ms = 0;
+  double queries_per_s = 0;   // queries per batch / median batch time
+  double latency_mean_s = 0;  // per batch
+  double latency_p50_s = 0;   // percentiles with linear interpolation (numpy's default)
+  double latency_p90_s = 0;
+  double latency_p99_s = 0;
+  double latency_min_s = 0;
+  double latency_max_s = 0;
 };
 SearchFigures derive_search_figures(const std::vector<double>& batch_seconds,
                                     int64_t queries_per_batch);

@@ -135,13 +135,13 @@ TEST(Recall, ByHand) {
 TEST(SearchFigures, DerivedFromRawSamplesByHand) {
   // Sorted: 1, 2, 3, 4 ms. Median 2.5 ms → 32 / 0.0025 = 12800 queries/s.
   const SearchFigures f = derive_search_figures({0.004, 0.001, 0.002, 0.003}, 32);
-  EXPECT_DOUBLE_EQ(f.qps, 12800.0);
-  EXPECT_DOUBLE_EQ(f.latency_mean_ms, 2.5);
-  EXPECT_DOUBLE_EQ(f.latency_p50_ms, 2.5);
-  EXPECT_NEAR(f.latency_p90_ms, 3.7, 1e-12);   // 1 + 0.9·3
-  EXPECT_NEAR(f.latency_p99_ms, 3.97, 1e-12);  // 1 + 0.99·3
-  EXPECT_DOUBLE_EQ(f.latency_min_ms, 1.0);
-  EXPECT_DOUBLE_EQ(f.latency_max_ms, 4.0);
+  EXPECT_DOUBLE_EQ(f.queries_per_s, 12800.0);
+  EXPECT_DOUBLE_EQ(f.latency_mean_s, 0.0025);
+  EXPECT_DOUBLE_EQ(f.latency_p50_s, 0.0025);
+  EXPECT_NEAR(f.latency_p90_s, 0.0037, 1e-15);   // 1 + 0.9·3 ms
+  EXPECT_NEAR(f.latency_p99_s, 0.00397, 1e-15);  // 1 + 0.99·3 ms
+  EXPECT_DOUBLE_EQ(f.latency_min_s, 0.001);
+  EXPECT_DOUBLE_EQ(f.latency_max_s, 0.004);
   EXPECT_THROW(derive_search_figures({}, 32), Error);
 }
 
@@ -167,7 +167,7 @@ TEST(IndexBench, OneCaseMeasuresAndScores) {
   EXPECT_EQ(r.lookup_flops_batch, 2 * 16 * 500 * 8);
   EXPECT_EQ(r.device, "cpu");
   EXPECT_GE(r.memory_bytes, 500 * 16 * 4);
-  EXPECT_GT(r.figures.qps, 0);
+  EXPECT_GT(r.figures.queries_per_s, 0);
   EXPECT_GT(r.build_s, 0);
   // Scored against the wrong truth, recall drops: the score is not a constant.
   std::vector<int64_t> shifted = truth;

@@ -1,0 +1,264 @@
+// semskip index-bench: build time, search speed, recall@k against exact search, memory and
+// charged lookup FLOPs of vector-index backends over a Cartesian sweep (STYLE.md rule 14).
+// The measurement of one point is index/index_benchmark.h; this file expands the sweep,
+// prints the table and writes the report:
+//
+//   /index/bench          one row per sweep point: descriptor, backend, device, data, n_keys,
+//                         dim, n_queries (per batch), k, seed, n_warmup, n_repeat, n_threads,
+//                         build_s, queries_per_s, latency_{mean,p50,p90,p99,min,max}_s (per
+//                         batch), recall_at_1, recall_at_k, memory_bytes, lookup_batch_flops,
+//                         lookup_query_flops, host, git_revision
+//   /index/bench_samples  the raw timed samples: bench_row (row of /index/bench), repetition,
+//                         latency_s
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/strings.h"
+#include "core/version.h"
+#include "drivers/command.h"
+#include "index/descriptor.h"
+#include "index/exact_search.h"
+#include "index/index_benchmark.h"
+#include "index/index_factory.h"
+#include "index/kokkos_scope.h"
+#include "index/npy_file.h"
+#include "reports/report_writer.h"
+#include "reports/run_info.h"
+#include "reports/table_text.h"
+
+namespace semskip {
+
+namespace {
+
+struct IndexBenchOptions {
+  std::vector<std::string> indexes;
+  std::string n = "10000";
+  std::string dim;  // empty: 256 for synthetic data, the file's dimension for a .npy file
+  std::string queries = "32";
+  std::string k = "10";
+  std::string data = "clustered";
+  uint64_t seed = 0;
+  int64_t warmup = 1;
+  int64_t repeat = 20;
+  int64_t threads = 0;
+  std::string report;
+};
+
+constexpr int64_t kDefaultDim = 256;
+
+// "10000,100000" → {10000, 100000}; each ≥ 1.
+std::vector<int64_t> parse_list(const std::string& text, const std::string& option) {
+  std::vector<int64_t> out;
+  for (const std::string& item : split(text, ',')) {
+    const int64_t v = parse_int(item, "option " + option);
+    SEMSKIP_THROW_IF_NOT_MSG(v >= 1, "option {}: values must be ≥ 1, got {}", option, v);
+    out.push_back(v);
+  }
+  return out;
+}
+
+bool is_synthetic(const std::string& data) { return data == "clustered" || data == "uniform"; }
+
+// The sweep, expanded up front: descriptors vary fastest, so consecutive points share data.
+std::vector<IndexBenchCase> expand(const IndexBenchOptions& o) {
+  SEMSKIP_THROW_IF_NOT_MSG(!o.indexes.empty(), "give at least one --index descriptor");
+  std::vector<int64_t> dims;
+  if (!o.dim.empty()) {
+    dims = parse_list(o.dim, "--dim");
+  } else {
+    dims = {is_synthetic(o.data) ? kDefaultDim : read_npy_matrix(o.data).cols};
+  }
+  std::vector<IndexBenchCase> cases;
+  for (int64_t n : parse_list(o.n, "--n"))
+    for (int64_t dim : dims)
+      for (int64_t queries : parse_list(o.queries, "--queries"))
+        for (int64_t k : parse_list(o.k, "--k"))
+          for (const std::string& descriptor : o.indexes)
+            cases.push_back({descriptor, o.data, n, dim, queries, k, o.seed, o.warmup, o.repeat});
+  return cases;
+}
+
+report::Table results_table(const std::vector<IndexBenchResult>& results, const std::string& host) {
+  std::vector<std::string> descriptor, backend, device, data, hosts, revision;
+  std::vector<int64_t> n_keys, dim, n_queries, k, seed, n_warmup, n_repeat, n_threads, memory,
+      lookup_batch, lookup_query;
+  std::vector<double> build, qps, mean, p50, p90, p99, lo, hi, r1, rk;
+  for (const IndexBenchResult& r : results) {
+    const IndexBenchCase& c = r.config;
+    descriptor.push_back(c.descriptor);
+    backend.push_back(IndexDescriptor::parse(c.descriptor).backend());
+    device.push_back(r.device);
+    data.push_back(c.data);
+    n_keys.push_back(c.n);
+    dim.push_back(c.dim);
+    n_queries.push_back(c.queries);
+    k.push_back(c.k);
+    seed.push_back(static_cast<int64_t>(c.seed));
+    n_warmup.push_back(c.warmup);
+    n_repeat.push_back(c.repeat);
+    n_threads.push_back(r.threads);
+    build.push_back(r.build_s);
+    qps.push_back(r.figures.queries_per_s);
+    mean.push_back(r.figures.latency_mean_s);
+    p50.push_back(r.figures.latency_p50_s);
+    p90.push_back(r.figures.latency_p90_s);
+    p99.push_back(r.figures.latency_p99_s);
+    lo.push_back(r.figures.latency_min_s);
+    hi.push_back(r.figures.latency_max_s);
+    r1.push_back(r.recall_at_1);
+    rk.push_back(r.recall_at_k);
+    memory.push_back(r.memory_bytes);
+    lookup_batch.push_back(r.lookup_flops_batch);
+    lookup_query.push_back(r.lookup_flops_batch / c.queries);
+    hosts.push_back(host);
+    revision.push_back(git_revision());
+  }
+  report::Table t;
+  t.add("descriptor", descriptor).add("backend", backend).add("device", device).add("data", data);
+  t.add("n_keys", n_keys).add("dim", dim).add("n_queries", n_queries).add("k", k).add("seed", seed);
+  t.add("n_warmup", n_warmup).add("n_repeat", n_repeat).add("n_threads", n_threads);
+  t.add("build_s", build).add("queries_per_s", qps).add("latency_mean_s", mean);
+  t.add("latency_p50_s", p50).add("latency_p90_s", p90).add("latency_p99_s", p99);
+  t.add("latency_min_s", lo).add("latency_max_s", hi);
+  t.add("recall_at_1", r1).add("recall_at_k", rk).add("memory_bytes", memory);
+  t.add("lookup_batch_flops", lookup_batch).add("lookup_query_flops", lookup_query);
+  t.add("host", hosts).add("git_revision", revision);
+  return t;
+}
+
+report::Table samples_table(const std::vector<IndexBenchResult>& results) {
+  std::vector<int64_t> row, repetition;
+  std::vector<double> latency;
+  for (size_t i = 0; i < results.size(); ++i) {
+    for (size_t j = 0; j < results[i].batch_seconds.size(); ++j) {
+      row.push_back(static_cast<int64_t>(i));
+      repetition.push_back(static_cast<int64_t>(j));
+      latency.push_back(results[i].batch_seconds[j]);
+    }
+  }
+  report::Table t;
+  t.add("bench_row", row).add("repetition", repetition).add("latency_s", latency);
+  return t;
+}
+
+// What a terminal shows: the columns one compares, times in ms, memory in MiB.
+std::string printed_table(const std::vector<IndexBenchResult>& results) {
+  report::TextColumn desc{"index", false, {}}, n{"n", true, {}}, d{"dim", true, {}},
+      q{"batch", true, {}}, k{"k", true, {}}, build{"build_s", true, {}}, qps{"QPS", true, {}},
+      p50{"p50_ms", true, {}}, p99{"p99_ms", true, {}}, r1{"recall@1", true, {}},
+      rk{"recall@k", true, {}}, mem{"MiB", true, {}}, flops{"MFLOP/query", true, {}};
+  for (const IndexBenchResult& r : results) {
+    desc.cells.push_back(r.config.descriptor);
+    n.cells.push_back(std::to_string(r.config.n));
+    d.cells.push_back(std::to_string(r.config.dim));
+    q.cells.push_back(std::to_string(r.config.queries));
+    k.cells.push_back(std::to_string(r.config.k));
+    build.cells.push_back(fmt::format("{:.2f}", r.build_s));
+    qps.cells.push_back(fmt::format("{:.0f}", r.figures.queries_per_s));
+    p50.cells.push_back(fmt::format("{:.3f}", 1e3 * r.figures.latency_p50_s));
+    p99.cells.push_back(fmt::format("{:.3f}", 1e3 * r.figures.latency_p99_s));
+    r1.cells.push_back(fmt::format("{:.3f}", r.recall_at_1));
+    rk.cells.push_back(fmt::format("{:.3f}", r.recall_at_k));
+    mem.cells.push_back(fmt::format("{:.1f}", r.memory_bytes / 1048576.0));
+    flops.cells.push_back(fmt::format("{:.3f}", r.lookup_flops_batch / 1e6 / r.config.queries));
+  }
+  return report::render_text({desc, n, d, q, k, build, qps, p50, p99, r1, rk, mem, flops});
+}
+
+int run_index_bench(const IndexBenchOptions& o) {
+  KokkosScope kokkos;  // kokkos: indexes need it; every index below is gone before it ends
+  SEMSKIP_THROW_IF_NOT_MSG(o.repeat >= 1 && o.warmup >= 0 && o.threads >= 0,
+                           "need --repeat ≥ 1, --warmup ≥ 0, --threads ≥ 0");
+  if (o.threads > 0) at::set_num_threads(static_cast<int>(o.threads));
+  const std::vector<IndexBenchCase> cases = expand(o);
+  // Every descriptor is checked for every dimension before anything is measured.
+  for (const IndexBenchCase& c : cases) make_index(c.descriptor, c.dim);
+  report::RunInfo info = report::collect_run_info();  // created_utc: when the run started
+  std::unique_ptr<report::ReportWriter> writer;
+  if (!o.report.empty())
+    writer = std::make_unique<report::ReportWriter>(std::filesystem::absolute(o.report).string());
+
+  std::vector<IndexBenchResult> results;
+  IndexBenchData data;
+  std::vector<int64_t> truth;  // int64 [repeat·queries, k]
+  std::string data_key, truth_key;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const IndexBenchCase& c = cases[i];
+    const int64_t n_query_rows = (c.warmup + c.repeat) * c.queries;
+    const std::string dk = fmt::format("{}/{}/{}/{}", c.n, c.dim, n_query_rows, c.seed);
+    if (dk != data_key) {
+      data = make_index_bench_data(c.data, c.n, c.dim, n_query_rows, c.seed);
+      data_key = dk;
+      truth_key.clear();
+    }
+    if (truth_key != fmt::format("{}/{}", dk, c.k)) {
+      truth.assign(static_cast<size_t>(c.repeat * c.queries * c.k), -1);
+      exact_search(c.n, data.keys.data(), c.repeat * c.queries,
+                   data.queries.data() + c.warmup * c.queries * c.dim, c.dim, c.k, truth.data());
+      truth_key = fmt::format("{}/{}", dk, c.k);
+    }
+    std::fprintf(stderr, "index-bench [%zu/%zu] %s n=%lld dim=%lld batch=%lld k=%lld\n", i + 1,
+                 cases.size(), c.descriptor.c_str(), static_cast<long long>(c.n),
+                 static_cast<long long>(c.dim), static_cast<long long>(c.queries),
+                 static_cast<long long>(c.k));
+    results.push_back(run_index_bench_case(c, data, truth));
+  }
+  std::fputs(printed_table(results).c_str(), stdout);
+
+  if (writer) {
+    nlohmann::json config = {{"index", o.indexes}, {"n", o.n},         {"dim", o.dim},
+                             {"queries", o.queries}, {"k", o.k},       {"data", o.data},
+                             {"seed", o.seed},       {"warmup", o.warmup}, {"repeat", o.repeat},
+                             {"threads", o.threads}};
+    info.config_json = config.dump();
+    for (const IndexBenchResult& r : results)
+      if (r.device != "cpu" && std::find(info.gpus.begin(), info.gpus.end(), r.device) == info.gpus.end())
+        info.gpus.push_back(r.device);
+    report::write_run_info(*writer, info);
+    writer->set_attr("command", std::string("index-bench"));
+    writer->write_table("/index/bench", results_table(results, info.hosts.front()));
+    writer->write_table("/index/bench_samples", samples_table(results));
+    writer->commit();
+    std::fprintf(stderr, "index-bench: report written to %s\n", o.report.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_index_bench_command(CLI::App& app, CommandRegistry& reg) {
+  auto o = std::make_shared<IndexBenchOptions>();
+  CLI::App* sub = reg.add(app, "index-bench",
+                          "Vector-index backends: build time, QPS, latency, recall@k against exact "
+                          "search, memory and charged lookup FLOPs, over a sweep",
+                          [o]() { return run_index_bench(*o); });
+  sub->add_option("--index", o->indexes,
+                  "index descriptor, repeatable (faiss:<factory>[|nprobe=…], torch:flat[|device=cuda], "
+                  "kokkos:flat); commas belong to FAISS factories, so give one per --index")
+      ->required();
+  sub->add_option("--n", o->n, "stored keys, comma list")->capture_default_str();
+  sub->add_option("--dim", o->dim, "vector dimension, comma list (default: 256, or the .npy file's)");
+  sub->add_option("--queries", o->queries, "queries per search batch, comma list")->capture_default_str();
+  sub->add_option("--k", o->k, "neighbours per query, comma list")->capture_default_str();
+  sub->add_option("--data", o->data,
+                  "clustered | uniform | a .npy file of float32 [rows, dim] (keys: the first n rows, "
+                  "queries: the rows after them)")
+      ->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed of the synthetic data")->capture_default_str();
+  sub->add_option("--warmup", o->warmup, "untimed batches before timing")->capture_default_str();
+  sub->add_option("--repeat", o->repeat, "timed batches, each of new queries")->capture_default_str();
+  sub->add_option("--threads", o->threads, "intra-op (OpenMP) threads; 0 leaves the default")
+      ->capture_default_str();
+  sub->add_option("--report", o->report, "HDF5 report to write (tables /index/bench, /index/bench_samples)");
+}
+
+}  // namespace semskip

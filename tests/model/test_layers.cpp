@@ -183,6 +183,9 @@ TEST(MoeBlock, RoutesCombinesAndSharesAsThePerTokenDefinition) {
     for (int64_t c : plan.counts) sum += c;
     EXPECT_EQ(sum, n_tokens * 2);
     EXPECT_EQ(moe.n_params_active(), moe.n_params() - 2 * moe.experts[0].n_params());
+    // No rows at all (a rank whose tokens all skipped this layer still joins it).
+    const at::Tensor none = moe.forward(at::zeros({0, d}));
+    EXPECT_EQ(none.sizes(), (at::IntArrayRef{0, d}));
   }
 }
 

@@ -14,8 +14,8 @@
 //    float32, bf16 or fp16 on any device and convert on entry.
 //  - Bad input throws semskip::Error naming the index (its descriptor) and the problem.
 //
-// An index is not thread-safe for concurrent mutation; concurrent const search() is fine
-// for the CPU backends.
+// An index is not thread-safe: call it from one thread at a time (backends parallelise
+// inside a call: OpenMP for FAISS, LibTorch's intra-op threads, the Kokkos execution space).
 
 #include <cstdint>
 #include <string>

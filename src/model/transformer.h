@@ -57,6 +57,9 @@ class Transformer {
   const DecoderLayer& layer(int64_t l) const;
   const std::vector<DecoderLayer>& layers() const { return layers_; }
   const Rotary& rotary() const { return rotary_; }
+  const at::Tensor& embed_tokens() const { return embed_tokens_; }  // compute dtype [V, d]
+  const RmsNorm& norm() const { return norm_; }
+  const Linear& lm_head_linear() const { return lm_head_; }
 
   // ids int64 [B, T] (any device) -> residual stream entering block 0 [B, T, d].
   at::Tensor embed(const at::Tensor& ids) const;

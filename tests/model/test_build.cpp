@@ -42,6 +42,10 @@ TEST_P(BuildPerFixture, ParameterCountEqualsCheckpoint) {
     n += ckpt.get(name, at::kFloat, at::kCPU).numel();
   }
   EXPECT_EQ(model.n_params(), n);
+  // Tied embeddings: the head is the embedding matrix itself, not a copy.
+  EXPECT_EQ(model.lm_head_linear().weight.data_ptr() == model.embed_tokens().data_ptr(),
+            model.config().tie_word_embeddings);
+  EXPECT_EQ(model.config().tie_word_embeddings, GetParam() == "qwen2-tied");
   MetaWeights meta(at::kFloat);
   EXPECT_EQ(Transformer::build(model.config(), meta, ModelOptions{}).n_params(), n);
 }

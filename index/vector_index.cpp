@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/ranges.h>
+
 #include "core/error.h"
 
 namespace semskip {

@@ -1,5 +1,7 @@
 #include "model/hooks.h"
 
+#include <fmt/ranges.h>
+
 #include "core/error.h"
 #include "core/strings.h"
 

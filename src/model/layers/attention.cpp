@@ -97,7 +97,8 @@ at::Tensor Attention::attend_sdpa(const at::Tensor& q, const at::Tensor& k, cons
               .expand({batch, 1, rep, n_queries, n_keys})
               .reshape({batch, 1, rep * n_queries, n_keys});
   }
-  return sdpa(qg, k, v, add, false).view({batch, n_heads, n_queries, head_dim});
+  // Fused kernels may return a non-contiguous layout: reshape, not view.
+  return sdpa(qg, k, v, add, false).reshape({batch, n_heads, n_queries, head_dim});
 }
 
 at::Tensor Attention::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

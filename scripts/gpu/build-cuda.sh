@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds the `cuda` preset on a GPU machine whose LibTorch is the one shipped with PyTorch
+# (pip or conda), with NCCL from the same Python environment.
+#
+#   PYTHON               the Python whose torch and nvidia-nccl packages to use (python3)
+#   SEMSKIP_EXTRA_ROOT   a folder with usr/{include,lib} of libraries the machine lacks (for
+#                        instance Debian packages unpacked with `dpkg -x pkg.deb $ROOT`):
+#                        searched by CMake and pkg-config, and put on LD_LIBRARY_PATH
+#   SEMSKIP_WITH_FAISS   ON to build the FAISS backends (FAISS must be findable); default OFF
+#   SEMSKIP_TARGETS      targets to build (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+py="${PYTHON:-python3}"
+torch_cmake="$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+nccl_root="$("$py" -c 'import nvidia.nccl as m; print(list(m.__path__)[0])')"
+prefix="$torch_cmake"
+if [ -n "${SEMSKIP_EXTRA_ROOT:-}" ]; then
+  multiarch="$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)"
+  export PKG_CONFIG_SYSROOT_DIR="$SEMSKIP_EXTRA_ROOT"
+  export PKG_CONFIG_PATH="$SEMSKIP_EXTRA_ROOT/usr/lib/$multiarch/pkgconfig:$SEMSKIP_EXTRA_ROOT/usr/share/pkgconfig"
+  export LD_LIBRARY_PATH="$SEMSKIP_EXTRA_ROOT/usr/lib/$multiarch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  prefix="$prefix;$SEMSKIP_EXTRA_ROOT/usr"
+fi
+cuda_home="${CUDA_HOME:-/usr/local/cuda}"
+cmake --preset cuda \
+  -DCMAKE_PREFIX_PATH="$prefix" \
+  -DNCCL_ROOT="$nccl_root" \
+  -DCMAKE_CUDA_COMPILER="$cuda_home/bin/nvcc" \
+  -DSEMSKIP_WITH_FAISS="${SEMSKIP_WITH_FAISS:-OFF}"
+if [ -n "${SEMSKIP_TARGETS:-}" ]; then
+  cmake --build --preset cuda -j"$(nproc)" --target ${SEMSKIP_TARGETS}
+else
+  cmake --build --preset cuda -j"$(nproc)"
+fi

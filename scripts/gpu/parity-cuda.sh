@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs `semskip parity` on the GPU for every fixture, both attention implementations, after
+# scripts/gpu/build-cuda.sh. Writes one JSON per run into ${1:-parity-cuda}/ and exits non-zero
+# if any run fails.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out="${1:-parity-cuda}"
+mkdir -p "$out"
+rc=0
+for f in llama-gqa qwen2-tied qwen2moe mixtral; do
+  for attn in eager sdpa; do
+    if build/cuda/bin/semskip parity --model "tests/data/parity/$f" \
+        --reference "tests/data/parity/$f/reference.safetensors" --device cuda --attn "$attn" \
+        > "$out/parity_${f}_${attn}.json"; then
+      echo "parity $f $attn: pass"
+    else
+      echo "parity $f $attn: FAIL"
+      rc=1
+    fi
+  done
+done
+exit $rc

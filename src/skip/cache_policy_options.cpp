@@ -1,6 +1,7 @@
 #include "skip/cache_policy_options.h"
 
 #include "core/error.h"
+#include "skip/local_cache.h"
 
 namespace semskip {
 
@@ -23,6 +24,12 @@ CachePolicyOptions parse_cache_policy_options(const Descriptor& d, const PolicyE
                            "{}: kdim needs a projection (proj=random or proj=pca)", what);
   SEMSKIP_THROW_IF_NOT_MSG(o.key_dim >= 1 && o.key_dim <= hidden, "{}: kdim must be in 1..{}", what, hidden);
   return o;
+}
+
+std::unique_ptr<SkipCache> make_skip_cache(const PolicyEnv& env, int64_t key_dim, int64_t value_dim,
+                                           const CacheOptions& opts) {
+  if (env.make_cache) return env.make_cache(key_dim, value_dim, opts);
+  return std::make_unique<LocalCache>(key_dim, value_dim, opts);
 }
 
 }  // namespace semskip

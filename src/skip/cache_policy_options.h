@@ -11,6 +11,7 @@
 #include "skip/descriptor.h"
 #include "skip/key_projection.h"
 #include "skip/semantic_cache.h"
+#include "skip/skip_cache.h"
 #include "skip/skip_policy.h"
 
 namespace semskip {
@@ -24,5 +25,9 @@ struct CachePolicyOptions {
 };
 
 CachePolicyOptions parse_cache_policy_options(const Descriptor& d, const PolicyEnv& env, int64_t hidden);
+
+// The cache of a cache policy: env.make_cache's, or a LocalCache when the run has none.
+std::unique_ptr<SkipCache> make_skip_cache(const PolicyEnv& env, int64_t key_dim, int64_t value_dim,
+                                           const CacheOptions& opts);
 
 }  // namespace semskip

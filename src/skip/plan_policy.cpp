@@ -13,7 +13,9 @@ PlanPolicy::PlanPolicy(const Descriptor& d, const PolicyEnv& env, int64_t n_laye
       tau_(d.require_double("tau")),
       n_layers_(n_layers),
       hidden_(hidden),
-      proj_(KeyProjectionKind::none, hidden, hidden, 0) {
+      proj_(KeyProjectionKind::none, hidden, hidden, 0),
+      sync_(env.sync),
+      sum_over_ranks_(env.sum_over_ranks) {
   std::set<std::string> keys = {"p", "beta", "tau"};
   keys.insert(kCacheDescriptorKeys.begin(), kCacheDescriptorKeys.end());
   d.check_keys(keys);
@@ -25,7 +27,7 @@ PlanPolicy::PlanPolicy(const Descriptor& d, const PolicyEnv& env, int64_t n_laye
   proj_ = KeyProjection(o.projection, hidden, o.key_dim, env.seed);
   // A plan is a 0/1 mask over layers; fp32 keeps it exact whatever vdtype says.
   o.cache.value_dtype = DType::fp32;
-  cache_ = std::make_unique<SemanticCache>(proj_.key_dim(), n_layers, o.cache);
+  cache_ = make_skip_cache(env, proj_.key_dim(), n_layers, o.cache);
 }
 
 PlanPolicy::~PlanPolicy() = default;
@@ -61,34 +63,50 @@ void PlanPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext& ct
     at::Tensor n = valid.sum(1).clamp_min(1.0);                                        // [B, 1]
     at::Tensor pooled = (h * valid).sum(1) / n;                                        // [B, d]
     auto t0 = std::chrono::steady_clock::now();
+    const int64_t comm0 = cache_->comm_ns();
     at::Tensor keys = proj_(pooled, ctx.flops, static_cast<int>(p_));
-    SemanticCache::Match m = cache_->search(keys, 1, ctx.flops, static_cast<int>(p_));
+    SkipCache::Match m = cache_->search(keys, 1, ctx.flops, static_cast<int>(p_));
     ctx.t_lookup_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
-                           std::chrono::steady_clock::now() - t0).count();
+                           std::chrono::steady_clock::now() - t0).count() - (cache_->comm_ns() - comm0);
     at::Tensor has_tokens = ctx.valid().any(1).to(at::kCPU);
-    int64_t lookups = 0, hits = 0;
-    std::vector<int64_t> miss_rows;
+    int64_t lookups = 0, found = 0;
+    std::vector<bool> matched(static_cast<size_t>(B), false);
     for (int64_t b = 0; b < B; ++b) {
       if (!has_tokens[b].item<bool>()) continue;
       ++lookups;
+      matched[static_cast<size_t>(b)] = m.similarity[b][0].item<float>() >= tau_;
+      found += matched[static_cast<size_t>(b)] ? 1 : 0;
+    }
+    const SyncDecision sync = decide_sync(sync_, sum_over_ranks_, lookups, found);
+    std::vector<int64_t> hit_b, hit_handle, hit_use, miss_rows;
+    for (int64_t b = 0; b < B; ++b) {
+      if (!has_tokens[b].item<bool>()) continue;
       const int64_t row = ctx.rows()[static_cast<size_t>(b)];
-      if (m.similarity[b][0].item<float>() >= tau_) {
-        ++hits;
-        at::Tensor slot = m.slot[b].slice(0, 0, 1);
-        cache_->touch(slot);
-        at::Tensor mask = cache_->values(slot, at::kCPU)[0];  // fp32 [n_layers]
-        std::vector<int64_t> layers;
-        for (int64_t l = p_ + 1; l < n_layers_; ++l)
-          if (mask[l].item<float>() > 0.5f) layers.push_back(l);
-        plans_[row] = layers;
-        apply_plan(b, layers, ctx);
+      if (matched[static_cast<size_t>(b)] && sync.apply) {
+        hit_b.push_back(b);
+        hit_handle.push_back(m.handle[b][0].item<int64_t>());
+        // Each request's use is its own tick, in the order of the union micro-batch.
+        hit_use.push_back(ctx.union_row_offset + b);
       } else {
         plans_[row] = {};
         miss_b_.push_back(b);
         miss_rows.push_back(b);
       }
     }
-    cache_->count_lookups(lookups, hits);
+    const int64_t hits = static_cast<int64_t>(hit_b.size());
+    cache_->count_lookups(lookups, hits, found - hits);
+    // Collective in a distributed cache: fetched on every rank, also without hits.
+    const at::Tensor masks = cache_->fetch(at::tensor(hit_handle, at::kLong), at::tensor(hit_use, at::kLong),
+                                           at::kCPU);  // fp32 [H, n_layers]
+    for (size_t i = 0; i < hit_b.size(); ++i) {
+      const int64_t b = hit_b[i];
+      const at::Tensor mask = masks[static_cast<int64_t>(i)];
+      std::vector<int64_t> layers;
+      for (int64_t l = p_ + 1; l < n_layers_; ++l)
+        if (mask[l].item<float>() > 0.5f) layers.push_back(l);
+      plans_[ctx.rows()[static_cast<size_t>(b)]] = layers;
+      apply_plan(b, layers, ctx);
+    }
     if (!miss_rows.empty()) {
       miss_keys_ = keys.index_select(0, at::tensor(miss_rows, at::kLong).to(keys.device()));
       miss_bi_.assign(miss_rows.size(), std::vector<double>(static_cast<size_t>(n_layers_), 0.0));
@@ -106,7 +124,12 @@ void PlanPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext& ct
 }
 
 void PlanPolicy::end_step(StepContext& ctx) {
-  if (!ctx.prefill() || miss_b_.empty()) return;
+  if (!ctx.prefill()) return;
+  if (miss_b_.empty()) {
+    // Nothing to offer, but a distributed cache's insert is collective.
+    cache_->insert(at::empty({0, proj_.key_dim()}, at::kFloat), at::empty({0, n_layers_}, at::kFloat));
+    return;
+  }
   at::Tensor plans = at::zeros({static_cast<int64_t>(miss_b_.size()), n_layers_}, at::kFloat);
   for (size_t i = 0; i < miss_b_.size(); ++i)
     for (int64_t l = p_ + 1; l < n_layers_; ++l)

@@ -4,7 +4,9 @@
 // Key: the prompt's mean-pooled residual after block p. Value: the layers after p whose block
 // influence 1 − cos(h_in, h_out) on the request's own full run was below beta. A hit applies
 // the neighbour's plan to every token of the new request, prompt and generated; a miss runs
-// the full model, measures its plan and offers it to the cache.
+// the full model, measures its plan and offers it to the cache. Whether a step's hits are
+// applied follows the run's sync rule (skip/sync_rule.h), counted over requests; with a
+// distributed cache every rank makes the same cache calls in every prefill step.
 
 #include <map>
 #include <memory>
@@ -36,7 +38,9 @@ class PlanPolicy : public SkipPolicy {
   double beta_, tau_;
   int64_t n_layers_, hidden_;
   KeyProjection proj_;
-  std::unique_ptr<SemanticCache> cache_;
+  std::unique_ptr<SkipCache> cache_;
+  SyncRule sync_;
+  SumOverRanks sum_over_ranks_;
 
   std::map<int64_t, std::vector<int64_t>> plans_;  // request row -> layers it skips
   // Prefill misses of this step: batch index -> key, and BI accumulated layer by layer.

@@ -15,7 +15,9 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
       target_(d.get_choice("target", "block", {"block", "mlp"}) == "mlp" ? SkipTarget::mlp : SkipTarget::block),
       kv_(d.get_choice("kv", "propagate", {"propagate", "mask"}) == "mask" ? KvMode::mask : KvMode::propagate),
       hidden_(hidden),
-      proj_(KeyProjectionKind::none, hidden, hidden, 0) {
+      proj_(KeyProjectionKind::none, hidden, hidden, 0),
+      sync_(env.sync),
+      sum_over_ranks_(env.sum_over_ranks) {
   std::set<std::string> keys = {"p", "r", "tau", "target", "kv", "k"};
   keys.insert(kCacheDescriptorKeys.begin(), kCacheDescriptorKeys.end());
   d.check_keys(keys);
@@ -29,7 +31,7 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
   CachePolicyOptions o = parse_cache_policy_options(d, env, hidden);
   proj_ = KeyProjection(o.projection, hidden, o.key_dim, env.seed);
   const int64_t value_dim = target_ == SkipTarget::block ? hidden : (r_ - p_) * hidden;
-  cache_ = std::make_unique<SemanticCache>(proj_.key_dim(), value_dim, o.cache);
+  cache_ = make_skip_cache(env, proj_.key_dim(), value_dim, o.cache);
 }
 
 ResidualPolicy::~ResidualPolicy() = default;
@@ -55,31 +57,38 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
     at::Tensor flat = ctx.valid().flatten().nonzero().squeeze(1).to(h.device());  // int64 [N]
     at::Tensor hp = h.reshape({-1, d}).index_select(0, flat);                     // [N, d]
     auto t0 = std::chrono::steady_clock::now();
+    const int64_t comm0 = cache_->comm_ns();
     at::Tensor keys = proj_(hp, ctx.flops, static_cast<int>(p_));  // fp32 [N, key_dim]
-    SemanticCache::Match m = cache_->search(keys, k_, ctx.flops, static_cast<int>(p_));
+    SkipCache::Match m = cache_->search(keys, k_, ctx.flops, static_cast<int>(p_));
     ctx.t_lookup_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
-                           std::chrono::steady_clock::now() - t0).count();
+                           std::chrono::steady_clock::now() - t0).count() - (cache_->comm_ns() - comm0);
     at::Tensor accept = m.similarity.ge(tau_);  // bool [N, k], CPU
     at::Tensor hit = accept.select(1, 0);       // the best match decides
-    const int64_t n_hit = hit.sum().item<int64_t>();
-    cache_->count_lookups(flat.size(0), n_hit);
+    const int64_t n_found = hit.sum().item<int64_t>();
+    const SyncDecision sync = decide_sync(sync_, sum_over_ranks_, flat.size(0), n_found);
+    if (!sync.apply) hit = at::zeros_like(hit);  // refused: the matches run as misses
+    const int64_t n_hit = sync.apply ? n_found : 0;
+    cache_->count_lookups(flat.size(0), n_hit, n_found - n_hit);
     at::Tensor hit_rows = hit.nonzero().squeeze(1);           // CPU int64 [H]
     at::Tensor miss_rows = hit.logical_not().nonzero().squeeze(1);
     miss_flat_ = flat.index_select(0, miss_rows.to(flat.device()));
     miss_keys_ = keys.index_select(0, miss_rows.to(keys.device()));
     miss_hp_ = hp.index_select(0, miss_rows.to(hp.device()));
-    if (n_hit == 0) return;
+    if (sync.all_skip) {
+      for (int64_t l = p_ + 1; l <= r_; ++l) ctx.set_skipped_by_all(l);
+    }
 
-    // Similarity-weighted mean over the accepted neighbours of each hit.
+    // Similarity-weighted mean over the accepted neighbours of each hit. The values are
+    // fetched on every rank, also without hits: a distributed cache's fetch is collective.
     at::Tensor sim = m.similarity.index_select(0, hit_rows);                     // [H, k]
-    at::Tensor slot = m.slot.index_select(0, hit_rows);                          // [H, k]
+    at::Tensor slot = m.handle.index_select(0, hit_rows);                        // [H, k]
     at::Tensor w = at::where(accept.index_select(0, hit_rows), sim, at::zeros_like(sim));
     w = w / w.sum(1, true);                                                      // [H, k]
-    at::Tensor used = slot.masked_select(w.gt(0));
-    cache_->touch(used);
-    at::Tensor vals = cache_->values(slot.clamp_min(0).flatten(), h.device())
-                          .to(h.scalar_type())
-                          .reshape({hit_rows.size(0), k_, -1});                  // [H, k, vdim]
+    // Every neighbour that contributes counts as used, all in one tick of the cache's clock.
+    at::Tensor use = at::where(w.gt(0), at::zeros_like(slot), at::full_like(slot, -1));
+    at::Tensor fetched = cache_->fetch(slot.flatten(), use.flatten(), h.device());  // [H·k, vdim]
+    if (n_hit == 0) return;
+    at::Tensor vals = fetched.to(h.scalar_type()).reshape({hit_rows.size(0), k_, -1});  // [H, k, vdim]
     at::Tensor delta = (vals * w.to(h.device(), h.scalar_type()).unsqueeze(2)).sum(1);  // [H, vdim]
     at::Tensor hit_flat = flat.index_select(0, hit_rows.to(flat.device()));
     at::Tensor hit_flat_cpu = hit_flat.to(at::kCPU);
@@ -113,8 +122,14 @@ void ResidualPolicy::after_mlp(int64_t layer, const at::Tensor& mlp_out, StepCon
 
 void ResidualPolicy::end_step(StepContext& ctx) {
   (void)ctx;
-  if (!miss_flat_.defined() || miss_flat_.size(0) == 0) return;
-  SEMSKIP_ASSERT(miss_value_.defined());
+  if (!miss_flat_.defined()) return;  // no lookup this step
+  // Also with no misses: a distributed cache's insert is collective.
+  if (!miss_value_.defined()) {
+    // Nothing ran to layer r for a value (no misses, or the caller stopped early).
+    SEMSKIP_ASSERT(miss_flat_.size(0) == 0);
+    const int64_t value_dim = target_ == SkipTarget::block ? hidden_ : (r_ - p_) * hidden_;
+    miss_value_ = at::empty({0, value_dim}, miss_hp_.options());
+  }
   cache_->insert(miss_keys_, miss_value_);
 }
 

@@ -7,6 +7,8 @@
 // h_r − h_p; with target=mlp attention still runs and each skipped MLP is replaced by the
 // cached MLP output of that layer. With k > 1 the value is the similarity-weighted mean of
 // the neighbours that reach tau. Misses run normally and are offered to the cache.
+// Whether a step's hits are applied follows the run's sync rule (skip/sync_rule.h); with a
+// distributed cache every rank makes the same cache calls in every step (skip/skip_cache.h).
 
 #include <memory>
 
@@ -45,7 +47,9 @@ class ResidualPolicy : public SkipPolicy {
   KvMode kv_;
   int64_t hidden_;
   KeyProjection proj_;
-  std::unique_ptr<SemanticCache> cache_;
+  std::unique_ptr<SkipCache> cache_;
+  SyncRule sync_;
+  SumOverRanks sum_over_ranks_;
 
   // This step's misses, kept from the probe layer until end_step.
   at::Tensor miss_flat_;   // int64 [M]: flat indices into [B·S]

@@ -4,6 +4,7 @@
 // at fixed points; the policy writes its decisions into the StepContext.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include <ATen/ATen.h>
 
 #include "skip/step_context.h"
+#include "skip/sync_rule.h"
 
 namespace semskip {
 
@@ -33,6 +35,7 @@ struct CacheStats {
   int64_t insertions = 0;
   int64_t evictions = 0;
   int64_t rejected = 0;    // misses not admitted
+  int64_t vetoed = 0;      // matches that reached the threshold but ran: the sync rule refused the skip
   int64_t size = 0;        // entries at the end
   int64_t capacity = 0;
   int64_t key_dim = 0;
@@ -77,6 +80,13 @@ class SkipPolicy {
   virtual CacheStats cache_stats() const { return {}; }
 };
 
+class SkipCache;
+struct CacheOptions;
+
+// Makes the cache of a cache policy: keys fp32 [*, key_dim], values [*, value_dim].
+using CacheFactory =
+    std::function<std::unique_ptr<SkipCache>(int64_t key_dim, int64_t value_dim, const CacheOptions& opts)>;
+
 // Builds a policy from its descriptor (see skip/policy_factory.cpp for the grammar).
 struct PolicyEnv {
   int64_t n_layers = 0;                         // of the model the policy runs on
@@ -85,6 +95,10 @@ struct PolicyEnv {
   int64_t capacity = 4096;                      // default cache capacity (entries)
   at::Device device = at::kCPU;                 // where cached values live
   uint64_t seed = 0;
+  // Distribution (DESIGN.md §4), all optional: the defaults are one process.
+  SyncRule sync;               // when cache policies apply their hits (skip/sync_rule.h)
+  SumOverRanks sum_over_ranks; // the allreduce of sync global; null: one process
+  CacheFactory make_cache;     // null: a LocalCache
 };
 std::unique_ptr<SkipPolicy> make_policy(const std::string& descriptor, const PolicyEnv& env);
 

@@ -14,9 +14,15 @@ StepContext::StepContext(int64_t n_layers, int64_t hidden, at::Tensor valid, std
       skip_block_(n_layers),
       skip_mlp_(n_layers),
       mlp_replacement_(n_layers),
-      jump_(n_layers) {
+      jump_(n_layers),
+      skipped_by_all_(static_cast<size_t>(n_layers), false) {
   SEMSKIP_ASSERT(valid_.dim() == 2 && valid_.scalar_type() == at::kBool);
   SEMSKIP_ASSERT(static_cast<int64_t>(rows_.size()) == valid_.size(0));
+}
+
+void StepContext::set_skipped_by_all(int64_t layer) {
+  SEMSKIP_ASSERT(layer >= 0 && layer < n_layers_);
+  skipped_by_all_[static_cast<size_t>(layer)] = true;
 }
 
 at::Tensor& StepContext::skip_block(int64_t layer) {

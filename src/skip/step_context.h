@@ -49,6 +49,16 @@ class StepContext {
   // index l + 1 the output of block l.
   at::Tensor full_states;
 
+  // Whether no token of any rank runs the MLP / MoE of `layer` in this step, and every rank
+  // knows it (a globally agreed skip, sync global): the expert-parallel all-to-all of that
+  // layer is then left out by all ranks together. Set by policies; false unless set.
+  void set_skipped_by_all(int64_t layer);
+  bool skipped_by_all(int64_t layer) const { return skipped_by_all_[static_cast<size_t>(layer)]; }
+
+  // Index of this rank's row 0 in the step's union micro-batch (the rows of every rank in rank
+  // order): 0 in one process. Distributed caches order per-request events by it.
+  int64_t union_row_offset = 0;
+
   // Where the policy charges its overheads (key projection, lookup); may be null.
   FlopCounter* flops = nullptr;
   // Wall-clock nanoseconds the policy spent in cache lookups this step.
@@ -61,6 +71,7 @@ class StepContext {
   std::vector<int64_t> rows_;
   bool prefill_;
   std::vector<at::Tensor> skip_block_, skip_mlp_, mlp_replacement_, jump_;
+  std::vector<bool> skipped_by_all_;
 };
 
 }  // namespace semskip

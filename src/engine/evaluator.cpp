@@ -4,6 +4,8 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "dist/communicator.h"
+#include "engine/step_batch.h"
 #include "model/transformer.h"
 #include "skip/baseline_policies.h"
 
@@ -14,36 +16,6 @@ namespace {
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// Requests [begin, end) left-padded into one step.
-struct StepBatch {
-  at::Tensor ids;    // int64 [B, S]
-  at::Tensor valid;  // bool [B, S]
-  std::vector<int64_t> rows;
-  std::vector<const Request*> requests;
-};
-
-StepBatch make_batch(const std::vector<Request>& requests, size_t begin, size_t end, at::Device device) {
-  StepBatch sb;
-  int64_t S = 0;
-  for (size_t i = begin; i < end; ++i) S = std::max(S, requests[i].n_tokens_prompt());
-  const int64_t B = static_cast<int64_t>(end - begin);
-  at::Tensor ids = at::zeros({B, S}, at::kLong);
-  at::Tensor valid = at::zeros({B, S}, at::kBool);
-  for (size_t i = begin; i < end; ++i) {
-    const Request& r = requests[i];
-    SEMSKIP_THROW_IF_NOT_MSG(r.n_tokens_prompt() > 0, "request {} ({}) has an empty prompt", r.id, r.where());
-    const int64_t b = static_cast<int64_t>(i - begin), n = r.n_tokens_prompt(), pad = S - n;
-    std::vector<int64_t> toks(r.prompt_tokens.begin(), r.prompt_tokens.end());
-    ids[b].slice(0, pad, S).copy_(at::tensor(toks, at::kLong));
-    valid[b].slice(0, pad, S).fill_(true);
-    sb.rows.push_back(b);
-    sb.requests.push_back(&r);
-  }
-  sb.ids = ids.to(device);
-  sb.valid = valid.to(device);
-  return sb;
 }
 
 // Block and MLP skips per row of a step's decisions.
@@ -62,10 +34,42 @@ void add_row_skips(const StepContext& ctx, std::vector<int64_t>& block, std::vec
   }
 }
 
+// The collectives that keep the ranks of a distributed evaluation in step; nothing in one
+// process.
+class Lockstep {
+ public:
+  explicit Lockstep(Communicator* world) : world_(world && world->size() > 1 ? world : nullptr) {}
+
+  // Whether any rank has rows for the next step; `offset` receives this rank's first row in
+  // the step's union micro-batch (the rows of all ranks in rank order).
+  bool next_step(int64_t my_rows, int64_t& offset) const {
+    offset = 0;
+    if (!world_) return my_rows > 0;
+    const at::Tensor all = world_->allgather(at::tensor({my_rows}, at::kLong));  // int64 [n, 1]
+    int64_t total = 0;
+    for (int r = 0; r < world_->size(); ++r) {
+      const int64_t c = all[r][0].item<int64_t>();
+      if (r < world_->rank()) offset += c;
+      total += c;
+    }
+    return total > 0;
+  }
+
+  // Whether any rank still has a sequence to decode.
+  bool any(bool mine) const {
+    if (!world_) return mine;
+    const at::Tensor v = at::tensor({static_cast<int64_t>(mine ? 1 : 0)}, at::kLong);
+    return world_->allreduce(v, ReduceOp::max).item<int64_t>() > 0;
+  }
+
+ private:
+  Communicator* world_;
+};
+
 }  // namespace
 
-Evaluator::Evaluator(const Transformer& model, EvalOptions options)
-    : model_(model), opts_(options), engine_(model) {
+Evaluator::Evaluator(const Transformer& model, EvalOptions options, EvalDist dist)
+    : model_(model), opts_(options), dist_(std::move(dist)), engine_(model, dist_.ep), local_engine_(model) {
   SEMSKIP_THROW_IF_NOT_MSG(opts_.batch >= 1, "batch must be ≥ 1, got {}", opts_.batch);
   SEMSKIP_THROW_IF_NOT_MSG(opts_.max_new_tokens >= 0, "max-new-tokens must be ≥ 0");
 }
@@ -80,9 +84,9 @@ CalibrationSet Evaluator::calibrate(const std::vector<Request>& requests) const 
     const size_t end = std::min(requests.size(), begin + static_cast<size_t>(opts_.batch));
     StepBatch sb = make_batch(requests, begin, end, model_.device());
     StepContext ctx(cfg.n_layers, cfg.hidden_size, sb.valid, sb.rows, true);
-    SkipKvCache kv = engine_.make_cache(sb.ids.size(0), sb.ids.size(1));
+    SkipKvCache kv = local_engine_.make_cache(sb.ids.size(0), sb.ids.size(1));
     at::Tensor states;
-    engine_.step(sb.ids, ctx, kv, none, nullptr, nullptr, &states);  // [L+1, B, S, d]
+    local_engine_.step(sb.ids, ctx, kv, none, nullptr, nullptr, &states);  // [L+1, B, S, d]
     at::Tensor flat_valid = sb.valid.reshape({-1}).nonzero().squeeze(1);
     parts.push_back(states.flatten(1, 2).index_select(1, flat_valid).to(at::kCPU, at::kFloat));
   }
@@ -92,11 +96,13 @@ CalibrationSet Evaluator::calibrate(const std::vector<Request>& requests) const 
 
 namespace {
 
-// Greedy continuation of a prefilled step: `first` holds each row's next token (argmax of
-// the prefill's last position). Returns [B][n] tokens; rows stop at eos.
+// Greedy continuation of a prefilled step: `next` holds each row's next token (argmax of
+// the prefill's last position). Returns [B][n] tokens; rows stop at eos. In lockstep, every
+// rank takes as many decode steps; one whose rows have all stopped decodes empty steps.
 std::vector<std::vector<int64_t>> continue_greedy(const SkipEngine& engine, const Transformer& model,
                                                   at::Tensor next, const std::vector<int64_t>& rows,
-                                                  SkipKvCache& kv, SkipPolicy& policy, const EvalOptions& o,
+                                                  int64_t union_offset, SkipKvCache& kv, SkipPolicy& policy,
+                                                  const EvalOptions& o, const Lockstep& lockstep,
                                                   FlopCounter* flops, LayerCounts* counts,
                                                   std::vector<int64_t>& block, std::vector<int64_t>& mlp,
                                                   int64_t& t_lookup_ns) {
@@ -114,9 +120,23 @@ std::vector<std::vector<int64_t>> continue_greedy(const SkipEngine& engine, cons
       if (tok == o.eos_token) done[static_cast<size_t>(b)] = true;
       else valid[b][0] = true;
     }
-    if (t + 1 == o.max_new_tokens || !valid.any().item<bool>()) break;
+    if (t + 1 == o.max_new_tokens) break;
+    const bool mine = B > 0 && valid.any().item<bool>();
+    if (!lockstep.any(mine)) break;
+    if (!mine) {
+      // Nothing of ours to decode; the others' collectives still need this rank.
+      const StepBatch idle = empty_batch(model.device());
+      StepContext ctx(cfg.n_layers, cfg.hidden_size, idle.valid, {}, false);
+      ctx.flops = flops;
+      ctx.union_row_offset = union_offset;
+      SkipKvCache kv_idle = engine.make_cache(0, 1);
+      engine.step(idle.ids, ctx, kv_idle, policy, flops, counts);
+      t_lookup_ns += ctx.t_lookup_ns;
+      continue;
+    }
     StepContext ctx(cfg.n_layers, cfg.hidden_size, valid.to(model.device()), rows, false);
     ctx.flops = flops;
+    ctx.union_row_offset = union_offset;
     at::Tensor logits = engine.step(next.unsqueeze(1).to(model.device()), ctx, kv, policy, flops, counts);
     add_row_skips(ctx, block, mlp);
     t_lookup_ns += ctx.t_lookup_ns;
@@ -152,11 +172,17 @@ std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
                              "evaluation only (max-new-tokens 0)", policy.describe());
   }
 
+  const int rank = dist_.world ? dist_.world->rank() : 0;
+  for (PolicyResult& r : results) r.rank = rank;
+  const Lockstep lockstep(dist_.world);
   NonePolicy none(Descriptor::parse("none"));
-  int64_t step_index = 0;
-  for (size_t begin = 0; begin < requests.size(); begin += static_cast<size_t>(opts_.batch), ++step_index) {
-    const size_t end = std::min(requests.size(), begin + static_cast<size_t>(opts_.batch));
-    StepBatch sb = make_batch(requests, begin, end, model_.device());
+  const size_t batch = static_cast<size_t>(opts_.batch);
+  for (int64_t step_index = 0;; ++step_index) {
+    const size_t begin = std::min(requests.size(), static_cast<size_t>(step_index) * batch);
+    const size_t end = std::min(requests.size(), begin + batch);
+    int64_t union_offset = 0;
+    if (!lockstep.next_step(static_cast<int64_t>(end - begin), union_offset)) break;
+    StepBatch sb = end > begin ? make_batch(requests, begin, end, model_.device()) : empty_batch(model_.device());
     const int64_t B = sb.ids.size(0), S = sb.ids.size(1);
     const int64_t capacity = S + opts_.max_new_tokens;
 
@@ -164,18 +190,22 @@ std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
     FlopCounter f_full;
     std::vector<int64_t> unused_block(static_cast<size_t>(B), 0), unused_mlp(static_cast<size_t>(B), 0);
     int64_t unused_lookup = 0;
+    const CommTotals comm0 = CommTotals::snapshot(dist_.counted);
     int64_t t0 = now_ns();
     StepContext ctx_full(L, cfg.hidden_size, sb.valid, sb.rows, true);
+    ctx_full.union_row_offset = union_offset;
     SkipKvCache kv_full = engine_.make_cache(B, capacity);
     at::Tensor states;
     at::Tensor logits_full = engine_.step(sb.ids, ctx_full, kv_full, none, &f_full, nullptr,
                                           need_states ? &states : nullptr);
     std::vector<std::vector<int64_t>> gen_full;
     if (opts_.max_new_tokens > 0)
-      gen_full = continue_greedy(engine_, model_, logits_full.select(1, S - 1).argmax(-1), sb.rows, kv_full, none,
-                                 opts_, &f_full, nullptr, unused_block, unused_mlp, unused_lookup);
+      gen_full = continue_greedy(engine_, model_, logits_full.select(1, S - 1).argmax(-1), sb.rows, union_offset,
+                                 kv_full, none, opts_, lockstep, &f_full, nullptr, unused_block, unused_mlp,
+                                 unused_lookup);
     const at::Tensor lf = logits_full.to(at::kCPU, at::kFloat);
     const int64_t t_full = now_ns() - t0;
+    const CommTotals comm_full = CommTotals::snapshot(dist_.counted) - comm0;
 
     for (size_t p = 0; p < policies.size(); ++p) {
       SkipPolicy& policy = *policies[p];
@@ -184,9 +214,13 @@ std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
       LayerCounts counts(L);
       std::vector<int64_t> block(static_cast<size_t>(B), 0), mlp(static_cast<size_t>(B), 0);
       for (int64_t row : sb.rows) policy.begin_request(row);
+      const CommTotals comm_before = CommTotals::snapshot(dist_.counted);
+      const EpStats ep_before = dist_.ep ? dist_.ep->stats() : EpStats{};
+      const CacheStats cache_before = policy.cache_stats();
       t0 = now_ns();
       StepContext ctx(L, cfg.hidden_size, sb.valid, sb.rows, true);
       ctx.flops = &f;
+      ctx.union_row_offset = union_offset;
       if (policy.needs_full_states()) ctx.full_states = states;
       SkipKvCache kv = engine_.make_cache(B, capacity);
       at::Tensor logits = engine_.step(sb.ids, ctx, kv, policy, &f, &counts);
@@ -194,10 +228,13 @@ std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
       int64_t t_lookup = ctx.t_lookup_ns;
       std::vector<std::vector<int64_t>> gen;
       if (opts_.max_new_tokens > 0)
-        gen = continue_greedy(engine_, model_, logits.select(1, S - 1).argmax(-1), sb.rows, kv, policy, opts_, &f,
-                              &counts, block, mlp, t_lookup);
+        gen = continue_greedy(engine_, model_, logits.select(1, S - 1).argmax(-1), sb.rows, union_offset, kv, policy,
+                              opts_, lockstep, &f, &counts, block, mlp, t_lookup);
       const at::Tensor ls = logits.to(at::kCPU, at::kFloat);
       const int64_t t_skip = now_ns() - t0;
+      const CommTotals comm = CommTotals::snapshot(dist_.counted) - comm_before;
+      if (dist_.ep) add_ep_stats(res.ep, ep_stats_between(dist_.ep->stats(), ep_before));
+      const CacheStats cache_after = policy.cache_stats();
 
       for (int64_t b = 0; b < B; ++b) {
         const Request& r = *sb.requests[static_cast<size_t>(b)];
@@ -206,6 +243,7 @@ std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
         for (int64_t t = 0; t + 1 < n; ++t) targets[t] = static_cast<int64_t>(r.prompt_tokens[static_cast<size_t>(t + 1)]);
         RequestRecord rec;
         rec.request_id = r.id;
+        rec.rank = rank;
         rec.step = step_index;
         rec.n_tokens = n;
         rec.n_block_skips = block[static_cast<size_t>(b)];
@@ -217,6 +255,7 @@ std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
       }
       StepRecord st;
       st.step = step_index;
+      st.rank = rank;
       st.n_requests = B;
       st.n_tokens = counts.n_block_run[0] + counts.n_block_skip[0];
       st.flops_full = f_full.total_model(AttnConvention::causal);
@@ -225,6 +264,13 @@ std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
       st.t_full_ns = t_full;
       st.t_skip_ns = t_skip;
       st.t_lookup_ns = t_lookup;
+      st.t_comm_ns = comm.total().t_ns;
+      st.comm_sent_bytes = comm.total().bytes_sent;
+      st.comm_recv_bytes = comm.total().bytes_recv;
+      st.t_full_comm_ns = comm_full.total().t_ns;
+      st.cache_lookups = cache_after.lookups - cache_before.lookups;
+      st.cache_hits = cache_after.hits - cache_before.hits;
+      st.cache_vetoed = cache_after.vetoed - cache_before.vetoed;
       res.steps.push_back(st);
       res.flops_full.merge(f_full);
       res.flops_skip.merge(f);
@@ -232,6 +278,8 @@ std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
       res.t_full_ns += t_full;
       res.t_skip_ns += t_skip;
       res.t_lookup_ns += t_lookup;
+      res.comm += comm;
+      res.comm_full += comm_full;
     }
   }
   for (size_t p = 0; p < policies.size(); ++p) results[p].cache = policies[p]->cache_stats();

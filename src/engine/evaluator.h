@@ -7,6 +7,15 @@
 // max_new_tokens > 0 each request's prompt is also continued greedily by both runs and the
 // continuations compared. Requests run in micro-batches of `batch` sequences (left-padded);
 // a policy's cache sees the steps in order, so lookups of a step see every earlier step.
+//
+// Distributed (DESIGN.md §4), each rank evaluates its own shard of the requests and every
+// rank steps in lockstep: one allgather per step tells every rank whether any rank has work
+// left and where its rows sit in the step's union micro-batch; a rank without requests takes
+// empty steps (zero sequences) until all are done, so it joins every collective of the full
+// model (expert parallelism) and of the policies (distributed caches, sync global). The greedy
+// continuation of a step runs as many decode steps on every rank (an allreduce per decode
+// step); a rank whose sequences have all stopped decodes empty steps. Each step's full run and
+// each policy's run is timed and its collectives attributed to it.
 
 #include <cstdint>
 #include <memory>
@@ -15,6 +24,7 @@
 
 #include <ATen/ATen.h>
 
+#include "engine/comm_totals.h"
 #include "engine/skip_engine.h"
 #include "metrics/accuracy.h"
 #include "metrics/flop_counter.h"
@@ -24,6 +34,8 @@
 namespace semskip {
 
 class Transformer;
+class Communicator;
+class ExpertParallel;
 
 struct EvalOptions {
   int64_t batch = 1;
@@ -31,9 +43,19 @@ struct EvalOptions {
   int64_t eos_token = -1;  // generation stops at it (−1: never)
 };
 
+// The ranks of a distributed evaluation; the defaults are one process.
+struct EvalDist {
+  Communicator* world = nullptr;  // every rank of the run, in lockstep; null: one process
+  ExpertParallel* ep = nullptr;   // MoE layers expert-parallel over its group; null: local
+  // Communicators whose traffic is attributed to the steps that cause it (the world, the EP
+  // group, the caches' communicator); the caches' traffic counts when theirs is listed.
+  std::vector<Communicator*> counted;
+};
+
 // One request's outcome under one policy.
 struct RequestRecord {
   int64_t request_id = 0;
+  int rank = 0;                 // the rank that ran it
   int64_t step = 0;             // the micro-batch step it ran in
   int64_t n_tokens = 0;         // prompt tokens
   int64_t n_block_skips = 0;    // (token, layer) block skips, prompt and generated
@@ -44,6 +66,7 @@ struct RequestRecord {
 // One micro-batch step (prefill and its decode steps) under one policy.
 struct StepRecord {
   int64_t step = 0;
+  int rank = 0;
   int64_t n_requests = 0;
   int64_t n_tokens = 0;  // prompt + generated tokens processed
   int64_t flops_full = 0;
@@ -52,6 +75,12 @@ struct StepRecord {
   int64_t t_full_ns = 0;
   int64_t t_skip_ns = 0;
   int64_t t_lookup_ns = 0;
+  int64_t t_comm_ns = 0;       // in collectives during the policy's run of the step
+  int64_t comm_sent_bytes = 0;
+  int64_t comm_recv_bytes = 0;
+  int64_t t_full_comm_ns = 0;  // in collectives during the full model's run of the step
+  // This rank's cache lookups of the step (prefill and decode): how the sync rule decided.
+  int64_t cache_lookups = 0, cache_hits = 0, cache_vetoed = 0;
 };
 
 struct PolicyResult {
@@ -64,17 +93,22 @@ struct PolicyResult {
   std::vector<RequestRecord> requests;
   std::vector<StepRecord> steps;
   int64_t t_full_ns = 0, t_skip_ns = 0, t_lookup_ns = 0, t_calib_ns = 0;
+  int rank = 0;
+  CommTotals comm;       // collectives of the policy's runs
+  CommTotals comm_full;  // collectives of the full model's runs (the same for every policy)
+  EpStats ep;            // expert-parallel work of the policy's runs
 };
 
 class Evaluator {
  public:
-  Evaluator(const Transformer& model, EvalOptions options);
+  Evaluator(const Transformer& model, EvalOptions options, EvalDist dist = {});
 
   // Residual streams of the full model on `requests` (their prompts): the calibration set
-  // of policies that need one.
+  // of policies that need one. Local to this process (no expert parallelism, no collective).
   CalibrationSet calibrate(const std::vector<Request>& requests) const;
 
-  // Runs every policy over `requests`; results in the order of `policies`.
+  // Runs every policy over `requests` (this rank's shard); results in the order of
+  // `policies`. Collective when distributed: every rank calls it with the same policies.
   std::vector<PolicyResult> run(const std::vector<Request>& requests,
                                 std::vector<std::unique_ptr<SkipPolicy>>& policies,
                                 const CalibrationSet& calib) const;
@@ -82,7 +116,9 @@ class Evaluator {
  private:
   const Transformer& model_;
   EvalOptions opts_;
-  SkipEngine engine_;
+  EvalDist dist_;
+  SkipEngine engine_;        // expert-parallel when dist_.ep is set
+  SkipEngine local_engine_;  // always local: calibration
 };
 
 }  // namespace semskip

@@ -29,12 +29,21 @@ struct RunConfig {
   uint64_t seed = 0;
   int64_t threads = 0;               // intra-op CPU threads (0: OMP_NUM_THREADS / all cores)
   std::string report = "semskip-run.h5";  // HDF5 report path; empty: no report
+  // Distribution (DESIGN.md §4); without mpirun a world of one rank.
+  std::string cache_mode = "local";  // local | replicated | sharded
+  std::string sync = "token";        // token | batch:<f> | global[:<f>] (skip/sync_rule.h)
+  int64_t ep = 1;                    // expert-parallel group size (ranks per group)
+  std::string shard = "round-robin"; // how requests are split over ranks: round-robin | contiguous | balanced
+  int64_t shard_of = 0;              // single process only: run the shard `shard_index` of this many (0: all)
+  int64_t shard_index = 0;
 
   // The policies a run compares when none is given.
   static std::vector<std::string> default_policies();
   // Checks ranges; semskip::Error naming the option.
   void validate() const;
   nlohmann::json to_json() const;
+  // The inverse of to_json (every key required): how ranks receive rank 0's decision.
+  static RunConfig from_json(const nlohmann::json& j);
 };
 
 }  // namespace semskip

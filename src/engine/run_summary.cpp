@@ -1,28 +1,71 @@
 #include "engine/run_summary.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "reports/table_text.h"
 
 namespace semskip {
 
-PolicySummary summarize(const PolicyResult& r, int n_boot, uint64_t seed) {
+namespace {
+
+CacheStats job_cache(const GatheredResult& r, bool replicated_cache) {
+  CacheStats c;
+  if (r.ranks.empty()) return c;
+  if (replicated_cache) c = r.ranks[0].cache;  // one logical cache, held by every rank
+  c.lookups = c.hits = c.vetoed = 0;
+  for (const RankRecord& k : r.ranks) {
+    c.lookups += k.cache.lookups;
+    c.hits += k.cache.hits;
+    c.vetoed += k.cache.vetoed;
+    if (replicated_cache) continue;
+    c.insertions += k.cache.insertions;
+    c.evictions += k.cache.evictions;
+    c.rejected += k.cache.rejected;
+    c.size += k.cache.size;
+    c.capacity += k.cache.capacity;
+    c.value_bytes += k.cache.value_bytes;
+  }
+  c.key_dim = r.ranks[0].cache.key_dim;
+  return c;
+}
+
+// The slowest rank's seconds and the mean over ranks of one timing.
+template <typename Get>
+void time_over_ranks(const GatheredResult& r, Get get, double& max_s, double& mean_s) {
+  int64_t mx = 0, sum = 0;
+  for (const RankRecord& k : r.ranks) {
+    mx = std::max(mx, get(k));
+    sum += get(k);
+  }
+  max_s = static_cast<double>(mx) * 1e-9;
+  mean_s = r.ranks.empty() ? 0.0 : static_cast<double>(sum) * 1e-9 / static_cast<double>(r.ranks.size());
+}
+
+}  // namespace
+
+PolicySummary summarize(const GatheredResult& r, int n_boot, uint64_t seed, bool replicated_cache) {
   PolicySummary s;
   s.policy = r.policy;
   s.index = r.index;
+  s.n_ranks = static_cast<int64_t>(r.ranks.size());
   s.n_requests = static_cast<int64_t>(r.requests.size());
-  for (const StepRecord& st : r.steps) s.n_tokens += st.n_tokens;
-  s.cache = r.cache;
-  s.hit_rate = r.cache.lookups > 0 ? static_cast<double>(r.cache.hits) / static_cast<double>(r.cache.lookups) : 0.0;
+  for (const RankRecord& k : r.ranks) {
+    s.n_tokens += k.n_tokens;
+    s.flops_full += k.flops_full;
+    s.flops_executed += k.flops_executed;
+    s.flops_overhead += k.flops_overhead;
+    s.comm_sent_bytes += k.comm.total().bytes_sent;
+  }
+  s.cache = job_cache(r, replicated_cache);
+  s.hit_rate = s.cache.lookups > 0 ? static_cast<double>(s.cache.hits) / static_cast<double>(s.cache.lookups) : 0.0;
   int64_t run = 0, skipped = 0;
   for (size_t l = 0; l < r.layers.n_block_run.size(); ++l) {
     run += r.layers.n_block_run[l];
     skipped += r.layers.n_block_skip[l];
   }
   s.skip_rate = run + skipped > 0 ? static_cast<double>(skipped) / static_cast<double>(run + skipped) : 0.0;
-  s.flops_full = r.flops_full.total_model(AttnConvention::causal);
-  s.flops_executed = r.flops_skip.total_model(AttnConvention::causal);
-  s.flops_overhead = r.flops_skip.total_overhead();
   if (s.flops_full > 0) {
     const double full = static_cast<double>(s.flops_full);
     s.flops_saved_gross = 1.0 - static_cast<double>(s.flops_executed) / full;
@@ -31,16 +74,20 @@ PolicySummary summarize(const PolicyResult& r, int n_boot, uint64_t seed) {
   std::vector<RequestAccuracy> acc;
   for (const RequestRecord& q : r.requests) acc.push_back(q.accuracy);
   s.accuracy = summarize_accuracy(acc, n_boot, seed);
-  s.t_full_s = static_cast<double>(r.t_full_ns) * 1e-9;
-  s.t_skip_s = static_cast<double>(r.t_skip_ns) * 1e-9;
-  s.t_lookup_s = static_cast<double>(r.t_lookup_ns) * 1e-9;
+  time_over_ranks(r, [](const RankRecord& k) { return k.t_full_ns; }, s.t_full_s, s.t_full_s_mean);
+  time_over_ranks(r, [](const RankRecord& k) { return k.t_skip_ns; }, s.t_skip_s, s.t_skip_s_mean);
+  time_over_ranks(r, [](const RankRecord& k) { return k.t_lookup_ns; }, s.t_lookup_s, s.t_lookup_s_mean);
+  time_over_ranks(r, [](const RankRecord& k) { return k.t_comm_ns; }, s.t_comm_s, s.t_comm_s_mean);
   s.speedup = s.t_skip_s > 0 ? s.t_full_s / s.t_skip_s : 0.0;
+  s.tokens_per_s = s.t_skip_s > 0 ? static_cast<double>(s.n_tokens) / s.t_skip_s : 0.0;
   return s;
 }
 
 report::Table summary_table(const std::vector<PolicySummary>& rows) {
   std::vector<std::string> policy, index;
   std::vector<int64_t> n_req, n_tok, f_full, f_exec, f_over, lookups, hits, ins, evi, size, cap, kdim, vbytes;
+  std::vector<int64_t> n_ranks, vetoed, sent;
+  std::vector<double> t_comm, t_full_mean, t_skip_mean, t_lookup_mean, t_comm_mean, tok_s;
   std::vector<double> hit, skip, gross, net, top1, top1_lo, top1_hi, kl, kl_lo, kl_hi, ppl_full, ppl, ppl_lo, ppl_hi,
       exact, exact_lo, exact_hi, prefix, prefix_lo, prefix_hi, t_full, t_skip, t_lookup, speed;
   for (const PolicySummary& s : rows) {
@@ -69,6 +116,10 @@ report::Table summary_table(const std::vector<PolicySummary>& rows) {
         kdim.push_back(s.cache.key_dim), vbytes.push_back(s.cache.value_bytes);
     t_full.push_back(s.t_full_s), t_skip.push_back(s.t_skip_s), t_lookup.push_back(s.t_lookup_s),
         speed.push_back(s.speedup);
+    n_ranks.push_back(s.n_ranks), vetoed.push_back(s.cache.vetoed), sent.push_back(s.comm_sent_bytes);
+    t_comm.push_back(s.t_comm_s), t_full_mean.push_back(s.t_full_s_mean), t_skip_mean.push_back(s.t_skip_s_mean),
+        t_lookup_mean.push_back(s.t_lookup_s_mean), t_comm_mean.push_back(s.t_comm_s_mean),
+        tok_s.push_back(s.tokens_per_s);
   }
   report::Table t;
   t.add("policy", policy).add("index", index).add("n_requests", n_req).add("n_tokens", n_tok)
@@ -83,16 +134,18 @@ report::Table summary_table(const std::vector<PolicySummary>& rows) {
       .add("cache_lookups", lookups).add("cache_hits", hits).add("cache_insertions", ins)
       .add("cache_evictions", evi).add("cache_size", size).add("cache_capacity", cap)
       .add("cache_key_dim", kdim).add("cache_value_bytes", vbytes)
-      .add("t_full_s", t_full).add("t_skip_s", t_skip).add("t_lookup_s", t_lookup).add("speedup", speed);
+      .add("t_full_s", t_full).add("t_skip_s", t_skip).add("t_lookup_s", t_lookup).add("speedup", speed)
+      .add("n_ranks", n_ranks).add("cache_vetoed", vetoed).add("t_comm_s", t_comm)
+      .add("t_full_s_mean", t_full_mean).add("t_skip_s_mean", t_skip_mean).add("t_lookup_s_mean", t_lookup_mean)
+      .add("t_comm_s_mean", t_comm_mean).add("tokens_per_s", tok_s).add("comm_sent_bytes", sent);
   return t;
 }
 
-report::Table per_layer_table(const std::vector<PolicyResult>& results) {
+report::Table per_layer_table(const std::vector<GatheredResult>& results) {
   std::vector<std::string> policy, index;
   std::vector<int64_t> layer, run, skip, mlp, prop, f_full, f_exec;
-  for (const PolicyResult& r : results) {
+  for (const GatheredResult& r : results) {
     for (size_t l = 0; l < r.layers.n_block_run.size(); ++l) {
-      const int li = static_cast<int>(l);
       policy.push_back(r.policy);
       index.push_back(r.index);
       layer.push_back(static_cast<int64_t>(l));
@@ -100,8 +153,8 @@ report::Table per_layer_table(const std::vector<PolicyResult>& results) {
       skip.push_back(r.layers.n_block_skip[l]);
       mlp.push_back(r.layers.n_mlp_skip[l]);
       prop.push_back(r.layers.n_kv_propagated[l]);
-      f_full.push_back(r.flops_full.by_layer(li, AttnConvention::causal));
-      f_exec.push_back(r.flops_skip.by_layer(li, AttnConvention::causal));
+      f_full.push_back(r.layer_flops_full[l]);
+      f_exec.push_back(r.layer_flops_executed[l]);
     }
   }
   report::Table t;
@@ -111,13 +164,66 @@ report::Table per_layer_table(const std::vector<PolicyResult>& results) {
   return t;
 }
 
-report::Table requests_table(const std::vector<PolicyResult>& results) {
+report::Table per_rank_table(const std::vector<GatheredResult>& results, const std::vector<std::string>& hosts) {
+  std::vector<std::string> policy, index, host;
+  std::vector<int64_t> rank, n_req, n_tok, n_steps, f_full, f_exec, f_over, t_full, t_skip, t_lookup, t_comm, t_compute,
+      t_full_comm, t_calib, lookups, hits, vetoed, ins, evi, rej, size, cap, vbytes, ep_calls, ep_routed, ep_sent,
+      ep_run, ep_recv, ep_t_a2a, ep_t_exp;
+  std::vector<double> tok_s;
+  std::vector<std::vector<int64_t>> k_calls(kNumCollectiveKinds), k_sent(kNumCollectiveKinds),
+      k_recv(kNumCollectiveKinds), k_t(kNumCollectiveKinds);
+  for (const GatheredResult& r : results) {
+    for (const RankRecord& k : r.ranks) {
+      policy.push_back(r.policy), index.push_back(r.index), rank.push_back(k.rank);
+      host.push_back(static_cast<size_t>(k.rank) < hosts.size() ? hosts[static_cast<size_t>(k.rank)] : "");
+      n_req.push_back(k.n_requests), n_tok.push_back(k.n_tokens), n_steps.push_back(k.n_steps);
+      f_full.push_back(k.flops_full), f_exec.push_back(k.flops_executed), f_over.push_back(k.flops_overhead);
+      t_full.push_back(k.t_full_ns), t_skip.push_back(k.t_skip_ns), t_lookup.push_back(k.t_lookup_ns);
+      t_comm.push_back(k.t_comm_ns), t_compute.push_back(k.t_compute_ns()), t_full_comm.push_back(k.t_full_comm_ns);
+      t_calib.push_back(k.t_calib_ns);
+      tok_s.push_back(k.t_skip_ns > 0 ? static_cast<double>(k.n_tokens) * 1e9 / static_cast<double>(k.t_skip_ns) : 0.0);
+      const CacheStats& c = k.cache;
+      lookups.push_back(c.lookups), hits.push_back(c.hits), vetoed.push_back(c.vetoed), ins.push_back(c.insertions);
+      evi.push_back(c.evictions), rej.push_back(c.rejected), size.push_back(c.size), cap.push_back(c.capacity);
+      vbytes.push_back(c.value_bytes);
+      for (size_t i = 0; i < kNumCollectiveKinds; ++i) {
+        k_calls[i].push_back(k.comm.by_kind[i].n_calls), k_sent[i].push_back(k.comm.by_kind[i].bytes_sent);
+        k_recv[i].push_back(k.comm.by_kind[i].bytes_recv), k_t[i].push_back(k.comm.by_kind[i].t_ns);
+      }
+      const EpStats& e = k.ep;
+      ep_calls.push_back(e.n_calls), ep_routed.push_back(e.n_pairs_routed), ep_sent.push_back(e.n_pairs_sent);
+      ep_run.push_back(e.n_pairs_run), ep_recv.push_back(e.n_pairs_recv), ep_t_a2a.push_back(e.t_alltoall_ns);
+      ep_t_exp.push_back(e.t_experts_ns);
+    }
+  }
+  report::Table t;
+  t.add("policy", policy).add("index", index).add("rank", rank).add("host", host).add("n_requests", n_req)
+      .add("n_tokens", n_tok).add("n_steps", n_steps).add("flops_full", f_full).add("flops_executed", f_exec)
+      .add("flops_overhead", f_over).add("t_full_ns", t_full).add("t_skip_ns", t_skip).add("t_lookup_ns", t_lookup)
+      .add("t_comm_ns", t_comm).add("t_compute_ns", t_compute).add("t_full_comm_ns", t_full_comm)
+      .add("t_calib_ns", t_calib).add("tokens_per_s", tok_s)
+      .add("cache_lookups", lookups).add("cache_hits", hits).add("cache_vetoed", vetoed)
+      .add("cache_insertions", ins).add("cache_evictions", evi).add("cache_rejected", rej).add("cache_size", size)
+      .add("cache_capacity", cap).add("cache_value_bytes", vbytes);
+  for (size_t i = 0; i < kNumCollectiveKinds; ++i) {
+    const std::string name = collective_name(static_cast<CollectiveKind>(i));
+    t.add("comm_" + name + "_n_calls", k_calls[i]).add("comm_" + name + "_sent_bytes", k_sent[i])
+        .add("comm_" + name + "_recv_bytes", k_recv[i]).add("comm_" + name + "_t_ns", k_t[i]);
+  }
+  t.add("ep_n_calls", ep_calls).add("ep_n_pairs_routed", ep_routed).add("ep_n_pairs_sent", ep_sent)
+      .add("ep_n_pairs_run", ep_run).add("ep_n_pairs_recv", ep_recv).add("ep_t_alltoall_ns", ep_t_a2a)
+      .add("ep_t_experts_ns", ep_t_exp);
+  return t;
+}
+
+report::Table requests_table(const std::vector<GatheredResult>& results) {
   std::vector<std::string> policy, index;
-  std::vector<int64_t> id, step, n_tok, bskip, mskip, npos, nmatch, ntgt, ngen, prefix, exact;
+  std::vector<int64_t> id, rank, step, n_tok, bskip, mskip, npos, nmatch, ntgt, ngen, prefix, exact;
   std::vector<double> kl, nll_full, nll;
-  for (const PolicyResult& r : results) {
+  for (const GatheredResult& r : results) {
     for (const RequestRecord& q : r.requests) {
       policy.push_back(r.policy), index.push_back(r.index), id.push_back(q.request_id), step.push_back(q.step);
+      rank.push_back(q.rank);
       n_tok.push_back(q.n_tokens), bskip.push_back(q.n_block_skips), mskip.push_back(q.n_mlp_skips);
       const RequestAccuracy& a = q.accuracy;
       npos.push_back(a.n_positions), nmatch.push_back(a.n_top1_match), ntgt.push_back(a.n_targets);
@@ -129,25 +235,33 @@ report::Table requests_table(const std::vector<PolicyResult>& results) {
   t.add("policy", policy).add("index", index).add("request_id", id).add("step", step).add("n_tokens", n_tok)
       .add("n_block_skips", bskip).add("n_mlp_skips", mskip).add("n_positions", npos)
       .add("n_top1_match", nmatch).add("kl_sum", kl).add("n_targets", ntgt).add("nll_full_sum", nll_full)
-      .add("nll_sum", nll).add("n_generated", ngen).add("gen_matched_prefix", prefix).add("gen_exact_match", exact);
+      .add("nll_sum", nll).add("n_generated", ngen).add("gen_matched_prefix", prefix).add("gen_exact_match", exact)
+      .add("rank", rank);
   return t;
 }
 
-report::Table steps_table(const std::vector<PolicyResult>& results) {
+report::Table steps_table(const std::vector<GatheredResult>& results) {
   std::vector<std::string> policy, index;
-  std::vector<int64_t> step, n_req, n_tok, f_full, f_exec, f_over, t_full, t_skip, t_lookup;
-  for (const PolicyResult& r : results) {
+  std::vector<int64_t> step, rank, n_req, n_tok, f_full, f_exec, f_over, t_full, t_skip, t_lookup, t_comm, sent, recv,
+      t_full_comm, lookups, hits, vetoed;
+  for (const GatheredResult& r : results) {
     for (const StepRecord& s : r.steps) {
       policy.push_back(r.policy), index.push_back(r.index), step.push_back(s.step), n_req.push_back(s.n_requests);
+      rank.push_back(s.rank);
       n_tok.push_back(s.n_tokens), f_full.push_back(s.flops_full), f_exec.push_back(s.flops_executed);
       f_over.push_back(s.flops_overhead), t_full.push_back(s.t_full_ns), t_skip.push_back(s.t_skip_ns);
-      t_lookup.push_back(s.t_lookup_ns);
+      t_lookup.push_back(s.t_lookup_ns), t_comm.push_back(s.t_comm_ns), sent.push_back(s.comm_sent_bytes);
+      recv.push_back(s.comm_recv_bytes), t_full_comm.push_back(s.t_full_comm_ns);
+      lookups.push_back(s.cache_lookups), hits.push_back(s.cache_hits), vetoed.push_back(s.cache_vetoed);
     }
   }
   report::Table t;
   t.add("policy", policy).add("index", index).add("step", step).add("n_requests", n_req).add("n_tokens", n_tok)
       .add("flops_full", f_full).add("flops_executed", f_exec).add("flops_overhead", f_over)
-      .add("t_full_ns", t_full).add("t_skip_ns", t_skip).add("t_lookup_ns", t_lookup);
+      .add("t_full_ns", t_full).add("t_skip_ns", t_skip).add("t_lookup_ns", t_lookup)
+      .add("rank", rank).add("t_comm_ns", t_comm).add("comm_sent_bytes", sent).add("comm_recv_bytes", recv)
+      .add("t_full_comm_ns", t_full_comm).add("cache_lookups", lookups).add("cache_hits", hits)
+      .add("cache_vetoed", vetoed);
   return t;
 }
 

@@ -1,6 +1,7 @@
 #include "engine/skip_engine.h"
 
 #include "core/error.h"
+#include "dist/expert_parallel.h"
 #include "metrics/flop_counter.h"
 #include "metrics/flop_formulas.h"
 #include "model/transformer.h"
@@ -24,7 +25,7 @@ void LayerCounts::merge(const LayerCounts& o) {
   }
 }
 
-SkipEngine::SkipEngine(const Transformer& model) : model_(model) {}
+SkipEngine::SkipEngine(const Transformer& model, ExpertParallel* ep) : model_(model), ep_(ep) {}
 
 SkipKvCache SkipEngine::make_cache(int64_t batch, int64_t capacity) const {
   const ModelConfig& c = model_.config();
@@ -114,7 +115,16 @@ at::Tensor SkipEngine::step(const at::Tensor& ids, StepContext& ctx, SkipKvCache
     const at::Tensor mlp_skip = sm.defined() ? sm.reshape({-1}).logical_and(run_mask) : at::Tensor();
     const at::Tensor mlp_rows = mlp_skip.defined() ? rows_of(run_mask.logical_and(mlp_skip.logical_not())) : run;
     at::Tensor y;
-    if (mlp_rows.numel() > 0) {
+    if (ep_ && layer.moe) {
+      // Collective over the EP group: joined with whatever rows this rank has, zero included.
+      if (policy.skips_layer_everywhere(l) || ctx.skipped_by_all(l)) {
+        SEMSKIP_ASSERT(mlp_rows.numel() == 0);
+      } else {
+        const at::Tensor x = layer.post_attention_norm.forward(h.index_select(0, mlp_rows));  // [n, d]
+        y = ep_->forward(*layer.moe, x, flops, li);
+        if (mlp_rows.numel() > 0) h = h.index_add(0, mlp_rows, y);
+      }
+    } else if (mlp_rows.numel() > 0) {
       const at::Tensor x = layer.post_attention_norm.forward(h.index_select(0, mlp_rows));
       y = layer.mlp ? layer.mlp->forward(x, flops, li, OpGroup::mlp) : layer.moe->forward(x, flops, li);
       h = h.index_add(0, mlp_rows, y);
@@ -148,7 +158,7 @@ at::Tensor SkipEngine::step(const at::Tensor& ids, StepContext& ctx, SkipKvCache
   const at::Tensor lv = model_.lm_head(hv, flops);  // [n, V]
   at::Tensor logits = at::zeros({B * S, lv.size(1)}, lv.options());
   logits.index_copy_(0, rows, lv);
-  return logits.view({B, S, -1});
+  return logits.view({B, S, lv.size(1)});
 }
 
 }  // namespace semskip

@@ -4,6 +4,14 @@
 // scattered back — so executed FLOPs, counted from executed shapes, fall as skips rise.
 // Decisions come from a SkipPolicy through a StepContext. With no skips it computes what
 // Transformer::forward computes (a test holds it to that).
+//
+// Expert parallelism (DESIGN.md §4): with an ExpertParallel, every MoE layer of every step
+// runs through ExpertParallel::forward on the tokens that run its MLP — tokens that skip the
+// block or the MLP never enter the all-to-all — and this rank joins the layer's collectives
+// also with zero tokens (a step of no requests, a layer all its tokens skip). Only when no
+// token of any rank runs the layer and every rank knows it (SkipPolicy::skips_layer_everywhere,
+// StepContext::skipped_by_all) do all ranks leave the layer's all-to-alls out together.
+// A step may have zero sequences (ids [0, S]): it computes nothing and joins every collective.
 
 #include <cstdint>
 #include <vector>
@@ -17,6 +25,7 @@ namespace semskip {
 
 class Transformer;
 class FlopCounter;
+class ExpertParallel;
 
 // Tokens per layer of one or more steps: what ran, what was skipped.
 struct LayerCounts {
@@ -30,7 +39,8 @@ struct LayerCounts {
 
 class SkipEngine {
  public:
-  explicit SkipEngine(const Transformer& model);
+  // `ep`: MoE layers expert-parallel over its group (it must outlive the engine); null: local.
+  explicit SkipEngine(const Transformer& model, ExpertParallel* ep = nullptr);
 
   // A KV cache sized for `batch` sequences of up to `capacity` slots.
   SkipKvCache make_cache(int64_t batch, int64_t capacity) const;
@@ -47,6 +57,7 @@ class SkipEngine {
                  const at::Tensor& positions, SkipKvCache& kv, FlopCounter* flops) const;
 
   const Transformer& model_;
+  ExpertParallel* ep_;
 };
 
 }  // namespace semskip

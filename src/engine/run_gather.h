@@ -1,0 +1,49 @@
+#pragma once
+// Per-rank results of a distributed `semskip run`, brought together (DESIGN.md §4, §6): each
+// rank's PolicyResults are gathered so that the report has one row per (policy, rank) in
+// /per_rank, every request in /requests (so bootstrap intervals run over all requests), every
+// (step, rank) in /steps, and per-layer counts and FLOPs summed over the ranks. In one process
+// the same path runs without communication.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/comm_totals.h"
+#include "engine/evaluator.h"
+
+namespace semskip {
+
+class Communicator;
+
+// One rank's figures for one policy.
+struct RankRecord {
+  int rank = 0;
+  int64_t n_requests = 0, n_tokens = 0, n_steps = 0;
+  int64_t flops_full = 0, flops_executed = 0, flops_overhead = 0;  // what this rank computed
+  int64_t t_full_ns = 0, t_skip_ns = 0, t_lookup_ns = 0, t_calib_ns = 0;
+  int64_t t_comm_ns = 0;       // in collectives during the policy's runs (part of t_skip_ns)
+  int64_t t_full_comm_ns = 0;  // in collectives during the full model's runs (part of t_full_ns)
+  CacheStats cache;            // this rank's view (skip/skip_cache.h)
+  CommTotals comm;             // the policy's runs, by collective kind
+  EpStats ep;                  // the policy's runs
+  // The policy's wall time that is neither lookup nor communication.
+  int64_t t_compute_ns() const { return t_skip_ns - t_lookup_ns - t_comm_ns; }
+};
+
+struct GatheredResult {
+  std::string policy, index;
+  std::vector<RankRecord> ranks;          // [world size], by rank
+  std::vector<RequestRecord> requests;    // every rank's, by (step, rank, row): the union order
+  std::vector<StepRecord> steps;          // by (step, rank)
+  LayerCounts layers;                     // summed over ranks
+  std::vector<int64_t> layer_flops_full;      // [n_layers], causal, summed over ranks
+  std::vector<int64_t> layer_flops_executed;  // [n_layers]
+};
+
+// Collective over `world` when it has more than one rank (every rank calls it with the same
+// policies, and every rank receives everything); `world` null: this process alone. Results in
+// the order of `mine`.
+std::vector<GatheredResult> gather_results(const std::vector<PolicyResult>& mine, Communicator* world);
+
+}  // namespace semskip

@@ -68,20 +68,32 @@ std::vector<int64_t> parse_list(const std::string& text, const std::string& opti
 
 bool is_synthetic(const std::string& data) { return data == "clustered" || data == "uniform"; }
 
-// The sweep, expanded up front: descriptors vary fastest, so consecutive points share data.
-std::vector<IndexBenchCase> expand(const IndexBenchOptions& o) {
+// The swept values, parsed once: they are also the resolved configuration of the report.
+struct Sweep {
+  std::vector<int64_t> n, dim, queries, k;
+};
+
+Sweep parse_sweep(const IndexBenchOptions& o) {
   SEMSKIP_THROW_IF_NOT_MSG(!o.indexes.empty(), "give at least one --index descriptor");
-  std::vector<int64_t> dims;
+  Sweep s;
+  s.n = parse_list(o.n, "--n");
   if (!o.dim.empty()) {
-    dims = parse_list(o.dim, "--dim");
+    s.dim = parse_list(o.dim, "--dim");
   } else {
-    dims = {is_synthetic(o.data) ? kDefaultDim : read_npy_matrix(o.data).cols};
+    s.dim = {is_synthetic(o.data) ? kDefaultDim : read_npy_matrix(o.data).cols};
   }
+  s.queries = parse_list(o.queries, "--queries");
+  s.k = parse_list(o.k, "--k");
+  return s;
+}
+
+// The sweep, expanded up front: descriptors vary fastest, so consecutive points share data.
+std::vector<IndexBenchCase> expand(const IndexBenchOptions& o, const Sweep& s) {
   std::vector<IndexBenchCase> cases;
-  for (int64_t n : parse_list(o.n, "--n"))
-    for (int64_t dim : dims)
-      for (int64_t queries : parse_list(o.queries, "--queries"))
-        for (int64_t k : parse_list(o.k, "--k"))
+  for (int64_t n : s.n)
+    for (int64_t dim : s.dim)
+      for (int64_t queries : s.queries)
+        for (int64_t k : s.k)
           for (const std::string& descriptor : o.indexes)
             cases.push_back({descriptor, o.data, n, dim, queries, k, o.seed, o.warmup, o.repeat});
   return cases;
@@ -179,7 +191,8 @@ int run_index_bench(const IndexBenchOptions& o) {
   SEMSKIP_THROW_IF_NOT_MSG(o.repeat >= 1 && o.warmup >= 0 && o.threads >= 0,
                            "need --repeat ≥ 1, --warmup ≥ 0, --threads ≥ 0");
   if (o.threads > 0) at::set_num_threads(static_cast<int>(o.threads));
-  const std::vector<IndexBenchCase> cases = expand(o);
+  const Sweep sweep = parse_sweep(o);
+  const std::vector<IndexBenchCase> cases = expand(o, sweep);
   // Every descriptor is checked for every dimension before anything is measured.
   for (const IndexBenchCase& c : cases) make_index(c.descriptor, c.dim);
   report::RunInfo info = report::collect_run_info();  // created_utc: when the run started
@@ -215,10 +228,10 @@ int run_index_bench(const IndexBenchOptions& o) {
   std::fputs(printed_table(results).c_str(), stdout);
 
   if (writer) {
-    nlohmann::json config = {{"index", o.indexes}, {"n", o.n},         {"dim", o.dim},
-                             {"queries", o.queries}, {"k", o.k},       {"data", o.data},
-                             {"seed", o.seed},       {"warmup", o.warmup}, {"repeat", o.repeat},
-                             {"threads", o.threads}};
+    const nlohmann::json config = {
+        {"index", o.indexes}, {"n", sweep.n},       {"dim", sweep.dim},       {"queries", sweep.queries},
+        {"k", sweep.k},       {"data", o.data},     {"seed", o.seed},         {"warmup", o.warmup},
+        {"repeat", o.repeat}, {"threads", at::get_num_threads()}};
     info.config_json = config.dump();
     for (const IndexBenchResult& r : results)
       if (r.device != "cpu" && std::find(info.gpus.begin(), info.gpus.end(), r.device) == info.gpus.end())

@@ -3,6 +3,7 @@
 the CTest sweep (index.bench_cli) read with h5py, a sweep over a .npy file written by numpy,
 and a bad descriptor refused before anything is measured or written."""
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -34,6 +35,9 @@ def check_sweep(path, indexes):
         expect("index-bench" in str(attrs["command_line"]), "command_line does not name index-bench")
         expect(str(attrs["command"]) == "index-bench", "attribute command is not index-bench")
         revision = str(attrs["git_revision"])
+        config = json.loads(attrs["config_json"])
+        expect(config["n"] == [300, 600] and config["dim"] == [16] and config["k"] == [1, 5]
+               and config["index"] == indexes, f"config_json is not the resolved sweep: {config}")
         bench = f["/index/bench"][()]
         samples = f["/index/bench_samples"][()]
     # 2 values of n × 1 dim × 1 batch × 2 values of k × the indexes, descriptors fastest.

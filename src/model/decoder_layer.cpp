@@ -25,7 +25,9 @@ at::Tensor DecoderLayer::mlp_block(const at::Tensor& resid_mid, const LayerConte
     apply_hook(ctx.hooks, index, HookPoint::expert_indices, routing.topk_ids.view({batch, n_tokens, -1}));
     apply_hook(ctx.hooks, index, HookPoint::expert_weights, routing.topk_weights.view({batch, n_tokens, -1}));
   }
-  return moe->forward_routed(flat, routing, ctx.flops, layer).view({batch, n_tokens, d});
+  const at::Tensor y = ctx.moe_executor ? ctx.moe_executor->forward_routed(*moe, flat, routing, ctx.flops, layer)
+                                        : moe->forward_routed(flat, routing, ctx.flops, layer);
+  return y.view({batch, n_tokens, d});
 }
 
 at::Tensor DecoderLayer::forward(const at::Tensor& resid, const LayerContext& ctx) const {

@@ -17,6 +17,7 @@
 #include "model/layers/rms_norm.h"
 #include "model/layers/rotary.h"
 #include "model/layers/swiglu_mlp.h"
+#include "model/moe_executor.h"
 
 namespace semskip {
 
@@ -27,6 +28,7 @@ struct LayerContext {
   KvCache* kv_cache = nullptr;  // null: keys/values are this forward's tokens only
   const HookSet* hooks = nullptr;
   FlopCounter* flops = nullptr;
+  MoeExecutor* moe_executor = nullptr;  // null: routed experts run here (MoeBlock::forward_routed)
 };
 
 class DecoderLayer {

@@ -50,6 +50,7 @@ GenerateResult generate_greedy(const Transformer& model, const std::vector<std::
   fo.kv_cache = &cache;
   fo.hooks = options.hooks;
   fo.flops = options.flops;
+  fo.moe_executor = options.moe_executor;
   fo.last_token_logits = true;
   if (padded) fo.attention_mask = valid;
 

@@ -18,6 +18,8 @@ struct GenerateOptions {
   int64_t pad_token_id = 0;             // id fed at padding slots (never attended to)
   const HookSet* hooks = nullptr;
   FlopCounter* flops = nullptr;
+  // Expert parallelism: every rank of the group must decode the same number of steps.
+  MoeExecutor* moe_executor = nullptr;
 };
 
 struct GenerateResult {

@@ -95,6 +95,7 @@ LayerContext Transformer::make_context(int64_t batch, int64_t n_tokens, int64_t 
   ctx.kv_cache = o.kv_cache;
   ctx.hooks = o.hooks;
   ctx.flops = o.flops;
+  ctx.moe_executor = o.moe_executor;
   const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device());
   at::Tensor valid = o.attention_mask;  // bool [B, T] or undefined
   if (valid.defined()) {

@@ -36,6 +36,7 @@ struct ForwardOptions {
   KvCache* kv_cache = nullptr;    // appended to; null: attention over this input only
   const HookSet* hooks = nullptr;
   FlopCounter* flops = nullptr;   // receives every executed op's FLOPs when given
+  MoeExecutor* moe_executor = nullptr;  // set: MoE routed experts run through it (expert parallelism)
   at::Tensor positions;           // int64 [B, T] RoPE positions; undefined: derived (see make_context)
   at::Tensor attention_mask;      // bool [B, T], false on (left) padding; undefined: all tokens valid
   bool last_token_logits = false; // head on the last position only: logits [B, 1, V]

@@ -11,6 +11,8 @@
 // Every call is collective over the group: all its ranks call it for the same layer, also
 // with zero tokens. Tokens that do not run the MLP (skip hits of a target=mlp policy) are
 // left out with forward_rows and never enter the all-to-all.
+//
+// A whole model: ForwardOptions::moe_executor = &expert_parallel (GenerateOptions likewise).
 
 #include <cstdint>
 
@@ -20,6 +22,7 @@
 #include "dist/expert_partition.h"
 #include "metrics/flop_counter.h"
 #include "model/layers/moe_block.h"
+#include "model/moe_executor.h"
 
 namespace semskip {
 
@@ -34,7 +37,7 @@ struct EpStats {
   int64_t t_experts_ns = 0;     // experts_forward on the received rows
 };
 
-class ExpertParallel {
+class ExpertParallel final : public MoeExecutor {
  public:
   // `group`: the ranks of this EP group; it must outlive this object.
   explicit ExpertParallel(Communicator& group);
@@ -44,9 +47,10 @@ class ExpertParallel {
 
   // MoeBlock::forward_routed across the group: x [N, d] compute dtype (N may be 0), `routing`
   // of its rows -> [N, d] on x's device. Expert FLOPs go to `flops` on the rank that runs
-  // them; the shared expert's to this rank.
-  at::Tensor forward_routed(const MoeBlock& moe, const at::Tensor& x, const Routing& routing,
-                            FlopCounter* flops = nullptr, int layer = FlopCounter::kNoLayer);
+  // them; the shared expert's to this rank. Transformer::forward calls it for every MoE layer
+  // when ForwardOptions::moe_executor points here.
+  at::Tensor forward_routed(const MoeBlock& moe, const at::Tensor& x, const Routing& routing, FlopCounter* flops,
+                            int layer) override;
   // MoeBlock::forward across the group: x [..., d] -> [..., d]; routing returned when asked.
   at::Tensor forward(const MoeBlock& moe, const at::Tensor& x, FlopCounter* flops = nullptr,
                      int layer = FlopCounter::kNoLayer, Routing* routing_out = nullptr);

@@ -16,6 +16,7 @@
 #include "dist/expert_parallel_group.h"
 #include "dist/runtime.h"
 #include "dist_test_util.h"
+#include "model/generation.h"
 #include "model/safetensors.h"
 
 namespace semskip::test {
@@ -107,22 +108,6 @@ TEST_P(EpModel, MaskedTokensStayOutOfTheAllToAll) {
   EXPECT_TRUE(at::equal(ep.forward_rows(moe, x, kept), out));
 }
 
-// The decoder stack composed from its parts with the MoE blocks expert-parallel, as an engine
-// that drives layers itself does: ids int64 [1, T] -> logits [1, T, V].
-at::Tensor ep_logits(const Transformer& model, ExpertParallel& ep, const at::Tensor& ids) {
-  ForwardOptions fo;
-  const LayerContext ctx = model.make_context(ids.size(0), ids.size(1), 0, fo);
-  at::Tensor h = model.embed(ids);
-  for (int64_t l = 0; l < model.n_layers(); ++l) {
-    const DecoderLayer& layer = model.layer(l);
-    h = h + layer.attention_block(h, ctx);
-    const at::Tensor x = layer.post_attention_norm.forward(h);
-    h = h + (layer.is_moe() ? ep.forward(*layer.moe, x, nullptr, static_cast<int>(l))
-                            : layer.mlp->forward(x, nullptr, static_cast<int>(l)));
-  }
-  return model.lm_head(model.final_norm(h));
-}
-
 TEST_P(EpModel, LogitsMatchSingleProcessAndReference) {
   const std::string name = GetParam();
   const Transformer& model = moe_model(name);
@@ -131,18 +116,48 @@ TEST_P(EpModel, LogitsMatchSingleProcessAndReference) {
   at::Tensor ids, ref_logits;
   if (name == "tiny-moe") {
     at::manual_seed(static_cast<uint64_t>(11 + c.rank()));
-    ids = at::randint(model.config().vocab_size, {1, 24 + 5 * c.rank()}, at::kLong);
+    ids = at::randint(model.config().vocab_size, {2, 24 + 5 * c.rank()}, at::kLong);
   } else {
     // Ranks alternate between the two reference sequences.
     const SafetensorsFile ref(moe_model_dir(name) + "/reference.safetensors");
     ids = ref.tensor(fmt::format("ids_{}", c.rank() % 2)).to(at::kLong).unsqueeze(0);
     ref_logits = ref.tensor(fmt::format("logits_{}", c.rank() % 2));
   }
-  const at::Tensor single = model.forward(ids);
-  const at::Tensor got = ep_logits(model, ep, ids);
+  FlopCounter f_single, f_ep;
+  ForwardOptions single_options;
+  single_options.flops = &f_single;
+  const at::Tensor single = model.forward(ids, single_options);
+  ForwardOptions fo;
+  fo.moe_executor = &ep;
+  fo.flops = &f_ep;
+  const at::Tensor got = model.forward(ids, fo);
   EXPECT_LE(rel_err(got, single), kTol);
   if (ref_logits.defined()) EXPECT_LE(rel_err(got[0], ref_logits), 1e-4);
   EXPECT_EQ(ep.stats().n_calls, model.n_layers());
+  // Everything but the routed experts is counted where the tokens are.
+  EXPECT_EQ(f_ep.total() - f_ep.by_group(OpGroup::experts), f_single.total() - f_single.by_group(OpGroup::experts));
+  EXPECT_EQ(sum_over_ranks(c, f_ep.by_group(OpGroup::experts)), sum_over_ranks(c, f_single.by_group(OpGroup::experts)));
+}
+
+TEST_P(EpModel, GreedyGenerationMatchesSingleProcess) {
+  const Transformer& model = moe_model(GetParam());
+  Communicator& c = world();
+  ExpertParallel ep(c);
+  // Two prompts of different lengths per rank (left padding), different on every rank; no
+  // end-of-sequence token, so every rank decodes the same number of steps.
+  at::manual_seed(static_cast<uint64_t>(300 + c.rank()));
+  std::vector<std::vector<int64_t>> prompts;
+  for (int64_t len : {5 + c.rank(), 9}) {
+    const at::Tensor p = at::randint(model.config().vocab_size, {len}, at::kLong);
+    prompts.emplace_back(p.data_ptr<int64_t>(), p.data_ptr<int64_t>() + len);
+  }
+  GenerateOptions go;
+  go.max_new_tokens = 6;
+  const GenerateResult single = generate_greedy(model, prompts, go);
+  go.moe_executor = &ep;
+  const GenerateResult got = generate_greedy(model, prompts, go);
+  EXPECT_EQ(got.tokens, single.tokens);
+  EXPECT_EQ(ep.stats().n_calls, (1 + got.n_decode_steps) * model.n_layers());
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, EpModel, ::testing::Values("qwen2moe", "mixtral", "tiny-moe"),

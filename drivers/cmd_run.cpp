@@ -194,6 +194,18 @@ CalibrationSet agree_on_calibration(const Evaluator& ev, const std::vector<Reque
   return calib;
 }
 
+// The GPU of every rank, "host/cuda:N" in rank order ("cuda:N" in one process); none on CPU.
+// Collective: every rank runs on the same kind of device (one --device for the job).
+std::vector<std::string> gpus_of_ranks(const at::Device& device, Runtime& rt) {
+  if (!device.is_cuda()) return {};
+  if (rt.world_size() == 1) return {device.str()};
+  const at::Tensor index = rt.world().allgather(at::tensor({static_cast<int64_t>(device.index())}, at::kLong));
+  std::vector<std::string> gpus;
+  for (int r = 0; r < rt.world_size(); ++r)
+    gpus.push_back(fmt::format("{}/cuda:{}", rt.hosts()[static_cast<size_t>(r)], index[r][0].item<int64_t>()));
+  return gpus;
+}
+
 int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file) {
   Runtime& rt = Runtime::get();
   Communicator& world = rt.world();
@@ -254,6 +266,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   const CalibrationSet calib = agree_on_calibration(ev, reqs.calibration, policies, rt);
   const std::vector<PolicyResult> results = ev.run(reqs.evaluated, policies, calib);
   const std::vector<GatheredResult> gathered = gather_results(results, distributed ? &world : nullptr);
+  const std::vector<std::string> gpus = gpus_of_ranks(model.device(), rt);
   if (!rt.is_root()) return 0;
 
   std::vector<PolicySummary> summaries;
@@ -267,7 +280,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     info.config_json = cfg.to_json().dump();
     info.world_size = rt.world_size();
     info.hosts = rt.hosts();
-    if (model.device().is_cuda()) info.gpus = {model.device().str()};
+    info.gpus = gpus;
     report::write_run_info(writer, info);
     writer.set_attr("command", std::string("run"));
     writer.set_attr("model_type", mc.model_type);

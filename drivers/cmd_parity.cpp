@@ -17,6 +17,8 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/strings.h"
+#include "dist/expert_parallel_group.h"
+#include "dist/runtime.h"
 #include "drivers/command.h"
 #include "metrics/flop_counter.h"
 #include "model/generation.h"
@@ -36,6 +38,7 @@ struct ParityOptions {
   std::string device = "cpu";
   std::string attn = "eager";
   double tolerance = 1e-4;
+  int ep = 1;  // > 1: MoE layers expert-parallel over groups of ep ranks (under mpirun)
 };
 
 // ‖a − b‖ / ‖b‖ in fp64 on the host.
@@ -63,7 +66,7 @@ int64_t topk_set_mismatches(const at::Tensor& ours, const at::Tensor& ref) {
 }
 
 json check_sequence(const Transformer& model, const SafetensorsFile& ref, int i, const json* flop_ref,
-                    bool flops_see_experts, double tol, bool& all_pass) {
+                    bool flops_see_experts, double tol, bool& all_pass, ExpertParallelGroup* ep) {
   const auto pass = [&](bool ok) {
     all_pass = all_pass && ok;
     return ok;
@@ -92,6 +95,7 @@ json check_sequence(const Transformer& model, const SafetensorsFile& ref, int i,
   ForwardOptions fo;
   fo.hooks = &hooks;
   fo.flops = &flops;
+  fo.moe_executor = ep ? &ep->executor() : nullptr;
   const at::Tensor logits = model.forward(ids, fo)[0];
 
   const std::string logits_name = fmt::format("logits_{}", i);
@@ -126,6 +130,7 @@ json check_sequence(const Transformer& model, const SafetensorsFile& ref, int i,
     const std::vector<int64_t> expected = to_vector(ref.tensor(greedy_name));
     GenerateOptions go;
     go.max_new_tokens = static_cast<int64_t>(expected.size());
+    go.moe_executor = ep ? &ep->executor() : nullptr;
     const std::vector<int64_t> got = generate_greedy(model, {to_vector(ids)}, go).tokens.front();
     size_t prefix = 0;
     while (prefix < got.size() && prefix < expected.size() && got[prefix] == expected[prefix]) ++prefix;
@@ -134,15 +139,19 @@ json check_sequence(const Transformer& model, const SafetensorsFile& ref, int i,
   }
   if (flop_ref) {
     const int64_t expected = flop_ref->at("flop_counter_total").get<int64_t>();
-    const int64_t total = flops.total(AttnConvention::dense);
-    const int64_t routed = flops.by_group(OpGroup::experts);
+    int64_t routed = flops.by_group(OpGroup::experts);
+    // With --ep every rank of the group checks the same sequence: the group ran ep copies of
+    // one process's routed-expert work, each rank the pairs of its own experts.
+    const int64_t others = flops.total(AttnConvention::dense) - routed;
+    if (ep) routed = ep->comm().allreduce(at::tensor({routed}), ReduceOp::sum).item<int64_t>() / ep->ep_size();
+    const int64_t total = others + routed;
     const int64_t compared = flops_see_experts ? total : total - routed;
     s["flops"] = {{"dense_total", total},
                   {"routed_experts", routed},
                   {"compared", compared},
                   {"reference", expected},
                   {"reference_sees_routed_experts", flops_see_experts},
-                  {"causal_total", flops.total(AttnConvention::causal)},
+                  {"causal_total", flops.total(AttnConvention::causal) - flops.by_group(OpGroup::experts) + routed},
                   {"pass", pass(compared == expected)}};
   }
   return s;
@@ -154,7 +163,10 @@ int run_parity(const ParityOptions& o) {
   mo.device = parse_device(o.device, "option --device");
   mo.attn_impl = parse_attn_impl(o.attn, "option --attn");
   SEMSKIP_THROW_IF_NOT_MSG(o.tolerance >= 0, "option --tolerance: must be >= 0, got {}", o.tolerance);
+  if (o.ep > 1) mo.device = Runtime::get().device(mo.device);  // one device per rank
   const Transformer model = Transformer::load(o.model, mo);
+  std::unique_ptr<ExpertParallelGroup> ep;
+  if (o.ep > 1) ep = std::make_unique<ExpertParallelGroup>(Runtime::get().world(), o.ep, &model.config());
   const SafetensorsFile ref(o.reference);
 
   json flop_json;
@@ -179,6 +191,7 @@ int run_parity(const ParityOptions& o) {
   out["attn"] = attn_impl_name(mo.attn_impl);
   out["tolerance"] = o.tolerance;
   out["flop_reference"] = have_flops ? json(flop_path) : json(nullptr);
+  if (ep) out["ep"] = {{"size", o.ep}, {"group", ep->describe(model.config().n_experts)}};
   bool all_pass = true;
   json seqs = json::array();
   for (int i = 0; ref.has(fmt::format("ids_{}", i)); ++i) {
@@ -188,10 +201,15 @@ int run_parity(const ParityOptions& o) {
                                "{}: no entry for sequence {}", flop_path, i);
       fr = &flop_json["sequences"][static_cast<size_t>(i)];
     }
-    seqs.push_back(check_sequence(model, ref, i, fr, see_experts, o.tolerance, all_pass));
+    seqs.push_back(check_sequence(model, ref, i, fr, see_experts, o.tolerance, all_pass, ep.get()));
   }
   SEMSKIP_THROW_IF_NOT_MSG(!seqs.empty(), "{}: no ids_0 tensor: not a reference file", o.reference);
   out["sequences"] = seqs;
+  if (ep) {
+    // One verdict for the job; rank 0 speaks for it.
+    all_pass = Runtime::get().world().allreduce(at::tensor({int64_t(all_pass)}), ReduceOp::min).item<int64_t>() == 1;
+    if (!Runtime::get().is_root()) return all_pass ? 0 : 1;
+  }
   out["pass"] = all_pass;
   std::printf("%s\n", out.dump(2).c_str());
   return all_pass ? 0 : 1;
@@ -210,6 +228,9 @@ void add_parity_command(CLI::App& app, CommandRegistry& reg) {
   sub->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
   sub->add_option("--attn", o->attn, "Attention implementation: eager or sdpa")->capture_default_str();
   sub->add_option("--tolerance", o->tolerance, "Largest relative error ‖a−b‖/‖b‖ accepted")->capture_default_str();
+  sub->add_option("--ep", o->ep, "Run the MoE layers expert-parallel over groups of this many ranks (under mpirun)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
 }
 
 }  // namespace semskip

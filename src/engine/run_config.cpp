@@ -5,10 +5,13 @@
 namespace semskip {
 
 std::vector<std::string> RunConfig::default_policies() {
+  // Two baselines, the residual cache replacing whole blocks, and the configuration of the
+  // measured frontier (bench/results/stage1.md): MLPs replaced, PCA keys, a bounded cache.
   return {
-      "static:k=2",
+      "static:k=1",
+      "random:rate=0.1",
       "residual:p=2,r=7,tau=0.95",
-      "residual:p=3,r=6,tau=0.97",
+      "residual:p=2,r=8,tau=0.98,target=mlp,proj=pca,kdim=64,cap=8192",
   };
 }
 

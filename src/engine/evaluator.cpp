@@ -271,6 +271,7 @@ std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
       st.cache_lookups = cache_after.lookups - cache_before.lookups;
       st.cache_hits = cache_after.hits - cache_before.hits;
       st.cache_vetoed = cache_after.vetoed - cache_before.vetoed;
+      st.cache_size = cache_after.size;
       res.steps.push_back(st);
       res.flops_full.merge(f_full);
       res.flops_skip.merge(f);

@@ -81,6 +81,7 @@ struct StepRecord {
   int64_t t_full_comm_ns = 0;  // in collectives during the full model's run of the step
   // This rank's cache lookups of the step (prefill and decode): how the sync rule decided.
   int64_t cache_lookups = 0, cache_hits = 0, cache_vetoed = 0;
+  int64_t cache_size = 0;  // entries this rank holds after the step: the cache's size over time
 };
 
 struct PolicyResult {

@@ -13,7 +13,7 @@ namespace {
 constexpr int64_t kRankWidth = 22 + 4 * static_cast<int64_t>(kNumCollectiveKinds) + 7;
 constexpr int64_t kRequestIntWidth = 12;
 constexpr int64_t kRequestRealWidth = 3;
-constexpr int64_t kStepWidth = 17;
+constexpr int64_t kStepWidth = 18;
 constexpr int64_t kLayerWidth = 6;
 
 // rows: a flat row-major buffer of `width` columns -> int64 or fp64 [n, width].
@@ -110,7 +110,7 @@ void gather_steps(const PolicyResult& r, Communicator* world, GatheredResult& g)
     ints.insert(ints.end(), {s.step, static_cast<int64_t>(s.rank), s.n_requests, s.n_tokens, s.flops_full,
                              s.flops_executed, s.flops_overhead, s.t_full_ns, s.t_skip_ns, s.t_lookup_ns,
                              s.t_comm_ns, s.comm_sent_bytes, s.comm_recv_bytes, s.t_full_comm_ns, s.cache_lookups,
-                             s.cache_hits, s.cache_vetoed});
+                             s.cache_hits, s.cache_vetoed, s.cache_size});
   }
   const at::Tensor all = gathered(world, matrix(ints, kStepWidth)).contiguous();
   const int64_t* p = all.data_ptr<int64_t>();
@@ -120,7 +120,7 @@ void gather_steps(const PolicyResult& r, Communicator* world, GatheredResult& g)
     s.flops_full = p[4], s.flops_executed = p[5], s.flops_overhead = p[6];
     s.t_full_ns = p[7], s.t_skip_ns = p[8], s.t_lookup_ns = p[9], s.t_comm_ns = p[10];
     s.comm_sent_bytes = p[11], s.comm_recv_bytes = p[12], s.t_full_comm_ns = p[13];
-    s.cache_lookups = p[14], s.cache_hits = p[15], s.cache_vetoed = p[16];
+    s.cache_lookups = p[14], s.cache_hits = p[15], s.cache_vetoed = p[16], s.cache_size = p[17];
     g.steps.push_back(s);
   }
   std::stable_sort(g.steps.begin(), g.steps.end(), [](const StepRecord& a, const StepRecord& b) {

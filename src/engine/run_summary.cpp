@@ -243,7 +243,7 @@ report::Table requests_table(const std::vector<GatheredResult>& results) {
 report::Table steps_table(const std::vector<GatheredResult>& results) {
   std::vector<std::string> policy, index;
   std::vector<int64_t> step, rank, n_req, n_tok, f_full, f_exec, f_over, t_full, t_skip, t_lookup, t_comm, sent, recv,
-      t_full_comm, lookups, hits, vetoed;
+      t_full_comm, lookups, hits, vetoed, csize;
   for (const GatheredResult& r : results) {
     for (const StepRecord& s : r.steps) {
       policy.push_back(r.policy), index.push_back(r.index), step.push_back(s.step), n_req.push_back(s.n_requests);
@@ -253,6 +253,7 @@ report::Table steps_table(const std::vector<GatheredResult>& results) {
       t_lookup.push_back(s.t_lookup_ns), t_comm.push_back(s.t_comm_ns), sent.push_back(s.comm_sent_bytes);
       recv.push_back(s.comm_recv_bytes), t_full_comm.push_back(s.t_full_comm_ns);
       lookups.push_back(s.cache_lookups), hits.push_back(s.cache_hits), vetoed.push_back(s.cache_vetoed);
+      csize.push_back(s.cache_size);
     }
   }
   report::Table t;
@@ -261,7 +262,7 @@ report::Table steps_table(const std::vector<GatheredResult>& results) {
       .add("t_full_ns", t_full).add("t_skip_ns", t_skip).add("t_lookup_ns", t_lookup)
       .add("rank", rank).add("t_comm_ns", t_comm).add("comm_sent_bytes", sent).add("comm_recv_bytes", recv)
       .add("t_full_comm_ns", t_full_comm).add("cache_lookups", lookups).add("cache_hits", hits)
-      .add("cache_vetoed", vetoed);
+      .add("cache_vetoed", vetoed).add("cache_size", csize);
   return t;
 }
 

@@ -8,7 +8,6 @@ packages=(
   libopenmpi-dev openmpi-bin libhdf5-dev
   libtrilinos-kokkos-dev libbenchmark-dev libgtest-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libpcre2-dev libutf8proc-dev
-  slurm-wlm munge
   python3-h5py python3-matplotlib python3-numpy
 )
 

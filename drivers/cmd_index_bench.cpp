@@ -269,7 +269,9 @@ void add_index_bench_command(CLI::App& app, CommandRegistry& reg) {
   sub->add_option("--seed", o->seed, "seed of the synthetic data")->capture_default_str();
   sub->add_option("--warmup", o->warmup, "untimed batches before timing")->capture_default_str();
   sub->add_option("--repeat", o->repeat, "timed batches, each of new queries")->capture_default_str();
-  sub->add_option("--threads", o->threads, "intra-op (OpenMP) threads; 0 leaves the default")
+  sub->add_option("--threads", o->threads,
+                  "OpenMP threads of FAISS and LibTorch (one runtime); 0 keeps LibTorch's default, "
+                  "the physical cores it detects")
       ->capture_default_str();
   sub->add_option("--report", o->report, "HDF5 report to write (tables /index/bench, /index/bench_samples)");
 }

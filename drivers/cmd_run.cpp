@@ -24,6 +24,7 @@
 #include "dist/expert_parallel_group.h"
 #include "dist/runtime.h"
 #include "drivers/command.h"
+#include "index/kokkos_scope.h"
 #include "engine/evaluator.h"
 #include "engine/run_config.h"
 #include "engine/run_requests.h"
@@ -207,6 +208,8 @@ std::vector<std::string> gpus_of_ranks(const at::Device& device, Runtime& rt) {
 }
 
 int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file) {
+  // Before any policy exists: a kokkos: index needs Kokkos, and its views must go first.
+  KokkosScope kokkos;
   Runtime& rt = Runtime::get();
   Communicator& world = rt.world();
   const bool distributed = rt.world_size() > 1;

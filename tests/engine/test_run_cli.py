@@ -75,6 +75,14 @@ with h5py.File(os.path.join(scratch, "t.h5"), "r") as f:
     check([p.decode() for p in s["policy"]] == ["none", "static:layers=3"], "policies from TOML")
     check(all(s["n_requests"] == 1), "--max-requests on the command line wins over TOML")
 
+# Every index backend serves the cache, Kokkos included (initialised by the command).
+run("--max-requests", "2", "--calib-requests", "0", "--policy", "residual:p=2,r=7,tau=0.9",
+    "--index", "kokkos:flat", "--index", "torch:flat", "--report", "k.h5")
+with h5py.File(os.path.join(scratch, "k.h5"), "r") as f:
+    s = f["/summary"][:]
+    check([i.decode() for i in s["index"]] == ["kokkos:flat", "torch:flat"], "one row per index")
+    check(s["cache_hits"][0] == s["cache_hits"][1], "exact backends agree on hits")
+
 # Refusals: clear message, non-zero exit, no report.
 bad = os.path.join(scratch, "bad.toml")
 with open(bad, "w") as fh:

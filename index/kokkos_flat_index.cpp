@@ -139,7 +139,7 @@ KokkosFlatIndex::KokkosFlatIndex(IndexDescriptor desc, int64_t dim)
 KokkosFlatIndex::~KokkosFlatIndex() = default;
 
 void KokkosFlatIndex::do_add(int64_t n, const float* keys_unit, const int64_t* ids) {
-  const int64_t n_rows = static_cast<int64_t>(host_row_ids_.size());
+  const int64_t n_rows = rows_.n_rows();
   const int64_t capacity = static_cast<int64_t>(storage_->keys.extent(0));
   if (n_rows + n > capacity) {
     // Doubling keeps a stream of small adds amortised O(1) per key; resize keeps contents.
@@ -152,10 +152,7 @@ void KokkosFlatIndex::do_add(int64_t n, const float* keys_unit, const int64_t* i
                     HostMatrix(const_cast<float*>(keys_unit), n, dim()));
   Kokkos::deep_copy(Kokkos::subview(storage_->row_ids, rows),
                     HostIds(const_cast<int64_t*>(ids), n));
-  for (int64_t i = 0; i < n; ++i) {
-    row_of_[ids[i]] = n_rows + i;
-    host_row_ids_.push_back(ids[i]);
-  }
+  rows_.append(n, ids);
 }
 
 void KokkosFlatIndex::do_search(int64_t n, const float* queries_unit, int64_t k,
@@ -166,7 +163,7 @@ void KokkosFlatIndex::do_search(int64_t n, const float* queries_unit, int64_t k,
   kernel.queries = KeyView(Kokkos::ViewAllocateWithoutInitializing("semskip::kokkos_flat::queries"), n, dim());
   kernel.out_sims = KeyView(Kokkos::ViewAllocateWithoutInitializing("semskip::kokkos_flat::sims"), n, k);
   kernel.out_ids = decltype(kernel.out_ids)(Kokkos::ViewAllocateWithoutInitializing("semskip::kokkos_flat::ids"), n, k);
-  kernel.n_rows = static_cast<int64_t>(host_row_ids_.size());
+  kernel.n_rows = rows_.n_rows();
   kernel.dim = dim();
   kernel.k = k;
   kernel.chunk = std::min(chunk_, kernel.n_rows);
@@ -184,37 +181,17 @@ void KokkosFlatIndex::do_search(int64_t n, const float* queries_unit, int64_t k,
 }
 
 int64_t KokkosFlatIndex::do_remove(int64_t n, const int64_t* ids) {
-  const int64_t n_rows = static_cast<int64_t>(host_row_ids_.size());
-  const int64_t new_rows = n_rows - n;
-  std::vector<char> gone(static_cast<size_t>(n_rows), 0);  // [n_rows] 1 = removed
-  for (int64_t i = 0; i < n; ++i) {
-    auto it = row_of_.find(ids[i]);
-    SEMSKIP_ASSERT(it != row_of_.end());
-    gone[static_cast<size_t>(it->second)] = 1;
-    row_of_.erase(it);
-  }
-  std::vector<int64_t> holes, fillers;  // int64 [m] each: rows below / above the new end
-  for (int64_t r = 0; r < new_rows; ++r)
-    if (gone[static_cast<size_t>(r)]) holes.push_back(r);
-  for (int64_t r = new_rows; r < n_rows; ++r)
-    if (!gone[static_cast<size_t>(r)]) fillers.push_back(r);
-  SEMSKIP_ASSERT(holes.size() == fillers.size());
-  const int64_t m = static_cast<int64_t>(holes.size());
+  RowTable::Compaction c = rows_.remove(n, ids);
+  const int64_t m = static_cast<int64_t>(c.holes.size());
   if (m > 0) {
     CompactKernel kernel{storage_->keys, storage_->row_ids,
                          IdView("semskip::kokkos_flat::holes", m),
                          IdView("semskip::kokkos_flat::fillers", m), dim()};
-    Kokkos::deep_copy(kernel.holes, HostIds(holes.data(), m));
-    Kokkos::deep_copy(kernel.fillers, HostIds(fillers.data(), m));
+    Kokkos::deep_copy(kernel.holes, HostIds(c.holes.data(), m));
+    Kokkos::deep_copy(kernel.fillers, HostIds(c.fillers.data(), m));
     Kokkos::parallel_for("semskip::kokkos_flat::compact", Kokkos::RangePolicy<ExecSpace>(0, m), kernel);
     Kokkos::fence();
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t id = host_row_ids_[static_cast<size_t>(fillers[i])];
-      host_row_ids_[static_cast<size_t>(holes[i])] = id;
-      row_of_[id] = holes[i];
-    }
   }
-  host_row_ids_.resize(static_cast<size_t>(new_rows));
   return n;
 }
 
@@ -225,10 +202,7 @@ int64_t KokkosFlatIndex::lookup_flops(int64_t n_queries) const {
 int64_t KokkosFlatIndex::memory_bytes() const {
   return static_cast<int64_t>(storage_->keys.span()) * 4 +
          static_cast<int64_t>(storage_->row_ids.span()) * 8 +
-         static_cast<int64_t>(host_row_ids_.capacity()) * 8 +
-         hash_container_bytes(static_cast<int64_t>(row_of_.size()), 16,
-                              static_cast<int64_t>(row_of_.bucket_count())) +
-         id_bookkeeping_bytes();
+         rows_.memory_bytes() + id_bookkeeping_bytes();
 }
 
 }  // namespace semskip

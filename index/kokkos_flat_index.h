@@ -14,9 +14,8 @@
 
 #include <cstdint>
 #include <memory>
-#include <unordered_map>
-#include <vector>
 
+#include "index/row_table.h"
 #include "index/vector_index.h"
 
 namespace semskip {
@@ -46,8 +45,7 @@ class KokkosFlatIndex final : public VectorIndex {
   struct Storage;                    // Kokkos views; kept out of this header
   int64_t chunk_;
   std::unique_ptr<Storage> storage_;
-  std::vector<int64_t> host_row_ids_;            // int64 [n_rows]: id of each stored row
-  std::unordered_map<int64_t, int64_t> row_of_;  // id -> row
+  RowTable rows_;                    // host-side id <-> row of the stored keys
 };
 
 }  // namespace semskip

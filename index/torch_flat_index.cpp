@@ -61,7 +61,7 @@ at::Tensor TorchFlatIndex::normalized(const at::Tensor& x) const {
 
 void TorchFlatIndex::append(const at::Tensor& keys_unit, const int64_t* ids) {
   const int64_t n = keys_unit.size(0);
-  const int64_t n_rows = static_cast<int64_t>(host_row_ids_.size());
+  const int64_t n_rows = rows_.n_rows();
   const int64_t capacity = keys_.size(0);
   if (n_rows + n > capacity) {
     // Doubling keeps a stream of small adds (one per decode step) amortised O(1) per key.
@@ -76,10 +76,7 @@ void TorchFlatIndex::append(const at::Tensor& keys_unit, const int64_t* ids) {
   keys_.narrow(0, n_rows, n).copy_(keys_unit);
   at::Tensor ids_host = at::from_blob(const_cast<int64_t*>(ids), {n}, at::kLong);
   row_ids_.narrow(0, n_rows, n).copy_(ids_host);
-  for (int64_t i = 0; i < n; ++i) {
-    row_of_[ids[i]] = n_rows + i;
-    host_row_ids_.push_back(ids[i]);
-  }
+  rows_.append(n, ids);
 }
 
 void TorchFlatIndex::do_add(int64_t n, const float* keys_unit, const int64_t* ids) {
@@ -93,7 +90,7 @@ void TorchFlatIndex::do_add_tensor(const at::Tensor& keys, const at::Tensor& ids
 
 SearchResult TorchFlatIndex::search_unit(const at::Tensor& queries_unit, int64_t k) const {
   const int64_t n = queries_unit.size(0);
-  const int64_t n_rows = static_cast<int64_t>(host_row_ids_.size());
+  const int64_t n_rows = rows_.n_rows();
   at::Tensor best_sims;  // float32 [n, ≤k] on device_, sorted descending
   at::Tensor best_rows;  // int64 [n, ≤k] on device_, rows of keys_
   for (int64_t start = 0; start < n_rows; start += chunk_) {
@@ -136,35 +133,14 @@ SearchResult TorchFlatIndex::do_search_tensor(const at::Tensor& queries, int64_t
 }
 
 int64_t TorchFlatIndex::do_remove(int64_t n, const int64_t* ids) {
-  const int64_t n_rows = static_cast<int64_t>(host_row_ids_.size());
-  const int64_t new_rows = n_rows - n;
-  std::vector<char> gone(static_cast<size_t>(n_rows), 0);  // [n_rows] 1 = removed
-  for (int64_t i = 0; i < n; ++i) {
-    auto it = row_of_.find(ids[i]);
-    SEMSKIP_ASSERT(it != row_of_.end());
-    gone[static_cast<size_t>(it->second)] = 1;
-    row_of_.erase(it);
-  }
-  // Holes below the new end are filled by the surviving rows above it, one for one.
-  std::vector<int64_t> holes, fillers;  // int64 [m] each
-  for (int64_t r = 0; r < new_rows; ++r)
-    if (gone[static_cast<size_t>(r)]) holes.push_back(r);
-  for (int64_t r = new_rows; r < n_rows; ++r)
-    if (!gone[static_cast<size_t>(r)]) fillers.push_back(r);
-  SEMSKIP_ASSERT(holes.size() == fillers.size());
-  if (!holes.empty()) {
-    const int64_t m = static_cast<int64_t>(holes.size());
-    at::Tensor dst = at::from_blob(holes.data(), {m}, at::kLong).to(device_);
-    at::Tensor src = at::from_blob(fillers.data(), {m}, at::kLong).to(device_);
+  RowTable::Compaction c = rows_.remove(n, ids);
+  if (!c.holes.empty()) {
+    const int64_t m = static_cast<int64_t>(c.holes.size());
+    at::Tensor dst = at::from_blob(c.holes.data(), {m}, at::kLong).to(device_);
+    at::Tensor src = at::from_blob(c.fillers.data(), {m}, at::kLong).to(device_);
     keys_.index_copy_(0, dst, keys_.index_select(0, src));
     row_ids_.index_copy_(0, dst, row_ids_.index_select(0, src));
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t id = host_row_ids_[static_cast<size_t>(fillers[i])];
-      host_row_ids_[static_cast<size_t>(holes[i])] = id;
-      row_of_[id] = holes[i];
-    }
   }
-  host_row_ids_.resize(static_cast<size_t>(new_rows));
   return n;
 }
 
@@ -174,10 +150,7 @@ int64_t TorchFlatIndex::lookup_flops(int64_t n_queries) const {
 
 int64_t TorchFlatIndex::memory_bytes() const {
   return keys_.numel() * 4 + row_ids_.numel() * 8 +
-         static_cast<int64_t>(host_row_ids_.capacity()) * 8 +
-         hash_container_bytes(static_cast<int64_t>(row_of_.size()), 16,
-                              static_cast<int64_t>(row_of_.bucket_count())) +
-         id_bookkeeping_bytes();
+         rows_.memory_bytes() + id_bookkeeping_bytes();
 }
 
 }  // namespace semskip

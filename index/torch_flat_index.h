@@ -11,9 +11,8 @@
 // it on trades the 1e-5 agreement with the other exact backends for speed.
 
 #include <cstdint>
-#include <unordered_map>
-#include <vector>
 
+#include "index/row_table.h"
 #include "index/vector_index.h"
 
 namespace semskip {
@@ -52,8 +51,7 @@ class TorchFlatIndex final : public VectorIndex {
   int64_t chunk_;
   at::Tensor keys_;                    // float32 [capacity, dim] on device_; rows [0, n_rows) used
   at::Tensor row_ids_;                 // int64 [capacity] on device_; id of each row
-  std::vector<int64_t> host_row_ids_;  // int64 [n_rows] on the host; mirror of row_ids_
-  std::unordered_map<int64_t, int64_t> row_of_;  // id -> row
+  RowTable rows_;                      // host mirror of row_ids_: id <-> row
 };
 
 }  // namespace semskip

@@ -39,14 +39,9 @@ void ReplicatedCache::insert(const at::Tensor& keys, const at::Tensor& values) {
 }
 
 void ReplicatedCache::count_lookups(int64_t lookups, int64_t hits, int64_t vetoed) {
-  cache_.count_lookups(lookups, hits);
-  vetoed_ += vetoed;
+  cache_.count_lookups(lookups, hits, vetoed);
 }
 
-CacheStats ReplicatedCache::stats() const {
-  CacheStats s = cache_.stats();
-  s.vetoed = vetoed_;
-  return s;
-}
+CacheStats ReplicatedCache::stats() const { return cache_.stats(); }
 
 }  // namespace semskip

@@ -36,7 +36,6 @@ class ReplicatedCache final : public SkipCache {
  private:
   Communicator& comm_;
   SemanticCache cache_;
-  int64_t vetoed_ = 0;
   int64_t comm_ns_ = 0;
 };
 

@@ -125,14 +125,9 @@ void ShardedCache::insert(const at::Tensor& keys, const at::Tensor& values) {
 }
 
 void ShardedCache::count_lookups(int64_t lookups, int64_t hits, int64_t vetoed) {
-  shard_.count_lookups(lookups, hits);
-  vetoed_ += vetoed;
+  shard_.count_lookups(lookups, hits, vetoed);
 }
 
-CacheStats ShardedCache::stats() const {
-  CacheStats s = shard_.stats();
-  s.vetoed = vetoed_;
-  return s;
-}
+CacheStats ShardedCache::stats() const { return shard_.stats(); }
 
 }  // namespace semskip

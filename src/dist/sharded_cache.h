@@ -48,7 +48,6 @@ class ShardedCache final : public SkipCache {
   SemanticCache shard_;
   int64_t capacity_;       // per shard: the handle stride
   int64_t n_offered_ = 0;  // G: entries offered to the whole job in earlier steps
-  int64_t vetoed_ = 0;
   int64_t comm_ns_ = 0;
 };
 

@@ -43,14 +43,9 @@ at::Tensor LocalCache::fetch(const at::Tensor& handles, const at::Tensor& use, a
 void LocalCache::insert(const at::Tensor& keys, const at::Tensor& values) { cache_.insert(keys, values); }
 
 void LocalCache::count_lookups(int64_t lookups, int64_t hits, int64_t vetoed) {
-  cache_.count_lookups(lookups, hits);
-  vetoed_ += vetoed;
+  cache_.count_lookups(lookups, hits, vetoed);
 }
 
-CacheStats LocalCache::stats() const {
-  CacheStats s = cache_.stats();
-  s.vetoed = vetoed_;
-  return s;
-}
+CacheStats LocalCache::stats() const { return cache_.stats(); }
 
 }  // namespace semskip

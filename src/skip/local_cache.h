@@ -22,7 +22,6 @@ class LocalCache final : public SkipCache {
 
  private:
   SemanticCache cache_;
-  int64_t vetoed_ = 0;
 };
 
 // Applies uses to `cache` as SkipCache::fetch defines them: slots int64 [n], use int64 [n];

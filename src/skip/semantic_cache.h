@@ -63,7 +63,10 @@ class SemanticCache {
   std::string index_descriptor() const;
   const CacheStats& stats() const { return stats_; }
   // Counts a lookup outcome (the policy decides what is a hit).
-  void count_lookups(int64_t lookups, int64_t hits) { stats_.lookups += lookups, stats_.hits += hits; }
+  // `vetoed`: matches that reached the threshold but ran, because the sync rule refused the skip.
+  void count_lookups(int64_t lookups, int64_t hits, int64_t vetoed) {
+    stats_.lookups += lookups, stats_.hits += hits, stats_.vetoed += vetoed;
+  }
 
  private:
   int64_t pick_victim() const;

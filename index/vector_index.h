@@ -4,7 +4,10 @@
 //
 //  - Similarity is the inner product of L2-normalised vectors (cosine). Keys, queries and
 //    training vectors are normalised on entry, here, so callers pass raw activations. A zero
-//    vector stays zero: its similarity to everything is 0.
+//    vector stays zero and is accepted: a zero query scores 0 against every key, on every
+//    backend; a zero key scores 0 against every query where the backend keeps the vectors
+//    (flat, IVF-Flat, HNSW), while quantisers (SQ, PQ) score the code they store for it,
+//    near 0 only within their quantisation error.
 //  - Ids are chosen by the caller: int64 ≥ 0, unique within the index (adding an id that is
 //    present is an error; the semantic cache evicts by id). −1 means "no result".
 //  - search() returns, per query, up to k results by decreasing similarity; where fewer than

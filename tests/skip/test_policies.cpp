@@ -1,11 +1,15 @@
 #include <gtest/gtest.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
+#include <memory>
+#include <tuple>
 
 #include "core/error.h"
-#include "metrics/accuracy.h"
 #include "skip/baseline_policies.h"
 #include "skip/block_influence.h"
+#include "skip/local_cache.h"
 #include "skip/plan_policy.h"
 #include "skip/residual_policy.h"
 
@@ -26,6 +30,85 @@ StepContext ctx_of(int64_t B, int64_t S, int64_t n_layers = 6, int64_t hidden = 
   std::vector<int64_t> rows;
   for (int64_t b = 0; b < B; ++b) rows.push_back(b);
   return StepContext(n_layers, hidden, at::ones({B, S}, at::kBool), rows, true);
+}
+
+at::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+
+// [1, S, d] states whose token j is the basis vector e_{ids[j]}.
+at::Tensor tokens(const std::vector<int64_t>& ids, int64_t d) {
+  at::Tensor h = at::zeros({1, static_cast<int64_t>(ids.size()), d});
+  for (size_t j = 0; j < ids.size(); ++j) h[0][static_cast<int64_t>(j)][ids[j]] = 1.0f;
+  return h;
+}
+
+struct StepOut {
+  at::Tensor hit;   // bool [S]: the token skips block p + 1
+  at::Tensor jump;  // [S, d] added before block p + 1 (undefined without hits)
+};
+
+// One step of a block-target cache policy with probe p and resume r: hp [1, S, d] the states
+// after block p, hr those after block r (the misses' values are hr − hp).
+StepOut step(SkipPolicy& pol, int64_t p, int64_t r, const at::Tensor& hp, const at::Tensor& hr, int64_t L,
+             int64_t d) {
+  StepContext c = ctx_of(1, hp.size(1), L, d);
+  pol.begin_step(c);
+  pol.after_layer(p, hp, c);
+  StepOut o;
+  o.hit = c.skip_block_or_null(p + 1).defined() ? c.skip_block(p + 1)[0].clone()
+                                                : at::zeros({hp.size(1)}, at::kBool);
+  if (c.jump_or_null(p + 1).defined()) o.jump = c.jump_or_null(p + 1)[0].clone();
+  pol.after_layer(r, hr, c);
+  pol.end_step(c);
+  return o;
+}
+
+// A SkipCache that records what a policy asks of it, over a LocalCache.
+struct Recorded {
+  int64_t key_dim = -1, value_dim = -1;
+  CacheOptions opts;
+  std::vector<at::Tensor> searched, inserted;  // keys of each call
+};
+
+class RecordingCache final : public SkipCache {
+ public:
+  RecordingCache(std::shared_ptr<Recorded> rec, int64_t key_dim, int64_t value_dim, const CacheOptions& o)
+      : rec_(std::move(rec)), inner_(key_dim, value_dim, o) {
+    rec_->key_dim = key_dim, rec_->value_dim = value_dim, rec_->opts = o;
+  }
+  Match search(const at::Tensor& keys, int64_t k, FlopCounter* flops, int layer) override {
+    rec_->searched.push_back(keys.clone());
+    return inner_.search(keys, k, flops, layer);
+  }
+  at::Tensor fetch(const at::Tensor& handles, const at::Tensor& use, at::Device device) override {
+    return inner_.fetch(handles, use, device);
+  }
+  void insert(const at::Tensor& keys, const at::Tensor& values) override {
+    rec_->inserted.push_back(keys.clone());
+    inner_.insert(keys, values);
+  }
+  void count_lookups(int64_t lookups, int64_t hits, int64_t vetoed) override {
+    inner_.count_lookups(lookups, hits, vetoed);
+  }
+  CacheStats stats() const override { return inner_.stats(); }
+  std::string index_descriptor() const override { return inner_.index_descriptor(); }
+
+ private:
+  std::shared_ptr<Recorded> rec_;
+  LocalCache inner_;
+};
+
+PolicyEnv recording_env(const std::shared_ptr<Recorded>& rec, int64_t n_layers, int64_t hidden) {
+  PolicyEnv e = env(n_layers, hidden);
+  e.make_cache = [rec](int64_t kd, int64_t vd, const CacheOptions& o) -> std::unique_ptr<SkipCache> {
+    return std::make_unique<RecordingCache>(rec, kd, vd, o);
+  };
+  return e;
+}
+
+// Max |a − b·s| over columns, s_j = ±1 the sign that best aligns column j of b with a's.
+double max_diff_up_to_column_sign(const at::Tensor& a, const at::Tensor& b) {
+  at::Tensor s = (a * b).sum(0).sign();
+  return (a - b * s).abs().max().item<double>();
 }
 
 }  // namespace
@@ -190,33 +273,295 @@ TEST(Policies, PlanCacheAppliesTheNeighboursPlanToTheWholeRequest) {
   EXPECT_EQ(p.cache_stats().hits, 1);
 }
 
-TEST(Accuracy, HandComputedAgreementKlAndPerplexity) {
-  // Position 0: identical distributions; position 1: argmax differs.
-  at::Tensor full = at::log(at::tensor({0.5f, 0.25f, 0.25f, 0.2f, 0.6f, 0.2f}).view({2, 3}));
-  at::Tensor skip = at::log(at::tensor({0.5f, 0.25f, 0.25f, 0.6f, 0.2f, 0.2f}).view({2, 3}));
-  RequestAccuracy a = compare_logits(full, skip, at::tensor({1, -1}, at::kLong));
-  EXPECT_EQ(a.n_positions, 2);
-  EXPECT_EQ(a.n_top1_match, 1);
-  const double kl1 = 0.2 * std::log(0.2 / 0.6) + 0.6 * std::log(0.6 / 0.2);
-  EXPECT_NEAR(a.kl_sum, kl1, 1e-6);
-  EXPECT_EQ(a.n_targets, 1);
-  EXPECT_NEAR(a.nll_full_sum, -std::log(0.25), 1e-6);
-  std::vector<RequestAccuracy> reqs = {a, a};
-  AccuracySummary s = summarize_accuracy(reqs, 200, 1);
-  EXPECT_NEAR(s.top1_agreement.value, 0.5, 1e-12);
-  EXPECT_NEAR(s.top1_agreement.lo, 0.5, 1e-12);  // identical requests: no spread
-  EXPECT_NEAR(s.ppl_full.value, 4.0, 1e-5);
-  compare_generations({1, 2, 3, 4}, {1, 2, 9, 4}, a);
-  EXPECT_EQ(a.matched_prefix, 2);
-  EXPECT_FALSE(a.exact_match);
+// The descriptor keys take effect: each test below observes what a key changes.
+
+TEST(PolicyFactory, ResidualKAveragesTheNeighboursBySimilarity) {
+  const int64_t L = 4, d = 4;
+  // Two entries: keys e0 and e1 with updates Δ0 = 2·e2 and Δ1 = 4·e3. The query lies at 30°
+  // from e0 and 60° from e1: similarities cos 30° = 0.8660 and cos 60° = 0.5.
+  const at::Tensor hp = tokens({0, 1}, d);
+  at::Tensor hr = hp.clone();
+  hr[0][0][2] += 2.0f;
+  hr[0][1][3] += 4.0f;
+  at::Tensor q = at::zeros({1, 1, d});
+  const double c30 = std::sqrt(3.0) / 2, c60 = 0.5;
+  q[0][0][0] = static_cast<float>(c30), q[0][0][1] = static_cast<float>(c60);
+  auto jump_of = [&](const std::string& desc) {
+    auto pol = make_policy(desc, env(L, d));
+    step(*pol, 0, 1, hp, hr, L, d);
+    StepOut o = step(*pol, 0, 1, q, q, L, d);
+    EXPECT_TRUE(o.hit[0].item<bool>()) << desc;
+    EXPECT_EQ(pol->cache_stats().hits, 1) << desc;
+    return o.jump.defined() ? o.jump[0] : at::zeros({d});
+  };
+  // k=2, both above tau: (0.8660·Δ0 + 0.5·Δ1) / (0.8660 + 0.5).
+  const double w0 = c30 / (c30 + c60), w1 = c60 / (c30 + c60);
+  at::Tensor two = jump_of("residual:p=0,r=1,tau=0.4,k=2");
+  EXPECT_TRUE(at::allclose(two, at::tensor({0.0f, 0.0f, static_cast<float>(2 * w0), static_cast<float>(4 * w1)}),
+                           1e-5, 1e-6)) << two;
+  // k=1 (the default): the nearest neighbour's update alone.
+  EXPECT_TRUE(at::allclose(jump_of("residual:p=0,r=1,tau=0.4"), at::tensor({0.0f, 0.0f, 2.0f, 0.0f}), 1e-6, 1e-6));
+  // k=2 but the second neighbour below tau: it does not contribute.
+  EXPECT_TRUE(at::allclose(jump_of("residual:p=0,r=1,tau=0.6,k=2"), at::tensor({0.0f, 0.0f, 2.0f, 0.0f}), 1e-6, 1e-6));
 }
 
-TEST(Accuracy, BootstrapIntervalCoversTheRatioAndWidensWithSpread) {
-  std::vector<double> num = {1, 0, 1, 1, 0, 1, 0, 1, 1, 1}, den(10, 1.0);
-  Interval i = bootstrap_ratio(num, den, 2000, 5);
-  EXPECT_NEAR(i.value, 0.7, 1e-12);
-  EXPECT_LT(i.lo, 0.7);
-  EXPECT_GT(i.hi, 0.7);
-  EXPECT_GE(i.lo, 0.3);
-  EXPECT_LE(i.hi, 1.0);
+TEST(PolicyFactory, ProjAndKdimSetTheKeys) {
+  const int64_t L = 6, d = 8;
+  const at::Tensor hp = at::randn({1, 5, d}, seeded(1));
+  const at::Tensor hpn = hp[0] / hp[0].norm(2, -1, true);
+  {
+    auto rec = std::make_shared<Recorded>();
+    auto pol = make_policy("residual:p=1,r=3,tau=0.9,proj=random,kdim=4", recording_env(rec, L, d));
+    EXPECT_EQ(rec->key_dim, 4);
+    EXPECT_EQ(pol->cache_stats().key_dim, 4);
+    EXPECT_FALSE(pol->needs_calibration());
+    step(*pol, 1, 3, hp, hp + 1, L, d);
+    ASSERT_EQ(rec->searched.size(), 1u);
+    ASSERT_EQ(rec->searched[0].sizes(), (std::vector<int64_t>{5, 4}));
+    EXPECT_TRUE(at::allclose(rec->searched[0].norm(2, -1), at::ones({5}), 1e-5, 1e-5));
+    // The run's seed picks the map.
+    KeyProjection same(KeyProjectionKind::random, d, 4, 0);
+    EXPECT_TRUE(at::allclose(rec->searched[0], same(hp[0]), 1e-5, 1e-6));
+    EXPECT_TRUE(at::equal(rec->inserted[0], rec->searched[0]));  // every token missed
+  }
+  {
+    auto rec = std::make_shared<Recorded>();
+    auto pol = make_policy("residual:p=1,r=3,tau=0.9,proj=none", recording_env(rec, L, d));
+    EXPECT_EQ(rec->key_dim, d);
+    EXPECT_EQ(pol->cache_stats().key_dim, d);
+    step(*pol, 1, 3, hp, hp + 1, L, d);
+    EXPECT_TRUE(at::allclose(rec->searched[0], hpn, 1e-6, 1e-6));  // the normalised state
+  }
+  {
+    auto rec = std::make_shared<Recorded>();
+    auto pol = make_policy("residual:p=1,r=3,tau=0.9", recording_env(rec, L, d));
+    EXPECT_EQ(rec->key_dim, d);  // no projection by default
+  }
+  {
+    auto pol = make_policy("residual:p=1,r=3,tau=0.9,proj=pca,kdim=3", env(L, d));
+    EXPECT_EQ(pol->cache_stats().key_dim, 3);
+    EXPECT_TRUE(pol->needs_calibration());
+  }
+  {
+    auto pol = make_policy("plan:p=1,beta=0.1,tau=0.9,proj=random,kdim=5", env(L, d));
+    EXPECT_EQ(pol->cache_stats().key_dim, 5);
+  }
+}
+
+TEST(PolicyFactory, CapSetsTheCapacity) {
+  const int64_t L = 4, d = 8;
+  auto pol = make_policy("residual:p=0,r=1,tau=0.9,cap=3", env(L, d));
+  EXPECT_EQ(pol->cache_stats().capacity, 3);
+  step(*pol, 0, 1, tokens({0, 1}, d), tokens({0, 1}, d) + 1, L, d);
+  step(*pol, 0, 1, tokens({2, 3}, d), tokens({2, 3}, d) + 1, L, d);
+  EXPECT_EQ(pol->cache_stats().size, 3);
+  EXPECT_EQ(pol->cache_stats().insertions, 4);
+  EXPECT_EQ(pol->cache_stats().evictions, 1);
+  // Without cap: the run's capacity.
+  EXPECT_EQ(make_policy("residual:p=0,r=1,tau=0.9", env(L, d))->cache_stats().capacity, 64);
+  EXPECT_EQ(make_policy("plan:p=0,beta=0.1,tau=0.9,cap=7", env(L, d))->cache_stats().capacity, 7);
+}
+
+// Two hand-worked sequences on a cache of 2 that tell the eviction rules apart. Probing
+// which of A = e0 and B = e1 still hit after C = e2 was inserted:
+//   S1: insert A, insert B, hit A, insert C        fifo drops A; lru and lfu drop B
+//   S2: insert A, insert B, hit A, hit A, hit B,   fifo drops A; lru drops A (used before B);
+//       insert C                                   lfu drops B (1 use against 2)
+TEST(PolicyFactory, EvictPicksTheRule) {
+  const int64_t L = 4, d = 8;
+  auto run = [&](const std::string& evict, const std::vector<std::pair<char, int64_t>>& seq) {
+    auto pol = make_policy("residual:p=0,r=1,tau=0.9,cap=2" + evict, env(L, d));
+    for (auto [what, key] : seq) {
+      StepOut o = step(*pol, 0, 1, tokens({key}, d), tokens({key}, d) * 2, L, d);
+      EXPECT_EQ(o.hit[0].item<bool>(), what == 'h') << evict << " key " << key;
+    }
+    StepOut probe = step(*pol, 0, 1, tokens({0, 1}, d), tokens({0, 1}, d) * 2, L, d);
+    return std::make_pair(probe.hit[0].item<bool>(), probe.hit[1].item<bool>());
+  };
+  const std::vector<std::pair<char, int64_t>> s1 = {{'i', 0}, {'i', 1}, {'h', 0}, {'i', 2}};
+  const std::vector<std::pair<char, int64_t>> s2 = {{'i', 0}, {'i', 1}, {'h', 0}, {'h', 0}, {'h', 1}, {'i', 2}};
+  using P = std::pair<bool, bool>;  // (A still hits, B still hits)
+  EXPECT_EQ(run(",evict=fifo", s1), P(false, true));
+  EXPECT_EQ(run(",evict=lru", s1), P(true, false));
+  EXPECT_EQ(run(",evict=lfu", s1), P(true, false));
+  EXPECT_EQ(run("", s1), P(true, false));  // lru by default
+  EXPECT_EQ(run(",evict=fifo", s2), P(false, true));
+  EXPECT_EQ(run(",evict=lru", s2), P(false, true));
+  EXPECT_EQ(run(",evict=lfu", s2), P(true, false));
+  EXPECT_EQ(run("", s2), P(false, true));
+}
+
+TEST(PolicyFactory, AdmitSamplesMissesWithTheGivenProbability) {
+  const int64_t L = 4, d = 16, n = 200;
+  // 200 random states in one step: the cache is empty, all miss and are offered.
+  const at::Tensor hp = at::randn({1, n, d}, seeded(2));
+  auto inserted = [&](const std::string& desc, uint64_t seed) {
+    PolicyEnv e = env(L, d);
+    e.capacity = 1000;
+    e.seed = seed;
+    auto pol = make_policy(desc, e);
+    step(*pol, 0, 1, hp, hp + 1, L, d);
+    EXPECT_EQ(pol->cache_stats().insertions + pol->cache_stats().rejected, n) << desc;
+    return pol->cache_stats().insertions;
+  };
+  const int64_t half = inserted("residual:p=0,r=1,tau=0.999,admit=sample:0.5", 3);
+  EXPECT_NEAR(static_cast<double>(half), 100.0, 29.0);  // Binomial(200, 0.5): sd 7.1, ±4 sd
+  EXPECT_EQ(inserted("residual:p=0,r=1,tau=0.999,admit=sample:0.5", 3), half);  // seeded by the run
+  const int64_t tenth = inserted("residual:p=0,r=1,tau=0.999,admit=sample:0.1", 3);
+  EXPECT_NEAR(static_cast<double>(tenth), 20.0, 17.0);  // sd 4.2
+  EXPECT_EQ(inserted("residual:p=0,r=1,tau=0.999,admit=all-misses", 3), n);
+  EXPECT_EQ(inserted("residual:p=0,r=1,tau=0.999", 3), n);
+}
+
+TEST(PolicyFactory, VdtypeSetsTheValueStorage) {
+  const int64_t L = 4, d = 8;
+  const at::Tensor hp = tokens({0, 1, 2}, d);
+  const at::Tensor hr = hp + at::randn({1, 3, d}, seeded(3));
+  for (auto [v, bytes] : {std::pair{"", 4}, std::pair{",vdtype=fp32", 4}, std::pair{",vdtype=bf16", 2},
+                          std::pair{",vdtype=fp16", 2}}) {
+    auto pol = make_policy(std::string("residual:p=0,r=1,tau=0.9") + v, env(L, d));
+    step(*pol, 0, 1, hp, hr, L, d);
+    EXPECT_EQ(pol->cache_stats().value_bytes, 3 * d * bytes) << v;  // 3 entries of d values
+  }
+  // target=mlp stores one MLP output per skipped layer: (r − p)·d values per entry.
+  auto rec = std::make_shared<Recorded>();
+  make_policy("residual:p=0,r=2,tau=0.9,target=mlp,vdtype=bf16", recording_env(rec, L, d));
+  EXPECT_EQ(rec->value_dim, 2 * d);
+  EXPECT_EQ(rec->opts.value_dtype, DType::bf16);
+}
+
+// A hit's update is the cached value at the value dtype: Δ rounded to bf16 / fp16, not Δ.
+TEST(PolicyFactory, VdtypeValuesRoundTripAtThatPrecision) {
+  const int64_t L = 4, d = 8;
+  const at::Tensor hp = tokens({0, 1}, d);
+  const at::Tensor hr = hp + at::randn({1, 2, d}, seeded(4));
+  const at::Tensor delta = (hr - hp)[0];
+  for (auto [v, st] : {std::pair{"fp32", at::kFloat}, std::pair{"bf16", at::kBFloat16}, std::pair{"fp16", at::kHalf}}) {
+    auto pol = make_policy(std::string("residual:p=0,r=1,tau=0.9,vdtype=") + v, env(L, d));
+    step(*pol, 0, 1, hp, hr, L, d);
+    StepOut o = step(*pol, 0, 1, hp, hp, L, d);
+    ASSERT_TRUE(o.hit.all().item<bool>()) << v;
+    const at::Tensor rounded = delta.to(st).to(at::kFloat);
+    EXPECT_TRUE(at::equal(o.jump, rounded)) << v << "\n" << o.jump << "\n" << rounded;
+    if (st != at::kFloat) { EXPECT_FALSE(at::equal(o.jump, delta)) << v; }
+  }
+}
+
+TEST(PolicyFactory, StaticKSkipsTheLayersOfLowestBlockInfluence) {
+  // Every token lies in the (e0, e1) plane and block l rotates it there by θ_l, so
+  // BI_l = 1 − cos θ_l exactly. The two smallest angles are those of layers 3 and 1.
+  const int64_t L = 6, d = 8, n = 5;
+  const std::vector<double> theta = {0.9, 0.3, 0.7, 0.1, 0.5, 0.8};
+  at::Tensor s = at::zeros({L + 1, n, d}, at::kDouble);
+  for (int64_t t = 0; t < n; ++t) {
+    double phi = 0.4 * static_cast<double>(t), radius = 1.0 + static_cast<double>(t);
+    for (int64_t l = 0; l <= L; ++l) {
+      s[l][t][0] = radius * std::cos(phi);
+      s[l][t][1] = radius * std::sin(phi);
+      if (l < L) phi += theta[static_cast<size_t>(l)];
+    }
+  }
+  at::Tensor bi = block_influence(s);
+  for (int64_t l = 0; l < L; ++l) EXPECT_NEAR(bi[l].item<double>(), 1 - std::cos(theta[static_cast<size_t>(l)]), 1e-12);
+  auto pol = make_policy("static:k=2", env(L, d));
+  ASSERT_TRUE(pol->needs_calibration());
+  pol->calibrate({s.to(at::kFloat)});
+  StepContext ctx = ctx_of(2, 3, L, d);
+  pol->begin_step(ctx);
+  for (int64_t l = 0; l < L; ++l) {
+    const bool skipped = l == 1 || l == 3;
+    EXPECT_EQ(pol->skips_layer_everywhere(l), skipped) << l;
+    EXPECT_EQ(ctx.skip_block_or_null(l).defined(), skipped) << l;
+    if (skipped) { EXPECT_TRUE(ctx.skip_block(l).all().item<bool>()) << l; }
+  }
+  // k=3 adds the next one, layer 4 (θ 0.5).
+  auto three = make_policy("static:k=3", env(L, d));
+  three->calibrate({s.to(at::kFloat)});
+  for (int64_t l = 0; l < L; ++l) EXPECT_EQ(three->skips_layer_everywhere(l), l == 1 || l == 3 || l == 4) << l;
+}
+
+TEST(PolicyFactory, RandomRateLayersAndSeedTakeEffect) {
+  const int64_t L = 6, d = 8, B = 4, S = 1000;
+  auto decisions = [&](const std::string& desc, uint64_t seed) {
+    PolicyEnv e = env(L, d);
+    e.seed = seed;
+    auto pol = make_policy(desc, e);
+    // Every other column is padding: never skipped.
+    at::Tensor valid = at::ones({B, S}, at::kBool);
+    valid.slice(1, 1, S, 2).fill_(false);
+    StepContext ctx(L, d, valid, {0, 1, 2, 3}, true);
+    pol->begin_step(ctx);
+    std::vector<at::Tensor> out;
+    for (int64_t l = 0; l < L; ++l)
+      out.push_back(ctx.skip_block_or_null(l).defined() ? ctx.skip_block(l).clone() : at::Tensor());
+    for (const at::Tensor& t : out)
+      if (t.defined()) { EXPECT_FALSE(t.logical_and(valid.logical_not()).any().item<bool>()) << desc; }
+    return out;
+  };
+  const auto a = decisions("random:rate=0.3", 5);
+  // Default layers 1..4; 2000 valid tokens each: Binomial(2000, 0.3) / 2000 has sd 0.0102.
+  EXPECT_FALSE(a[0].defined());
+  EXPECT_FALSE(a[5].defined());
+  double total = 0;
+  for (int64_t l = 1; l <= 4; ++l) {
+    ASSERT_TRUE(a[static_cast<size_t>(l)].defined()) << l;
+    const double rate = a[static_cast<size_t>(l)].sum().item<double>() / (B * S / 2);
+    EXPECT_NEAR(rate, 0.3, 0.041) << l;
+    total += rate / 4;
+  }
+  EXPECT_NEAR(total, 0.3, 0.021);
+  // layers= restricts, rate=0 and rate=1 are the extremes.
+  const auto only2 = decisions("random:rate=1,layers=2", 5);
+  for (int64_t l = 0; l < L; ++l) EXPECT_EQ(only2[static_cast<size_t>(l)].defined(), l == 2) << l;
+  EXPECT_EQ(only2[2].sum().item<int64_t>(), B * S / 2);
+  for (const at::Tensor& t : decisions("random:rate=0", 5))
+    if (t.defined()) { EXPECT_FALSE(t.any().item<bool>()); }
+  // The run's seed, unless seed= overrides it.
+  EXPECT_TRUE(at::equal(decisions("random:rate=0.3", 5)[2], a[2]));
+  EXPECT_FALSE(at::equal(decisions("random:rate=0.3", 6)[2], a[2]));
+  EXPECT_TRUE(at::equal(decisions("random:rate=0.3,seed=9", 5)[2], decisions("random:rate=0.3,seed=9", 6)[2]));
+}
+
+// proj=pca inside a policy: after calibration the keys are the normalised states projected on
+// the top principal directions of the calibration states after block p. Reference: an SVD of
+// the normalised calibration states (the second-moment matrix of the unit vectors, not
+// centred: skip/key_projection.cpp keeps the mean direction on purpose), up to the sign of
+// each direction.
+TEST(PolicyFactory, PcaKeysProjectOnTheTopPrincipalDirectionsOfTheCalibration) {
+  const int64_t L = 4, d = 8, p = 1, kd = 3, n = 400;
+  at::Tensor q = std::get<0>(at::linalg_qr(at::randn({d, d}, seeded(5), at::TensorOptions().dtype(at::kDouble))));
+  at::Tensor sigma = at::tensor({3.0, 2.0, 1.2, 0.5, 0.4, 0.3, 0.2, 0.1}, at::kDouble);
+  at::Tensor z = at::randn({n, d}, seeded(6), at::TensorOptions().dtype(at::kDouble)) * sigma;
+  z.select(1, 7).add_(2.5);  // a mean along the least-spread axis: centred and uncentred PCA differ
+  at::Tensor x = at::matmul(z, q.t());  // [n, d]
+  at::Tensor states = at::randn({L + 1, n, d}, seeded(7), at::TensorOptions().dtype(at::kDouble));
+  states[p + 1] = x;
+
+  auto rec = std::make_shared<Recorded>();
+  auto pol = make_policy("residual:p=1,r=2,tau=0.99,proj=pca,kdim=3", recording_env(rec, L, d));
+  ASSERT_TRUE(pol->needs_calibration());
+  pol->calibrate({states.to(at::kFloat)});
+  EXPECT_FALSE(pol->needs_calibration());
+  const at::Tensor hq = at::randn({1, 20, d}, seeded(8));
+  step(*pol, p, 2, hq, hq + 1, L, d);
+  ASSERT_EQ(rec->searched.size(), 1u);
+  const at::Tensor keys = rec->searched[0].to(at::kDouble);  // [20, 3]
+  ASSERT_EQ(keys.sizes(), (std::vector<int64_t>{20, kd}));
+
+  auto keys_by_svd = [&](const at::Tensor& data) {
+    auto [u, sv, vh] = at::linalg_svd(data, /*full_matrices=*/false);
+    // Distinct singular values around the cut, so the directions are defined.
+    for (int64_t i = 0; i < kd; ++i) EXPECT_GT(sv[i].item<double>(), 1.05 * sv[i + 1].item<double>()) << i;
+    at::Tensor v = vh.slice(0, 0, kd).t();  // [d, 3]
+    at::Tensor h = hq[0].to(at::kDouble);
+    at::Tensor k = at::matmul(h / h.norm(2, -1, true), v);
+    return k / k.norm(2, -1, true);
+  };
+  const at::Tensor xn = x / x.norm(2, -1, true);
+  EXPECT_LT(max_diff_up_to_column_sign(keys, keys_by_svd(xn)), 1e-4);
+  // The data tells the two conventions apart: centred PCA would give other keys.
+  EXPECT_GT(max_diff_up_to_column_sign(keys, keys_by_svd(xn - xn.mean(0, true))), 0.1);
+  // Misses go to the cache under the same keys.
+  ASSERT_EQ(rec->inserted.size(), 1u);
+  EXPECT_TRUE(at::equal(rec->inserted[0], rec->searched[0]));
 }

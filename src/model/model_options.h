@@ -36,6 +36,10 @@ struct ModelOptions {
   bool random_init = false;           // weights drawn from N(0, init_std) instead of the checkpoint
   uint64_t seed = 0;                  // random_init only
   double init_std = -1.0;             // random_init only; < 0: config's initializer_range or 0.02
+  // Positions a forward may use: [0, max_model_len). Past the config's limit RoPE extrapolates
+  // beyond what the model was trained on, so Transformer refuses such positions unless this
+  // raises the limit (with a warning at build time).
+  int64_t max_model_len = 0;  // 0: config.max_position_embeddings
 };
 
 at::ScalarType scalar_type(DType d);

@@ -1,7 +1,9 @@
 #include "model/transformer.h"
 
+#include <cstdio>
 #include <filesystem>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/version.h>
 
@@ -23,6 +25,11 @@ double config_initializer_range(const std::string& config_path) {
     return j["initializer_range"].get<double>();
   }
   return 0.02;
+}
+
+// The positions a forward may use, [0, limit): the config's, or the options' raised one.
+int64_t position_limit(const ModelConfig& c, const ModelOptions& o) {
+  return o.max_model_len > 0 ? o.max_model_len : c.max_position_embeddings;
 }
 
 }  // namespace
@@ -55,6 +62,15 @@ Transformer Transformer::build(const ModelConfig& config, WeightSource& weights,
 #endif
   SEMSKIP_THROW_IF_NOT_MSG(weights.dtype() == scalar_type(options.dtype),
                            "{}: the weight source's dtype differs from the compute dtype", c.source);
+  SEMSKIP_THROW_IF_NOT_MSG(options.max_model_len >= 0, "{}: max_model_len must be >= 0 (0: the config's {}), got {}",
+                           c.source, c.max_position_embeddings, options.max_model_len);
+  if (options.max_model_len > c.max_position_embeddings) {
+    std::fprintf(stderr,
+                 "semskip: warning: %s: max_model_len %lld exceeds max_position_embeddings %lld: positions past "
+                 "the model's trained context extrapolate RoPE\n",
+                 c.source.c_str(), static_cast<long long>(options.max_model_len),
+                 static_cast<long long>(c.max_position_embeddings));
+  }
   Transformer t;
   t.config_ = config;
   t.options_ = options;
@@ -129,6 +145,20 @@ LayerContext Transformer::make_context(int64_t batch, int64_t n_tokens, int64_t 
                                          : at::zeros({batch, 1}, long_opts);
     const at::Tensor new_valid = valid.defined() ? valid.to(at::kLong) : at::ones({batch, n_tokens}, long_opts);
     positions = (before + new_valid.cumsum(1) - 1).clamp_min(0);
+  }
+  // RoPE computes any position, so nothing else would notice one past the model's context.
+  // Without padding or explicit positions the last one is known on the host (no device sync).
+  const int64_t limit = position_limit(config_, options_);
+  const bool derived = !o.positions.defined() && !padding;
+  const int64_t last = derived ? n_keys - 1 : (n_tokens > 0 ? positions.max().item<int64_t>() : -1);
+  if (last >= limit) {
+    const std::string which = options_.max_model_len > 0
+                                  ? fmt::format("ModelOptions::max_model_len = {}", limit)
+                                  : fmt::format("max_position_embeddings = {}", limit);
+    SEMSKIP_THROW_MSG("{}: forward reaches position {} (tokens at positions {}..{}), but {} allows positions 0..{} "
+                      "only; ModelOptions::max_model_len raises the limit",
+                      config_.source, last, derived ? start : positions.min().item<int64_t>(), last, which,
+                      limit - 1);
   }
   ctx.rope = rotary_.table(positions, dtype());
   if (o.flops) o.flops->add(FlopCounter::kNoLayer, OpGroup::rotary, flops::rotary(rotary_.head_dim(), batch * n_tokens));

@@ -189,6 +189,104 @@ TEST(MoeBlock, RoutesCombinesAndSharesAsThePerTokenDefinition) {
   }
 }
 
+// Exactly tied router logits. Hugging Face routes with torch.topk on the fp32 softmax of the
+// router logits, so ties resolve in topk's order; at::topk on the same probabilities is the
+// second implementation here (not an assumed order: a stable sort or a lowest-index rule
+// would differ on token 2). Token t's logits are column t of the
+// router weight (x_t = e_t), chosen exactly representable: a tie for first place, a tie for
+// the last routed slot, all experts equal, and a tie just below the routed slots.
+TEST(MoeBlock, TiedRouterLogitsResolveAsTopkOfTheSoftmax) {
+  const int64_t d = 4, n_experts = 5, inter = 3;
+  at::manual_seed(11);
+  const auto lin = [](int64_t out, int64_t in) { return Linear{at::randn({out, in}) * 0.3, at::Tensor()}; };
+  const at::Tensor logits = at::tensor({0.5f, 2.0f, 1.0f, 2.0f, -1.0f,    // token 0: experts 1 and 3 tie for first
+                                        0.5f, 1.0f, 2.0f, 1.0f, -1.0f,    // token 1: 1 and 3 tie for second
+                                        0.25f, 0.25f, 0.25f, 0.25f, 0.25f,  // token 2: all equal
+                                        3.0f, 2.0f, 0.0f, 0.0f, 0.0f})      // token 3: 2, 3, 4 tie below top-2
+                                .view({d, n_experts});
+  const at::Tensor x = at::eye(d);
+  for (bool norm : {false, true}) {
+    SCOPED_TRACE(norm ? "norm_topk_prob" : "raw weights");
+    MoeBlock moe;
+    moe.router = Linear{logits.t().contiguous(), at::Tensor()};  // [E, d]: column t = token t's logits
+    for (int64_t e = 0; e < n_experts; ++e) moe.experts.push_back({lin(inter, d), lin(inter, d), lin(d, inter)});
+    moe.top_k = 2;
+    moe.norm_topk_prob = norm;
+    Routing r;
+    const at::Tensor y = moe.forward(x, nullptr, 0, &r);
+    ASSERT_TRUE(at::equal(r.router_logits, logits));  // the ties are exact
+    const auto [want_w, want_ids] = at::topk(at::softmax(logits, -1, at::kFloat), 2, -1);
+    EXPECT_TRUE(at::equal(r.topk_ids, want_ids)) << r.topk_ids << "\nwant\n" << want_ids;
+    // Weights: the softmax computed by hand in fp64, renormalised over the two when asked.
+    const at::Tensor p = at::softmax(logits.to(at::kDouble), -1);
+    for (int64_t t = 0; t < d; ++t) {
+      const int64_t a = want_ids[t][0].item<int64_t>(), b = want_ids[t][1].item<int64_t>();
+      const double pa = p[t][a].item<double>(), pb = p[t][b].item<double>();
+      const double wa = norm ? pa / (pa + pb) : pa, wb = norm ? pb / (pa + pb) : pb;
+      EXPECT_NEAR(r.topk_weights[t][0].item<double>(), wa, 1e-7) << "token " << t;
+      EXPECT_NEAR(r.topk_weights[t][1].item<double>(), wb, 1e-7) << "token " << t;
+      at::Tensor expected = wa * moe.experts[static_cast<size_t>(a)].forward(x[t]) +
+                            wb * moe.experts[static_cast<size_t>(b)].forward(x[t]);
+      EXPECT_TRUE(at::allclose(y[t], expected, 1e-5, 1e-6)) << "token " << t;
+    }
+    // Tied experts get bit-equal weights; the selected set is the hand-derived one.
+    EXPECT_TRUE(at::equal(r.topk_weights[0][0], r.topk_weights[0][1]));
+    EXPECT_TRUE(at::equal(r.topk_weights[2][0], r.topk_weights[2][1]));
+    EXPECT_EQ(to_vector(std::get<0>(at::sort(r.topk_ids[0]))), (std::vector<int64_t>{1, 3}));
+    EXPECT_EQ(r.topk_ids[1][0].item<int64_t>(), 2);
+    EXPECT_EQ(r.topk_ids[3][0].item<int64_t>(), 0);
+    EXPECT_EQ(r.topk_ids[3][1].item<int64_t>(), 1);
+  }
+  // What topk does on CPU is not "the lower index first": two tied experts come lower first
+  // (tokens 0 and 1), but of five equal probabilities LibTorch 1.13 returns experts 2 and 4
+  // (its selection is not stable). semskip follows topk, the kernel Hugging Face calls, rather
+  // than a rule of its own; the order seen is recorded, so a LibTorch that changes it shows.
+  const at::Tensor ids = std::get<1>(at::topk(at::softmax(logits, -1, at::kFloat), 2, -1));
+  std::string order;
+  for (int64_t t = 0; t < d; ++t) order += fmt::format("{}{},{}", t ? " " : "", ids[t][0].item<int64_t>(), ids[t][1].item<int64_t>());
+  RecordProperty("topk_tie_order", order);
+  std::printf("at::topk on tied probabilities (tokens 0..3): %s\n", order.c_str());
+}
+
+// bf16 rounding of the router logits creates ties the fp32 logits do not have: expert 3's
+// logit 1 + 2⁻⁸ is exactly halfway between two bf16 values and rounds (to even) onto expert
+// 1's logit 1. In bf16 the routing is that of the tie (at::topk of the rounded logits' fp32
+// softmax, as Hugging Face computes it in bf16); in fp32 expert 3 wins outright.
+TEST(MoeBlock, Bf16RoundingTiesAreRoutedAsTopkOfTheRoundedLogits) {
+  const int64_t d = 2, inter = 3;
+  at::manual_seed(12);
+  at::Tensor w = at::zeros({4, d});
+  w[0][0] = 0.5f;                       // logit 0.5
+  w[1][0] = 1.0f;                       // logit 1
+  w[2][0] = -1.0f;                      // logit −1
+  w[3][0] = 1.0f;                       // logit 1 + 2⁻⁸
+  w[3][1] = std::ldexp(1.0f, -8);
+  const at::Tensor x = at::ones({1, d});
+  for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
+    SCOPED_TRACE(c10::toString(t));
+    MoeBlock moe;
+    moe.router = Linear{w.to(t), at::Tensor()};
+    for (int64_t e = 0; e < 4; ++e) {
+      const auto lin = [&](int64_t out, int64_t in) { return Linear{(at::randn({out, in}) * 0.3).to(t), at::Tensor()}; };
+      moe.experts.push_back({lin(inter, d), lin(inter, d), lin(d, inter)});
+    }
+    moe.top_k = 2;
+    const Routing r = moe.route(x.to(t));
+    const at::Tensor l = r.router_logits.to(at::kFloat);
+    const auto [want_w, want_ids] = at::topk(at::softmax(l, -1, at::kFloat), 2, -1);
+    EXPECT_TRUE(at::equal(r.topk_ids, want_ids));
+    EXPECT_TRUE(at::allclose(r.topk_weights.to(at::kFloat), want_w, 1e-2, 0.0));
+    if (t == at::kFloat) {
+      EXPECT_EQ(to_vector(r.topk_ids[0]), (std::vector<int64_t>{3, 1}));
+      EXPECT_GT(l[0][3].item<float>(), l[0][1].item<float>());
+    } else {
+      EXPECT_EQ(l[0][3].item<float>(), l[0][1].item<float>());  // rounded onto each other
+      EXPECT_EQ(to_vector(std::get<0>(at::sort(r.topk_ids[0]))), (std::vector<int64_t>{1, 3}));
+      EXPECT_TRUE(at::equal(r.topk_weights[0][0], r.topk_weights[0][1]));
+    }
+  }
+}
+
 TEST(KvCache, AppendsGrowsAndTracksPadding) {
   KvCache cache(2, 2, 1, 4, 2, at::kFloat, at::kCPU);
   const at::Tensor k1 = at::randn({2, 1, 3, 4}), v1 = at::randn({2, 1, 3, 4});

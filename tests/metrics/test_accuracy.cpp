@@ -64,7 +64,11 @@ TEST(Bootstrap, AllRequestsEqualGiveZeroWidth) {
 }
 
 TEST(Bootstrap, IsSeeded) {
-  std::vector<double> num = {1, 0, 1, 1, 0, 1, 0, 1, 1, 1}, den(10, 1.0);
+  // Continuous values, so that another seed's resamples give other quantiles.
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> num(30), den(30, 1.0);
+  for (double& x : num) x = normal(rng);
   Interval a = bootstrap_ratio(num, den, 500, 5), b = bootstrap_ratio(num, den, 500, 5);
   EXPECT_EQ(a.lo, b.lo);
   EXPECT_EQ(a.hi, b.hi);

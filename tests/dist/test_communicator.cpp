@@ -1,4 +1,4 @@
-// MpiCommunicator on 1, 2 and 4 ranks against values worked out by hand from each rank's
+// MpiCommunicator on 1, 2, 3 and 4 ranks against values worked out by hand from each rank's
 // contribution (rank r contributes something that is a simple function of r).
 #include <gtest/gtest.h>
 
@@ -267,6 +267,71 @@ TEST(Communicator, SplitMakesIndependentGroups) {
   EXPECT_EQ(half->allreduce(at::tensor({int64_t(me)}), ReduceOp::sum).item<int64_t>(), sum);
   // Traffic of the group is its own.
   EXPECT_EQ(half->stats()[CollectiveKind::allreduce].n_calls, 1);
+}
+
+// Three ranks, every expected value written out per rank (no formula shared with the code
+// under test): uneven allgatherv contributions (one rank sends nothing), an uneven alltoallv
+// split with empty blocks in both directions and the reverse trip, and the odd-sized groups
+// of a split.
+TEST(Communicator, ThreeRanksByHand) {
+  Communicator& c = world();
+  if (c.size() != 3) GTEST_SKIP() << "written out for 3 ranks";
+  const int me = c.rank();
+  const auto rows = [](std::vector<int64_t> v) {
+    const int64_t n = static_cast<int64_t>(v.size()) / 2;
+    return at::tensor(v, at::kLong).view({n, 2});
+  };
+
+  // allgatherv: rank 0 sends 2 rows, rank 1 none, rank 2 three.
+  const std::vector<at::Tensor> mine = {rows({10, -10, 11, -11}), rows({}), rows({20, -20, 21, -21, 22, -22})};
+  std::vector<int64_t> counts;
+  const at::Tensor g = c.allgatherv(mine[static_cast<size_t>(me)], &counts);
+  EXPECT_EQ(counts, (std::vector<int64_t>{2, 0, 3}));
+  EXPECT_EQ(as_vector(g), (std::vector<int64_t>{10, -10, 11, -11, 20, -20, 21, -21, 22, -22}));
+  ASSERT_EQ(g.sizes().vec(), (std::vector<int64_t>{5, 2}));
+
+  // alltoallv, rows [value, −value], value = 100·source + 10·destination + j:
+  //   rank 0 sends 1 row to 0, 2 to 1, none to 2
+  //   rank 1 sends none to 0, none to itself, 3 to 2
+  //   rank 2 sends 2 to 0, 1 to 1, 1 to itself
+  const std::vector<std::vector<int64_t>> send = {{1, 2, 0}, {0, 0, 3}, {2, 1, 1}};
+  const std::vector<at::Tensor> out = {rows({0, 0, 10, -10, 11, -11}),
+                                       rows({120, -120, 121, -121, 122, -122}),
+                                       rows({200, -200, 201, -201, 210, -210, 220, -220})};
+  const AlltoallvResult got = c.alltoallv(out[static_cast<size_t>(me)], send[static_cast<size_t>(me)]);
+  const std::vector<std::vector<int64_t>> want_counts = {{1, 0, 2}, {2, 0, 1}, {0, 3, 1}};
+  const std::vector<std::vector<int64_t>> want_rows = {
+      {0, 0, 200, -200, 201, -201},                    // rank 0: its own row, then rank 2's two
+      {10, -10, 11, -11, 210, -210},                   // rank 1: rank 0's two, then rank 2's one
+      {120, -120, 121, -121, 122, -122, 220, -220}};   // rank 2: rank 1's three, then its own
+  EXPECT_EQ(got.counts, want_counts[static_cast<size_t>(me)]);
+  EXPECT_EQ(as_vector(got.rows), want_rows[static_cast<size_t>(me)]);
+  // The reverse trip with the counts swapped brings every row home in its original order.
+  const at::Tensor back = c.alltoallv(got.rows, got.counts, send[static_cast<size_t>(me)]);
+  EXPECT_TRUE(at::equal(back, out[static_cast<size_t>(me)]));
+
+  // allreduce over 3: sums and extremes of [me, 10 − 3·me].
+  const at::Tensor x = at::tensor({int64_t(me), int64_t(10 - 3 * me)});
+  EXPECT_EQ(as_vector(c.allreduce(x, ReduceOp::sum)), (std::vector<int64_t>{3, 21}));
+  EXPECT_EQ(as_vector(c.allreduce(x, ReduceOp::min)), (std::vector<int64_t>{0, 4}));
+  // bytes of a 3-rank ring allreduce of 2 int64: 2·(3 − 1)/3 · 16 = 21 (integer division).
+  c.reset_stats();
+  c.allreduce(x, ReduceOp::max);
+  EXPECT_EQ(c.stats()[CollectiveKind::allreduce].bytes_sent, 21);
+
+  // split into {0, 2} and {1}: the pair reverses its order, the single rank is a world of one.
+  std::unique_ptr<Communicator> part = c.split(me == 1 ? 1 : 0, -me);
+  const std::vector<int> want_size = {2, 1, 2}, want_rank = {1, 0, 0};
+  EXPECT_EQ(part->size(), want_size[static_cast<size_t>(me)]);
+  EXPECT_EQ(part->rank(), want_rank[static_cast<size_t>(me)]);
+  std::vector<int64_t> part_counts;
+  const at::Tensor pg = part->allgatherv(mine[static_cast<size_t>(me)], &part_counts);
+  const std::vector<std::vector<int64_t>> want_pg = {{20, -20, 21, -21, 22, -22, 10, -10, 11, -11}, {},
+                                                     {20, -20, 21, -21, 22, -22, 10, -10, 11, -11}};
+  EXPECT_EQ(as_vector(pg), want_pg[static_cast<size_t>(me)]);
+  const std::vector<std::vector<int64_t>> want_part_counts = {{3, 2}, {0}, {3, 2}};
+  EXPECT_EQ(part_counts, want_part_counts[static_cast<size_t>(me)]);
+  c.barrier();
 }
 
 }  // namespace

@@ -83,8 +83,8 @@ function(semskip_require_python_modules)
   foreach(module IN LISTS ARG_UNPARSED_ARGUMENTS)
     execute_process(COMMAND ${SEMSKIP_PYTHON3} -c "import ${module}" RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
     if(NOT rc EQUAL 0)
-      message(FATAL_ERROR "semskip: ${SEMSKIP_PYTHON3} cannot import the Python module '${module}', which "
-        "${ARG_FOR} need. scripts/install-deps.sh installs it (Debian: python3-${module}); or point "
+      message(FATAL_ERROR "semskip: ${SEMSKIP_PYTHON3} cannot import the Python module '${module}', needed by "
+        "${ARG_FOR}. scripts/install-deps.sh installs it (Debian: python3-${module}); or point "
         "-DSEMSKIP_PYTHON3=<python> at a Python 3 that has it.")
     endif()
   endforeach()

@@ -5,6 +5,8 @@
 // some steps, and the data has near-duplicates so that hits, misses and evictions all occur.
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <memory>
 #include <vector>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -26,13 +28,17 @@ constexpr double kTau = 0.97;
 
 Communicator& world() { return Runtime::get().world(); }
 
-CacheOptions options(int64_t capacity) {
+CacheOptions options(int64_t capacity, Eviction eviction = Eviction::lru, double admit_prob = 1.0) {
   CacheOptions o;
   o.index_descriptor = "torch:flat";
   o.capacity = capacity;
-  o.eviction = Eviction::lru;
+  o.eviction = eviction;
+  o.admit_prob = admit_prob;
+  o.seed = 3;
   return o;
 }
+
+constexpr Eviction kEvictions[] = {Eviction::lru, Eviction::lfu, Eviction::fifo};
 
 // Queries of rank r in step s: noisy copies of a few base directions (so later steps hit
 // earlier entries), none on rank 2 in odd steps.
@@ -55,6 +61,7 @@ at::Tensor value_of(const at::Tensor& keys) { return keys.slice(1, 0, kValueDim)
 
 struct StepOutcome {
   at::Tensor similarity;  // [n, 1] of this rank's queries
+  at::Tensor handle;      // int64 [n] of the best match (−1: none)
   at::Tensor values;      // [n, kValueDim] fetched (zero rows for misses)
   at::Tensor hit;         // bool [n]
 };
@@ -65,6 +72,7 @@ StepOutcome run_step(SkipCache& cache, const at::Tensor& keys, FlopCounter* flop
   StepOutcome o;
   const SkipCache::Match m = cache.search(keys, 1, flops, 0);
   o.similarity = m.similarity;
+  o.handle = m.handle.select(1, 0);
   o.hit = m.similarity.select(1, 0).ge(kTau);
   const at::Tensor handles = at::where(o.hit, m.handle.select(1, 0), at::full_like(m.handle.select(1, 0), -1));
   const at::Tensor use = at::where(o.hit, at::zeros_like(handles), at::full_like(handles, -1));
@@ -91,8 +99,8 @@ at::Tensor union_queries(int64_t step) {
 
 // Similarities may differ in the last bits (the index multiplies a different batch of
 // queries); hits, and the entries that serve them, must not.
-void expect_equals_union_reference(SkipCache& dist, int64_t capacity, int64_t n_steps) {
-  LocalCache ref(kKeyDim, kValueDim, options(capacity));
+void expect_equals_union_reference(SkipCache& dist, const CacheOptions& opts, int64_t n_steps) {
+  LocalCache ref(kKeyDim, kValueDim, opts);
   int64_t n_hits = 0;
   FlopCounter f_dist, f_ref;
   for (int64_t s = 0; s < n_steps; ++s) {
@@ -113,25 +121,149 @@ void expect_equals_union_reference(SkipCache& dist, int64_t capacity, int64_t n_
 }
 
 TEST(ReplicatedCache, EqualsOneCacheOverTheUnionAlsoWhenItEvicts) {
-  // Capacity 4 against 10 directions of queries: LRU evicts in most steps, so
-  // the replicas agree only if every rank applies every rank's uses and insertions alike.
-  ReplicatedCache dist(world(), kKeyDim, kValueDim, options(4));
-  expect_equals_union_reference(dist, 4, 8);
-  EXPECT_GT(dist.stats().evictions, 0);
-  // Every replica holds the same entries: the same answers to the same probe on every rank.
-  const at::Tensor probe = queries_of(0, 99);
-  const SkipCache::Match m = dist.search(probe, 2);
-  const at::Tensor all = world().allgather(m.similarity);  // [n_ranks, n, 2]
-  for (int r = 0; r < world().size(); ++r) EXPECT_TRUE(at::equal(all[r], m.similarity));
+  // Capacity 4 against 10 directions of queries: every policy evicts in most steps, so the
+  // replicas agree only if every rank applies every rank's uses and insertions alike (LRU
+  // recency, LFU counts, FIFO insertion order). With admission sampling every replica draws
+  // from the same seeded stream over the same union, as the one cache does.
+  for (const Eviction ev : kEvictions) {
+    for (const double admit : {1.0, 0.7}) {
+      SCOPED_TRACE(fmt::format("{}, admit {}", eviction_name(ev), admit));
+      const CacheOptions opts = options(4, ev, admit);
+      ReplicatedCache dist(world(), kKeyDim, kValueDim, opts);
+      expect_equals_union_reference(dist, opts, 8);
+      EXPECT_GT(dist.stats().evictions, 0);
+      if (admit < 1.0) EXPECT_GT(dist.stats().rejected, 0);
+      // Every replica holds the same entries: the same answers to the same probe on every rank.
+      const at::Tensor probe = queries_of(0, 99);
+      const SkipCache::Match m = dist.search(probe, 2);
+      const at::Tensor all = world().allgather(m.similarity);  // [n_ranks, n, 2]
+      for (int r = 0; r < world().size(); ++r) EXPECT_TRUE(at::equal(all[r], m.similarity));
+    }
+  }
 }
 
 TEST(ShardedCache, EqualsOneCacheOverTheUnionWhileNoShardEvicts) {
   ShardedCache dist(world(), kKeyDim, kValueDim, options(1000));
-  expect_equals_union_reference(dist, 1000, 8);
+  expect_equals_union_reference(dist, options(1000), 8);
   // Round robin over the global insertion counter: the shards differ by at most one entry.
   const at::Tensor sizes = world().allgather(at::tensor({dist.stats().size}, at::kLong));
   EXPECT_LE((sizes.max() - sizes.min()).item<int64_t>(), 1);
   EXPECT_EQ(dist.stats().size, dist.stats().insertions);
+}
+
+// What a sharded cache must equal once its shards evict. Capacity is per shard by design, so
+// it is not one cache of the union: it is n independent caches (n = ranks), cache s receiving
+// the entries of the union's global insertion order j with j mod n = s (in that order), each
+// with its own capacity, eviction and admission stream (seed + s). A query's answer is the
+// best of the n caches' answers (equal similarities: the lower s), its handle s · capacity +
+// slot; a hit's use ticks the cache that holds it. Every rank builds this reference itself,
+// from the same seeded data, without communication.
+class ShardedReference {
+ public:
+  ShardedReference(int n_shards, const CacheOptions& opts) : capacity_(opts.capacity) {
+    for (int s = 0; s < n_shards; ++s) {
+      CacheOptions o = opts;
+      o.seed = opts.seed + static_cast<uint64_t>(s);
+      shards_.push_back(std::make_unique<LocalCache>(kKeyDim, kValueDim, o));
+    }
+  }
+
+  // One step over the union's queries (rank order): search, fetch, insert the misses.
+  StepOutcome step(const at::Tensor& queries, FlopCounter* flops) {
+    const int64_t q = queries.size(0);
+    const int n = static_cast<int>(shards_.size());
+    StepOutcome o;
+    o.similarity = at::full({q, 1}, -std::numeric_limits<float>::infinity());
+    o.handle = at::full({q}, int64_t(-1), at::kLong);
+    at::Tensor owner = at::full({q}, int64_t(-1), at::kLong), slot = at::full({q}, int64_t(-1), at::kLong);
+    for (int s = 0; s < n; ++s) {
+      const SkipCache::Match m = shards_[static_cast<size_t>(s)]->search(queries, 1, flops, 0);
+      for (int64_t i = 0; i < q; ++i) {
+        const float sim = m.similarity[i][0].item<float>();
+        const int64_t h = m.handle[i][0].item<int64_t>();
+        if (h < 0 || !(sim > o.similarity[i][0].item<float>())) continue;  // ties stay with the lower shard
+        o.similarity[i][0] = sim;
+        owner[i] = s;
+        slot[i] = h;
+        o.handle[i] = s * capacity_ + h;
+      }
+    }
+    o.hit = o.similarity.select(1, 0).ge(kTau);
+    o.values = at::zeros({q, kValueDim});
+    for (int s = 0; s < n; ++s) {
+      const at::Tensor mine = o.hit.logical_and(owner.eq(s));
+      const at::Tensor handles = at::where(mine, slot, at::full_like(slot, -1));
+      const at::Tensor use = at::where(mine, at::zeros_like(slot), at::full_like(slot, -1));
+      o.values += shards_[static_cast<size_t>(s)]->fetch(handles, use, at::kCPU);  // zero rows elsewhere
+    }
+    const at::Tensor miss = o.hit.logical_not().nonzero().squeeze(1);
+    const at::Tensor keys = queries.index_select(0, miss);
+    const at::Tensor to = (at::arange(keys.size(0), at::kLong) + n_offered_).remainder(n);
+    for (int s = 0; s < n; ++s) {
+      const at::Tensor rows = to.eq(s).nonzero().squeeze(1);
+      const at::Tensor k = keys.index_select(0, rows);
+      shards_[static_cast<size_t>(s)]->insert(k, value_of(k));
+    }
+    n_offered_ += keys.size(0);
+    return o;
+  }
+
+  int64_t evictions() const {
+    int64_t e = 0;
+    for (const auto& s : shards_) e += s->stats().evictions;
+    return e;
+  }
+  const LocalCache& shard(int s) const { return *shards_[static_cast<size_t>(s)]; }
+
+ private:
+  std::vector<std::unique_ptr<LocalCache>> shards_;
+  int64_t capacity_;
+  int64_t n_offered_ = 0;
+};
+
+TEST(ShardedCache, EvictingShardsEqualIndependentCachesOfTheirEntries) {
+  const int n = world().size(), me = world().rank();
+  for (const Eviction ev : kEvictions) {
+    for (const double admit : {1.0, 0.7}) {
+      SCOPED_TRACE(fmt::format("{}, admit {}", eviction_name(ev), admit));
+      // 3 entries per shard against 10 directions: every shard evicts.
+      const CacheOptions opts = options(3, ev, admit);
+      ShardedCache dist(world(), kKeyDim, kValueDim, opts);
+      ShardedReference ref(n, opts);
+      FlopCounter f_dist, f_ref;
+      int64_t n_hits = 0;
+      for (int64_t s = 0; s < 10; ++s) {
+        SCOPED_TRACE(fmt::format("step {}", s));
+        const StepOutcome want_all = ref.step(union_queries(s), &f_ref);
+        const auto [b, e] = my_rows(s);
+        const StepOutcome got = run_step(dist, queries_of(me, s), &f_dist);
+        ASSERT_TRUE(at::equal(got.hit, want_all.hit.slice(0, b, e)));
+        const at::Tensor none = at::full_like(got.handle, -1);
+        EXPECT_TRUE(at::equal(at::where(got.hit, got.handle, none), at::where(got.hit, want_all.handle.slice(0, b, e), none)));
+        EXPECT_TRUE(at::allclose(got.similarity, want_all.similarity.slice(0, b, e), 1e-6, 1e-6));
+        EXPECT_TRUE(at::equal(got.values, want_all.values.slice(0, b, e)));
+        n_hits += want_all.hit.sum().item<int64_t>();
+      }
+      EXPECT_GT(n_hits, 0);
+      // This rank's shard is reference cache `me`: the same insertions, evictions and size.
+      const CacheStats mine = dist.stats(), want = ref.shard(me).stats();
+      EXPECT_EQ(mine.insertions, want.insertions);
+      EXPECT_EQ(mine.evictions, want.evictions);
+      EXPECT_EQ(mine.rejected, want.rejected);
+      EXPECT_EQ(mine.size, want.size);
+      EXPECT_GT(ref.evictions(), 0);
+      EXPECT_EQ(world().allreduce(at::tensor({mine.evictions}, at::kLong), ReduceOp::sum).item<int64_t>(),
+                ref.evictions());
+      const int64_t lookup = world().allreduce(at::tensor({f_dist.by_group(OpGroup::lookup)}, at::kLong),
+                                               ReduceOp::sum).item<int64_t>();
+      EXPECT_EQ(lookup, f_ref.by_group(OpGroup::lookup));
+      // On one rank the reference is one cache: the union reference holds as well.
+      if (n == 1) {
+        ShardedCache alone(world(), kKeyDim, kValueDim, opts);
+        expect_equals_union_reference(alone, opts, 10);
+      }
+    }
+  }
 }
 
 TEST(ShardedCache, EqualBestMatchesGoToTheLowerRankAndTopKMergesShards) {

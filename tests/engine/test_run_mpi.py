@@ -11,8 +11,8 @@ CASE is one of:
   determinism  3 ranks with --cache-mode local equal 3 single-process runs of the same shards
   sync         adversarial ranks (all hits, no hits, no tokens) under --sync global and
                batch:<f>: no deadlock, one decision per step on every rank for global
-  failure      a refused config and a rank failing mid-run end the job promptly, non-zero,
-               naming the rank, leaving no report
+  failure      a refused config, a rank failing mid-run and rank 0 failing to write the report
+               end the job promptly, non-zero, naming the rank, leaving no report or .tmp
   report       /per_rank, the reduced /summary and the root attributes of a 2-rank run
 Each run's report is read back with h5py, an independent reader.
 """
@@ -254,6 +254,30 @@ def case_failure():
     check(elapsed < 20, f"the failing job took {elapsed:.1f} s")
     check(not os.path.exists(os.path.join(scratch, "bad.h5")), "a failed run left a report")
     check(not os.path.exists(os.path.join(scratch, "bad.h5.tmp")), "a failed run left a temporary report")
+    # Rank 0 failing while it writes the report, after every rank has done its work (as root,
+    # permissions stop nothing, so the paths themselves are impossible): (a) the report's
+    # directory is a regular file, so its temporary file cannot be created; (b) the report path
+    # is a directory, so the complete temporary file cannot be renamed onto it and is removed.
+    small = ["--workload", PREFIX_WORKLOAD, "--max-requests", "2", "--calib-requests", "0", "--policy", "none"]
+    blocker = os.path.join(scratch, "not_a_dir")
+    with open(blocker, "w") as fh:
+        fh.write("a regular file\n")
+    p, out, elapsed = run([*small, "--report", "not_a_dir/run.h5"], ranks=2, expect_ok=False, timeout=60)
+    check(p.returncode != 0, "a report that cannot be created must fail the job")
+    check("rank 0/2" in out and "cannot create report" in out and "not_a_dir/run.h5.tmp" in out,
+          f"report creation failure message:\n{out}")
+    check("ppl" in p.stdout and "report written" not in out, f"the run itself must have completed:\n{out}")
+    check(elapsed < 20, f"the job failing at its report took {elapsed:.1f} s")
+    with open(blocker) as fh:
+        check(fh.read() == "a regular file\n", "the file in the report's way was changed")
+    target = os.path.join(scratch, "dir.h5")
+    os.makedirs(target)
+    p, out, elapsed = run([*small, "--report", "dir.h5"], ranks=2, expect_ok=False, timeout=60)
+    check(p.returncode != 0, "a report that cannot be renamed into place must fail the job")
+    check("rank 0/2" in out and "cannot rename" in out, f"report rename failure message:\n{out}")
+    check(elapsed < 20, f"the job failing at its report took {elapsed:.1f} s")
+    check(os.path.isdir(target) and os.listdir(target) == [], "the directory in the report's way was changed")
+    check(not os.path.exists(target + ".tmp"), "a failed report left its temporary file")
 
 
 def case_report():

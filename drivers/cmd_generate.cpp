@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "drivers/command.h"
+#include "metrics/timing.h"
 #include "model/generation.h"
 #include "model/transformer.h"
 #include "tokenizer/tokenizer.h"
@@ -37,6 +38,8 @@ struct GenerateCliOptions {
   uint64_t seed = 0;
   bool ignore_eos = false;
   bool json = false;
+  int warmup = 1;  // untimed generations first (kernel selection, allocator, caches)
+  int reps = 1;    // timed generations; rates are their medians
 };
 
 int run_generate(const GenerateCliOptions& o) {
@@ -75,7 +78,21 @@ int run_generate(const GenerateCliOptions& o) {
   go.max_new_tokens = o.max_new_tokens;
   if (!o.ignore_eos && model.config().eos_token_id >= 0) go.eos_token_id = model.config().eos_token_id;
   const std::vector<std::vector<int64_t>> prompts(static_cast<size_t>(o.batch), prompt);
-  const GenerateResult r = generate_greedy(model, prompts, go);
+  SEMSKIP_THROW_IF_NOT_MSG(o.warmup >= 0 && o.reps >= 1, "generate: --warmup must be >= 0 and --reps >= 1");
+  // Greedy decoding is deterministic: every repetition generates the same tokens, and the
+  // timings of the timed ones are summarised (median, min, max).
+  for (int i = 0; i < o.warmup; ++i) generate_greedy(model, prompts, go);
+  std::vector<double> t_prefill, t_decode;
+  GenerateResult r;
+  for (int i = 0; i < o.reps; ++i) {
+    r = generate_greedy(model, prompts, go);
+    t_prefill.push_back(r.t_prefill_s);
+    t_decode.push_back(r.t_decode_s);
+  }
+  const TimingStats prefill_t = summarize_samples(t_prefill);
+  const TimingStats decode_t = summarize_samples(t_decode);
+  r.t_prefill_s = prefill_t.median_s;
+  r.t_decode_s = decode_t.median_s;
 
   const std::vector<int64_t>& out = r.tokens.front();
   std::string text;
@@ -97,8 +114,12 @@ int run_generate(const GenerateCliOptions& o) {
               {"n_tokens_prompt", r.n_tokens_prompt},
               {"n_tokens_gen", r.n_tokens_gen},
               {"n_decode_steps", r.n_decode_steps},
+              {"warmup", o.warmup},
+              {"reps", o.reps},
               {"t_prefill_s", r.t_prefill_s},
               {"t_decode_s", r.t_decode_s},
+              {"t_prefill_samples_s", prefill_t.samples_s},
+              {"t_decode_samples_s", decode_t.samples_s},
               {"prefill_tokens_per_s", prefill_tps},
               {"decode_tokens_per_s", decode_tps}};
     if (tok) j["text"] = text;
@@ -113,10 +134,10 @@ int run_generate(const GenerateCliOptions& o) {
   std::fflush(stdout);
   std::fprintf(stderr,
                "prefill: %lld tokens in %.4f s (%.1f tokens/s); decode: %lld steps × %lld sequences in %.4f s "
-               "(%.1f tokens/s) [%s, %s, %s]\n",
+               "(%.1f tokens/s) [%s, %s, %s; median of %d after %d warm-up]\n",
                (long long)r.n_tokens_prompt, r.t_prefill_s, prefill_tps, (long long)r.n_decode_steps,
                (long long)o.batch, r.t_decode_s, decode_tps, dtype_name(mo.dtype), mo.device.str().c_str(),
-               attn_impl_name(mo.attn_impl));
+               attn_impl_name(mo.attn_impl), o.reps, o.warmup);
   return 0;
 }
 
@@ -138,6 +159,8 @@ void add_generate_command(CLI::App& app, CommandRegistry& reg) {
   sub->add_option("--seed", o->seed, "Seed of --random-init")->capture_default_str();
   sub->add_flag("--ignore-eos", o->ignore_eos, "Always generate --max-new-tokens tokens");
   sub->add_flag("--json", o->json, "Print one JSON object");
+  sub->add_option("--warmup", o->warmup, "Untimed generations before the timed ones")->capture_default_str();
+  sub->add_option("--reps", o->reps, "Timed generations; the rates printed are their medians")->capture_default_str();
 }
 
 }  // namespace semskip

@@ -8,6 +8,7 @@
 #                        searched by CMake and pkg-config, and put on LD_LIBRARY_PATH
 #   SEMSKIP_WITH_FAISS   ON to build the FAISS backends (FAISS must be findable); default OFF
 #   SEMSKIP_TARGETS      targets to build (default: all)
+#   SEMSKIP_BUILD_TESTS  OFF to configure without the test suites (default ON)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 py="${PYTHON:-python3}"
@@ -26,7 +27,8 @@ cmake --preset cuda \
   -DCMAKE_PREFIX_PATH="$prefix" \
   -DNCCL_ROOT="$nccl_root" \
   -DCMAKE_CUDA_COMPILER="$cuda_home/bin/nvcc" \
-  -DSEMSKIP_WITH_FAISS="${SEMSKIP_WITH_FAISS:-OFF}"
+  -DSEMSKIP_WITH_FAISS="${SEMSKIP_WITH_FAISS:-OFF}" \
+  -DSEMSKIP_BUILD_TESTS="${SEMSKIP_BUILD_TESTS:-ON}"
 if [ -n "${SEMSKIP_TARGETS:-}" ]; then
   cmake --build --preset cuda -j"$(nproc)" --target ${SEMSKIP_TARGETS}
 else

@@ -1,21 +1,11 @@
 #include "model/generation.h"
 
 #include <algorithm>
-#include <chrono>
 
 #include "core/error.h"
+#include "metrics/timing.h"
 
 namespace semskip {
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-}  // namespace
 
 GenerateResult generate_greedy(const Transformer& model, const std::vector<std::vector<int64_t>>& prompts,
                                const GenerateOptions& options) {
@@ -73,17 +63,20 @@ GenerateResult generate_greedy(const Transformer& model, const std::vector<std::
     return next.unsqueeze(1);  // int64 [B, 1]
   };
 
-  auto t0 = Clock::now();
+  // The clock starts on an idle device; take() ends each step with a host copy, which waits.
+  synchronize(model.device());
+  Stopwatch clock;
   at::Tensor next = take(model.forward(ids, fo));
-  result.t_prefill_s = seconds_since(t0);
+  result.t_prefill_s = clock.seconds();
 
   fo.attention_mask = at::Tensor();
-  t0 = Clock::now();
+  clock.restart();
   while (n_done < batch) {
     next = take(model.forward(next, fo));
     ++result.n_decode_steps;
   }
-  result.t_decode_s = seconds_since(t0);
+  synchronize(model.device());
+  result.t_decode_s = clock.seconds();
   return result;
 }
 

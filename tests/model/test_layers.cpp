@@ -85,6 +85,26 @@ TEST(Rotary, RotatesPairsByPositionTimesFrequency) {
   }
 }
 
+// Heads-after-tokens input (a fused q/k projection rotated in one pass) gives what the
+// heads-first layout gives, and in bf16 both are bit-identical to the reference's arithmetic,
+// x·cos + cat(−x₂, x₁)·sin, each product and the sum rounded to bf16.
+TEST(Rotary, TokensFirstLayoutAndBf16MatchTheReferenceFormula) {
+  ModelConfig c;
+  c.head_dim = 8;
+  c.rope_theta = 10000.0;
+  const Rotary rot(c, at::kCPU);
+  const at::Tensor pos = at::tensor({3, 0, 7, 1, 900}, at::kLong).view({1, 5});
+  for (const at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
+    const RopeTable table = rot.table(pos, dt);
+    const at::Tensor x = at::randn({1, 3, 5, 8}).to(dt);  // [B, H, T, hd]
+    const at::Tensor ref = x * table.cos.unsqueeze(1) +
+                           at::cat({-x.narrow(-1, 4, 4), x.narrow(-1, 0, 4)}, -1) * table.sin.unsqueeze(1);
+    EXPECT_TRUE(at::equal(Rotary::apply(x, table), ref)) << c10::toString(dt);
+    const at::Tensor tokens_first = Rotary::apply_tokens_first(x.transpose(1, 2).contiguous(), table);
+    EXPECT_TRUE(at::equal(tokens_first.transpose(1, 2), ref)) << c10::toString(dt);
+  }
+}
+
 TEST(RmsNorm, MatchesDefinition) {
   const at::Tensor x = at::randn({2, 3, 8});
   const RmsNorm n{at::rand({8}), 1e-5};

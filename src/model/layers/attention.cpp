@@ -21,8 +21,11 @@ Qkv Attention::project_qkv(const at::Tensor& x_normed, const RopeTable& rope, Fl
     // One matmul; its FLOPs are those of the three projections together.
     const at::Tensor qkv = qkv_proj.forward(x_normed, flops, layer, OpGroup::attn_proj);
     const int64_t q_width = n_heads * head_dim, kv_width = n_kv_heads * head_dim;
-    out.q = Rotary::apply(heads(qkv.narrow(-1, 0, q_width), n_heads), rope);
-    out.k = Rotary::apply(heads(qkv.narrow(-1, q_width, kv_width), n_kv_heads), rope);
+    // Queries and keys are adjacent columns: one rotation for both, [B, T, n_heads + n_kv, hd].
+    const at::Tensor qk = Rotary::apply_tokens_first(
+        qkv.narrow(-1, 0, q_width + kv_width).view({batch, n_tokens, n_heads + n_kv_heads, head_dim}), rope);
+    out.q = qk.narrow(2, 0, n_heads).transpose(1, 2);
+    out.k = qk.narrow(2, n_heads, n_kv_heads).transpose(1, 2);
     out.v = heads(qkv.narrow(-1, q_width + kv_width, kv_width), n_kv_heads);
     return out;
   }

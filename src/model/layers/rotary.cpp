@@ -52,15 +52,24 @@ RopeTable Rotary::table(const at::Tensor& positions, at::ScalarType dtype) const
   SEMSKIP_ASSERT(positions.dim() == 2);
   const at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // fp32 [B, T, hd/2]
   const at::Tensor angles = at::cat({freqs, freqs}, -1);                        // fp32 [B, T, hd]
-  return RopeTable{angles.cos().to(dtype), angles.sin().to(dtype)};
+  const at::Tensor sin_half = freqs.sin();
+  return RopeTable{angles.cos().to(dtype), angles.sin().to(dtype), at::cat({-sin_half, sin_half}, -1).to(dtype)};
 }
 
+namespace {
+// x·cos + rotate_half(x)·sin, rotate_half(x) = [−x₂ | x₁]: roll(x, half)·[−sin | sin] gives the
+// same products bit for bit (negation is exact), so results equal the reference's in every dtype.
+at::Tensor rotate(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin_signed) {
+  return x * cos + at::roll(x, x.size(-1) / 2, -1) * sin_signed;
+}
+}  // namespace
+
 at::Tensor Rotary::apply(const at::Tensor& x, const RopeTable& table) {
-  const int64_t half = x.size(-1) / 2;
-  const at::Tensor cos = table.cos.unsqueeze(1);  // [B, 1, T, hd]
-  const at::Tensor sin = table.sin.unsqueeze(1);
-  const at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-  return x * cos + rotated * sin;
+  return rotate(x, table.cos.unsqueeze(1), table.sin_signed.unsqueeze(1));  // tables [B, 1, T, hd]
+}
+
+at::Tensor Rotary::apply_tokens_first(const at::Tensor& x, const RopeTable& table) {
+  return rotate(x, table.cos.unsqueeze(2), table.sin_signed.unsqueeze(2));  // tables [B, T, 1, hd]
 }
 
 }  // namespace semskip

@@ -12,8 +12,11 @@ namespace semskip {
 
 // cos/sin of every (sequence, position) of one forward, shared by all layers.
 struct RopeTable {
-  at::Tensor cos;  // compute dtype [B, T, head_dim]
-  at::Tensor sin;  // compute dtype [B, T, head_dim]
+  at::Tensor cos;         // compute dtype [B, T, head_dim]
+  at::Tensor sin;         // compute dtype [B, T, head_dim]
+  // sin with its first half negated, [−sin_h | sin_h]: rotate_half(x)·sin equals
+  // roll(x, head_dim/2)·sin_signed, one roll instead of a negation and a concatenation.
+  at::Tensor sin_signed;  // compute dtype [B, T, head_dim]
 };
 
 class Rotary {
@@ -30,6 +33,9 @@ class Rotary {
 
   // x [B, n_heads, T, head_dim] rotated by table (cos/sin [B, T, head_dim]).
   static at::Tensor apply(const at::Tensor& x, const RopeTable& table);
+  // The same for x [B, T, n_heads, head_dim] (heads after tokens, as projections produce them):
+  // queries and keys of one fused projection rotate in one pass.
+  static at::Tensor apply_tokens_first(const at::Tensor& x, const RopeTable& table);
 
  private:
   int64_t head_dim_ = 0;

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""The side-by-side table of bench/gpu/engine_side_by_side.sh: reads semskip_<model>.json and
+hf_<model>.json from a folder and prints, per model, decode tokens/s at each batch for both,
+their ratio, the weight-read floor at batch 1, and prefill tokens/s."""
+import glob
+import json
+import os
+import sys
+
+
+def main():
+    d = sys.argv[1]
+    gpu = open(os.path.join(d, "gpu.txt")).read().strip() if os.path.exists(os.path.join(d, "gpu.txt")) else "?"
+    print(f"GPU: {gpu}\n")
+    print("| model | batch | semskip decode tok/s | HF decode tok/s | ratio | semskip step ms | floor b1 tok/s |")
+    print("|---|---|---|---|---|---|---|")
+    prefill = []
+    for path in sorted(glob.glob(os.path.join(d, "semskip_*.json"))):
+        name = os.path.basename(path)[len("semskip_"):-len(".json")]
+        s = json.load(open(path))
+        hp = os.path.join(d, f"hf_{name}.json")
+        h = json.load(open(hp)) if os.path.exists(hp) else None
+        hf_by_b = {r["batch"]: r for r in h["decode"]} if h else {}
+        for r in s["decode"]:
+            b = r["batch"]
+            hr = hf_by_b.get(b)
+            ratio = f"{r['decode_tokens_per_s'] / hr['decode_tokens_per_s']:.2f}" if hr else "-"
+            hf = f"{hr['decode_tokens_per_s']:.1f}" if hr else "-"
+            floor = f"{s['decode_floor_b1_tokens_per_s']:.0f}" if b == 1 else ""
+            print(f"| {name} | {b} | {r['decode_tokens_per_s']:.1f} | {hf} | {ratio} | {r['step_ms']:.2f} | {floor} |")
+        hp_tps = h["prefill"]["tokens_per_s"] if h else None
+        prefill.append((name, s["prefill"], hp_tps))
+    print("\n| model | prefill | semskip tok/s | HF tok/s | ratio |")
+    print("|---|---|---|---|---|")
+    for name, p, hp in prefill:
+        ratio = f"{p['tokens_per_s'] / hp:.2f}" if hp else "-"
+        hps = f"{hp:.0f}" if hp else "-"
+        print(f"| {name} | {p['batch']}x{p['tokens']} | {p['tokens_per_s']:.0f} | {hps} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()

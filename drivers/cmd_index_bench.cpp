@@ -1,5 +1,5 @@
 // semskip index-bench: build time, search speed, recall@k against exact search, memory and
-// charged lookup FLOPs of vector-index backends over a Cartesian sweep (STYLE.md rule 14).
+// charged lookup FLOPs of vector-index backends over a Cartesian sweep (docs/conventions.md rule 14).
 // The measurement of one point is index/index_benchmark.h; this file expands the sweep,
 // prints the table and writes the report:
 //

@@ -1,9 +1,9 @@
-// semskip run: the Stage-1 experiment (DESIGN.md §1, §5). One model, one workload, several
+// semskip run: the Stage-1 experiment (docs/architecture.md §1, §5). One model, one workload, several
 // skip policies compared on the same requests against the full model; a printed table and an
 // HDF5 report. Options come from the command line or a TOML file (--config); the command
 // line wins, and every resolved value is recorded in the report.
 //
-// Under mpirun (DESIGN.md §4) every rank runs this command: rank 0 reads the TOML file,
+// Under mpirun (docs/architecture.md §4) every rank runs this command: rank 0 reads the TOML file,
 // resolves and checks the configuration (against the model's config.json and the world size)
 // and broadcasts it — a refusal fails every rank together; each rank evaluates its shard of
 // the requests in lockstep with the others; calibration runs on rank 0 and its residual

@@ -61,7 +61,7 @@ std::string model_type_of(const std::string& model_dir) {
   return it != cfg.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-// A prompt's embedding as the request-level plan cache keys it (DESIGN.md §1): the residual
+// A prompt's embedding as the request-level plan cache keys it (docs/architecture.md §1): the residual
 // stream after the probe layer, mean-pooled over the prompt's tokens.
 class ProbeEmbedder {
  public:

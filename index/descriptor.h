@@ -1,5 +1,5 @@
 #pragma once
-// Index descriptors (STYLE.md rule 9): "<backend>:<body>[|<key>=<value>]…", for example
+// Index descriptors (docs/conventions.md rule 9): "<backend>:<body>[|<key>=<value>]…", for example
 // "faiss:IVF1024,Flat|nprobe=16", "torch:flat|device=cuda". The text is kept verbatim, so
 // describe() gives back exactly what make_index() was given and it can key report rows.
 

@@ -1,5 +1,5 @@
 #pragma once
-// The reference k-NN by cosine similarity, in float64: ground truth for recall (STYLE.md
+// The reference k-NN by cosine similarity, in float64: ground truth for recall (docs/conventions.md
 // rule 11). Rows are normalised here; keys are scored in blocks of 16384 rows so memory
 // stays at [n_queries, 16384] doubles.
 

@@ -1,5 +1,5 @@
 #pragma once
-// One measurement of `semskip index-bench` (STYLE.md rules 11, 13): build the index from
+// One measurement of `semskip index-bench` (docs/conventions.md rules 11, 13): build the index from
 // the keys (make_index, train when the index needs it, add with ids 0..n−1; timed once),
 // search `warmup` batches untimed, then `repeat` timed batches of `queries` queries each, a
 // different batch every time. Queries are staged on the index's device beforehand; the clock

@@ -4,7 +4,7 @@
 // Kokkos was built with (Serial, OpenMP, CUDA, HIP). Compiled with SEMSKIP_WITH_KOKKOS;
 // Kokkos must be initialised first (hold a semskip::KokkosScope in main).
 //
-// Kernels (STYLE.md rule 15):
+// Kernels (docs/conventions.md rule 15):
 //   semskip::kokkos_flat::search   team policy, one team per query: the team's threads score
 //                                  `chunk` stored keys (default 2048) into team scratch, then
 //                                  one thread merges them into the query's running top-k

@@ -1,5 +1,5 @@
 #pragma once
-// FLOPs charged for one vector-index search (DESIGN.md §5), per query; a multiply-add is 2.
+// FLOPs charged for one vector-index search (docs/architecture.md §5), per query; a multiply-add is 2.
 // N = stored keys, d = dimension. The exact formulas count the similarity products only
 // (top-k selection, normalisation and id mapping are not charged). Results are rounded to
 // the nearest integer and multiplied by the number of queries.

@@ -1,5 +1,5 @@
 #pragma once
-// VectorIndex: the store behind the semantic cache (DESIGN.md §1), in the manner of
+// VectorIndex: the store behind the semantic cache (docs/architecture.md §1), in the manner of
 // faiss::Index. Every backend (faiss:, torch:, kokkos:) gives the same answers:
 //
 //  - Similarity is the inner product of L2-normalised vectors (cosine). Keys, queries and
@@ -55,7 +55,7 @@ class VectorIndex {
   virtual bool supports_remove() const { return true; }
   // Where the keys live and the search runs (CPU for FAISS and host Kokkos).
   virtual at::Device device() const { return at::Device(at::kCPU); }
-  // FLOPs that one search of n_queries queries is charged (DESIGN.md §5), with the index's
+  // FLOPs that one search of n_queries queries is charged (docs/architecture.md §5), with the index's
   // current size and search parameters. The formula of each backend is documented at its
   // class and in index/lookup_cost.h.
   virtual int64_t lookup_flops(int64_t n_queries) const = 0;

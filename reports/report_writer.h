@@ -1,5 +1,5 @@
 #pragma once
-// One HDF5 file per run (DESIGN.md §6), written by one process. Tables are HDF5 compound
+// One HDF5 file per run (docs/architecture.md §6), written by one process. Tables are HDF5 compound
 // datasets, one element per row, so h5py reads `f["/summary"]["hit_rate"]`. The file is
 // written under `<path>.tmp` and renamed to `<path>` only by commit(): a run that fails or is
 // killed leaves no partial report under the final name. This library knows nothing of Torch

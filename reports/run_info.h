@@ -1,5 +1,5 @@
 #pragma once
-// What makes a report self-describing (DESIGN.md §6, STYLE.md rule 14): the versions, time,
+// What makes a report self-describing (docs/architecture.md §6, docs/conventions.md rule 14): the versions, time,
 // command line, resolved config and machines of the run, written once as root attributes.
 // reports/SCHEMA.md lists the attribute names and types; a test pins them.
 

@@ -1,4 +1,4 @@
-// The one table of workload kinds and their options, with defaults (STYLE.md rule 7).
+// The one table of workload kinds and their options, with defaults (docs/conventions.md rule 7).
 #include "core/error.h"
 #include "core/strings.h"
 #include "workloads/workload_spec.h"

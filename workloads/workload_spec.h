@@ -2,7 +2,7 @@
 // WorkloadSpec: the `--workload` descriptor, "<kind>[:<path>][,key=value...]", parsed in one
 // place. Every option of every kind, with its default, is in one table (workload_kinds.cpp)
 // that `semskip workload kinds` prints; describe() gives the canonical string with every
-// option resolved, and parse(describe()) gives the same spec back (STYLE.md rule 9).
+// option resolved, and parse(describe()) gives the same spec back (docs/conventions.md rule 9).
 
 #include <cstdint>
 #include <map>

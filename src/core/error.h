@@ -1,5 +1,5 @@
 #pragma once
-// Two kinds of errors (STYLE.md rule 10): bad input throws semskip::Error with the failed
+// Two kinds of errors (docs/conventions.md rule 10): bad input throws semskip::Error with the failed
 // condition and where it was detected; a broken invariant aborts.
 
 #include <stdexcept>

@@ -1,5 +1,5 @@
 #pragma once
-// `--cache-mode local|replicated|sharded` (DESIGN.md §4) and how a run's PolicyEnv gets its
+// `--cache-mode local|replicated|sharded` (docs/architecture.md §4) and how a run's PolicyEnv gets its
 // distribution hooks: the cache factory of the mode and the allreduce of `--sync global`.
 //   local       each rank caches only its own tokens (LocalCache, no communication)
 //   replicated  every rank holds all entries (ReplicatedCache)

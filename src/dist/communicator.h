@@ -1,5 +1,5 @@
 #pragma once
-// The one communication interface of semskip (STYLE.md rule 8): collectives on at::Tensor
+// The one communication interface of semskip (docs/conventions.md rule 8): collectives on at::Tensor
 // over the ranks of a group. MpiCommunicator implements it on the host (CPU runs, and GPU
 // tensors staged through host memory); an NCCL implementation keeps the same meaning on the
 // device. Every rank of the group must make the same calls in the same order: a rank with
@@ -64,7 +64,7 @@ class Communicator {
   virtual at::Tensor broadcast(const at::Tensor& x, int root) = 0;
   // Root's string on every rank (the argument is ignored elsewhere).
   virtual std::string broadcast(const std::string& s, int root) = 0;
-  // Configs and decisions taken on one rank, never re-derived elsewhere (DESIGN.md §4).
+  // Configs and decisions taken on one rank, never re-derived elsewhere (docs/architecture.md §4).
   nlohmann::json broadcast_json(const nlohmann::json& j, int root);
   virtual void barrier() = 0;
 

@@ -1,5 +1,5 @@
 #pragma once
-// Expert parallelism for MoE layers (DESIGN.md §4): the routed experts of every MoeBlock are
+// Expert parallelism for MoE layers (docs/architecture.md §4): the routed experts of every MoeBlock are
 // split over the ranks of an EP group (ExpertPartition). Each rank routes its own tokens;
 // the (token row, expert) pairs travel to the experts' owners through an all-to-all, the
 // owners run MoeBlock::experts_forward on what they received, the outputs come back through

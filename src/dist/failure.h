@@ -1,6 +1,6 @@
 #pragma once
-// One failing rank must never leave the others hanging in a collective (DESIGN.md §4,
-// STYLE.md rule 10): main catches what a command throws and hands it here.
+// One failing rank must never leave the others hanging in a collective (docs/architecture.md §4,
+// docs/conventions.md rule 10): main catches what a command throws and hands it here.
 
 #include <exception>
 #include <string>

@@ -1,5 +1,5 @@
 #pragma once
-// Every MPI call is checked (STYLE.md rule 10, nccl-tests' NCCLCHECK): a failing call throws
+// Every MPI call is checked (docs/conventions.md rule 10, nccl-tests' NCCLCHECK): a failing call throws
 // semskip::Error naming the host, the rank, file:line, the call and MPI's own error string.
 // Our communicators set MPI_ERRORS_RETURN, so errors reach this check instead of aborting
 // inside the library without a word.

@@ -1,5 +1,5 @@
 #pragma once
-// Cache mode `replicated` (DESIGN.md §4): every rank holds every entry. Searches are local
+// Cache mode `replicated` (docs/architecture.md §4): every rank holds every entry. Searches are local
 // (each rank its own queries, against the whole cache); each step's new entries are
 // all-gathered and inserted on every rank in (rank, row) order, and the uses of hits are
 // all-gathered and applied alike, so every replica stays identical — the cache of one process

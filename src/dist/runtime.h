@@ -1,5 +1,5 @@
 #pragma once
-// The process's place in a distributed run (DESIGN.md §4): MPI initialised once per process
+// The process's place in a distributed run (docs/architecture.md §4): MPI initialised once per process
 // (MPI_Init_thread; a process started without mpirun is a world of one, MPI's singleton
 // init), rank, local rank on its node, world size, every rank's host, the device of this
 // rank, and the world Communicator. MPI is finalised at process exit, after main returns.

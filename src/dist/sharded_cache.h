@@ -1,5 +1,5 @@
 #pragma once
-// Cache mode `sharded` (DESIGN.md §4): each rank holds a shard of the entries, its capacity
+// Cache mode `sharded` (docs/architecture.md §4): each rank holds a shard of the entries, its capacity
 // per shard (the job holds up to n_ranks · capacity). Memory scales out; lookups cost
 // communication:
 //   search  a step's queries are all-gathered, each rank searches its shard for all of them

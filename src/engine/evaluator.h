@@ -8,7 +8,7 @@
 // continuations compared. Requests run in micro-batches of `batch` sequences (left-padded);
 // a policy's cache sees the steps in order, so lookups of a step see every earlier step.
 //
-// Distributed (DESIGN.md §4), each rank evaluates its own shard of the requests and every
+// Distributed (docs/architecture.md §4), each rank evaluates its own shard of the requests and every
 // rank steps in lockstep: one allgather per step tells every rank whether any rank has work
 // left and where its rows sit in the step's union micro-batch; a rank without requests takes
 // empty steps (zero sequences) until all are done, so it joins every collective of the full

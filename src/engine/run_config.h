@@ -1,5 +1,5 @@
 #pragma once
-// RunConfig: what `semskip run` does, from the command line or a TOML file (STYLE.md rule 7:
+// RunConfig: what `semskip run` does, from the command line or a TOML file (docs/conventions.md rule 7:
 // run-time choices, apart from ModelConfig). Every field has its default here; the CLI
 // prints them in --help and the report records the resolved values.
 
@@ -29,7 +29,7 @@ struct RunConfig {
   uint64_t seed = 0;
   int64_t threads = 0;               // intra-op CPU threads (0: OMP_NUM_THREADS / all cores)
   std::string report = "semskip-run.h5";  // HDF5 report path; empty: no report
-  // Distribution (DESIGN.md §4); without mpirun a world of one rank.
+  // Distribution (docs/architecture.md §4); without mpirun a world of one rank.
   std::string cache_mode = "local";  // local | replicated | sharded
   std::string sync = "token";        // token | batch:<f> | global[:<f>] (skip/sync_rule.h)
   int64_t ep = 1;                    // expert-parallel group size (ranks per group)

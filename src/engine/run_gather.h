@@ -1,5 +1,5 @@
 #pragma once
-// Per-rank results of a distributed `semskip run`, brought together (DESIGN.md §4, §6): each
+// Per-rank results of a distributed `semskip run`, brought together (docs/architecture.md §4, §6): each
 // rank's PolicyResults are gathered so that the report has one row per (policy, rank) in
 // /per_rank, every request in /requests (so bootstrap intervals run over all requests), every
 // (step, rank) in /steps, and per-layer counts and FLOPs summed over the ranks. In one process

@@ -1,5 +1,5 @@
 #pragma once
-// The requests of a `semskip run` and this rank's shard of them (DESIGN.md §4). Every rank
+// The requests of a `semskip run` and this rank's shard of them (docs/architecture.md §4). Every rank
 // reads the same stream: the first `n_calib` requests calibrate (the same on every rank), the
 // next ones (up to max_requests, 0: all) are evaluated, split over the shards by
 // workloads/sharding.h. The assignment is decided on rank 0 and broadcast with the request

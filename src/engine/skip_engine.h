@@ -5,7 +5,7 @@
 // Decisions come from a SkipPolicy through a StepContext. With no skips it computes what
 // Transformer::forward computes (a test holds it to that).
 //
-// Expert parallelism (DESIGN.md §4): with an ExpertParallel, every MoE layer of every step
+// Expert parallelism (docs/architecture.md §4): with an ExpertParallel, every MoE layer of every step
 // runs through ExpertParallel::forward on the tokens that run its MLP — tokens that skip the
 // block or the MLP never enter the all-to-all — and this rank joins the layer's collectives
 // also with zero tokens (a step of no requests, a layer all its tokens skip). Only when no

@@ -1,5 +1,5 @@
 #pragma once
-// Accuracy of a skipping run against the full model on the same inputs (DESIGN.md §5):
+// Accuracy of a skipping run against the full model on the same inputs (docs/architecture.md §5):
 // top-1 agreement, KL(full‖skip), perplexity of both, greedy-generation agreement, each with
 // a bootstrap interval over requests.
 

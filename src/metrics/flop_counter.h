@@ -1,5 +1,5 @@
 #pragma once
-// Analytic FLOP accounting from the shapes actually executed (DESIGN.md §5). Every matmul
+// Analytic FLOP accounting from the shapes actually executed (docs/architecture.md §5). Every matmul
 // is 2·m·n·k. Attention products are recorded under two conventions at once: `dense`
 // (every query against the whole key block, as torch.utils.flop_counter counts eager
 // attention) and `causal` (only the (query, key) pairs the causal mask lets through), which

@@ -1,5 +1,5 @@
 #pragma once
-// The one timing protocol (STYLE.md rule 13): warm-up untimed, the device synchronised before
+// The one timing protocol (docs/conventions.md rule 13): warm-up untimed, the device synchronised before
 // the clock starts and before it stops, timed repetitions, raw samples kept, and the derived
 // figures (median, spread, rates) computed in one place. Every command that prints a rate
 // measures through here.

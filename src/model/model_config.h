@@ -1,5 +1,5 @@
 #pragma once
-// ModelConfig: the shape of a model, read from a Hugging Face config.json (STYLE.md rule 7:
+// ModelConfig: the shape of a model, read from a Hugging Face config.json (docs/conventions.md rule 7:
 // config is plain structs split by lifetime; run-time choices live in RunConfig elsewhere).
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 #pragma once
-// Run-time choices for building a model (STYLE.md rule 7: not part of ModelConfig, which is
+// Run-time choices for building a model (docs/conventions.md rule 7: not part of ModelConfig, which is
 // the shape read from config.json).
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 #pragma once
-// Baselines under the same accounting as the cache policies (DESIGN.md §1):
+// Baselines under the same accounting as the cache policies (docs/architecture.md §1):
 //   none                              the full model
 //   static:layers=<l+l…> | static:k=<n>   skip fixed layers; k picks the n of lowest block
 //                                     influence on the calibration set (ShortGPT)

@@ -1,5 +1,5 @@
 #pragma once
-// The request-level plan cache (DESIGN.md §1, "identifying simple queries"):
+// The request-level plan cache (docs/architecture.md §1, "identifying simple queries"):
 //   plan:p=<probe>,beta=<BI threshold>,tau=<threshold> + the cache keys of cache_policy_options.h
 // Key: the prompt's mean-pooled residual after block p. Value: the layers after p whose block
 // influence 1 − cos(h_in, h_out) on the request's own full run was below beta. A hit applies

@@ -1,5 +1,5 @@
 #pragma once
-// The token-level residual cache (DESIGN.md §1):
+// The token-level residual cache (docs/architecture.md §1):
 //   residual:p=<probe>,r=<resume>,tau=<threshold>[,target=block|mlp][,kv=propagate|mask]
 //            [,k=<neighbours>] + the cache keys of cache_policy_options.h
 // After block p each token's residual h_p becomes a key. A hit (best similarity ≥ tau) skips

@@ -1,6 +1,6 @@
 #pragma once
 // SemanticCache: keys in a VectorIndex, values in a tensor of slots, capacity with LRU/LFU/FIFO
-// eviction and an admission rule (DESIGN.md §1). Keys are made by the caller's
+// eviction and an admission rule (docs/architecture.md §1). Keys are made by the caller's
 // KeyProjection; the cache never sees model types.
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 #pragma once
-// SkipCache: the semantic cache as the cache policies use it (DESIGN.md §1, §4). LocalCache
+// SkipCache: the semantic cache as the cache policies use it (docs/architecture.md §1, §4). LocalCache
 // (skip/local_cache.h) keeps every entry in this process; the distributed caches of src/dist
 // (replicated, sharded) implement the same calls over the ranks of a job and are injected
 // through PolicyEnv::make_cache, so src/skip never depends on src/dist.

@@ -1,6 +1,6 @@
 #pragma once
 // SkipPolicy: decides, step by step, which tokens skip which layers and what replaces the
-// skipped computation (DESIGN.md §1). The engine runs the layer loop and calls the policy
+// skipped computation (docs/architecture.md §1). The engine runs the layer loop and calls the policy
 // at fixed points; the policy writes its decisions into the StepContext.
 
 #include <cstdint>
@@ -95,7 +95,7 @@ struct PolicyEnv {
   int64_t capacity = 4096;                      // default cache capacity (entries)
   at::Device device = at::kCPU;                 // where cached values live
   uint64_t seed = 0;
-  // Distribution (DESIGN.md §4), all optional: the defaults are one process.
+  // Distribution (docs/architecture.md §4), all optional: the defaults are one process.
   SyncRule sync;               // when cache policies apply their hits (skip/sync_rule.h)
   SumOverRanks sum_over_ranks; // the allreduce of sync global; null: one process
   CacheFactory make_cache;     // null: a LocalCache

@@ -1,5 +1,5 @@
 #pragma once
-// Skip coordination per micro-batch (`--sync`, DESIGN.md §1 and §4): whether the hits a cache
+// Skip coordination per micro-batch (`--sync`, docs/architecture.md §1 and §4): whether the hits a cache
 // policy found in a step are applied. A hit that is not applied is treated as a miss: the
 // token runs the layers, is not counted as a hit (it is counted as `vetoed`) and is offered to
 // the cache like any miss.

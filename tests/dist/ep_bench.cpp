@@ -1,7 +1,7 @@
 // dist_ep_bench: the cost of expert parallelism on one forward, run under mpiexec.
 //   mpiexec -n N dist_ep_bench --model models/tiny-moe --batch 4 --tokens 128 --ep N
 // Each rank forwards its own batch (different token ids); the world is split into --ep groups
-// (--ep 1: plain single-process forward, the baseline). Protocol (STYLE.md rules 11, 13):
+// (--ep 1: plain single-process forward, the baseline). Protocol (docs/conventions.md rules 11, 13):
 // validate the EP logits against the single-process forward first, then warm up untimed,
 // barrier, time repetitions, and reduce over ranks (the slowest rank is the headline).
 // Prints one JSON object on rank 0.

@@ -1,4 +1,4 @@
-// One conformance suite, run on every backend compiled in (STYLE.md rule 12). Exact
+// One conformance suite, run on every backend compiled in (docs/conventions.md rule 12). Exact
 // backends must equal the brute-force reference; approximate ones must reach the recall
 // stated in their case on clustered data.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Exact backends against each other (STYLE.md rule 12, FAISS compareIndices): on the same
+// Exact backends against each other (docs/conventions.md rule 12, FAISS compareIndices): on the same
 // keys and queries every pair returns the same ids, similarities within 1e-5. The dimension
 // is odd and the chunks small, so the kernels' tails and the chunk merges are exercised.
 #include <gtest/gtest.h>

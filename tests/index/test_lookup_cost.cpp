@@ -1,4 +1,4 @@
-// lookup_flops by hand (DESIGN.md §5): each formula with numbers worked out here, then each
+// lookup_flops by hand (docs/architecture.md §5): each formula with numbers worked out here, then each
 // backend's lookup_flops() against the same hand figures for its current size and parameters.
 #include <gtest/gtest.h>
 

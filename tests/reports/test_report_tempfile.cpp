@@ -1,4 +1,4 @@
-// The report appears under its final name only when complete (DESIGN.md §6).
+// The report appears under its final name only when complete (docs/architecture.md §6).
 #include <filesystem>
 #include <fstream>
 #include <string>

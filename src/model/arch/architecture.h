@@ -1,5 +1,5 @@
 #pragma once
-// One file per architecture (STYLE.md rule 2): each names its weights and composes the shared
+// One file per architecture (docs/conventions.md rule 2): each names its weights and composes the shared
 // blocks of src/model/layers into a DecoderLayer. The embedding, final norm and LM head are
 // named the same in all four and built by the Transformer.
 

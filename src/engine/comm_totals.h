@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "dist/comm_stats.h"
-#include "dist/communicator.h"
-#include "dist/expert_parallel.h"
+#include "comm/comm_stats.h"
+#include "comm/communicator.h"
+#include "comm/expert_parallel.h"
 
 namespace semskip {
 

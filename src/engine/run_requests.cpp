@@ -3,7 +3,7 @@
 #include <memory>
 
 #include "core/error.h"
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
 namespace semskip {
 

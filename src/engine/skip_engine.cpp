@@ -1,7 +1,7 @@
 #include "engine/skip_engine.h"
 
 #include "core/error.h"
-#include "dist/expert_parallel.h"
+#include "comm/expert_parallel.h"
 #include "metrics/flop_counter.h"
 #include "metrics/flop_formulas.h"
 #include "model/transformer.h"

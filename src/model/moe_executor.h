@@ -1,6 +1,6 @@
 #pragma once
 // Where the routed experts of a MoE layer run when not all on this process: expert
-// parallelism (src/dist, ExpertParallel) implements it. DecoderLayer::mlp_block calls it in
+// parallelism (src/comm, ExpertParallel) implements it. DecoderLayer::mlp_block calls it in
 // place of MoeBlock::forward_routed when the forward's LayerContext carries one.
 
 #include <ATen/ATen.h>

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -102,14 +103,27 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
                            header_len);
   const char* header_begin = reinterpret_cast<const char*>(base + 8);
   json header;
+  // A JSON parser keeps one of two equal keys silently; a header naming a tensor twice is
+  // ambiguous about which data is meant, so the first repeated top-level key is refused.
+  std::set<std::string> top_keys;
+  std::string repeated_key;
+  const json::parser_callback_t note_keys = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1 && repeated_key.empty() &&
+        !top_keys.insert(parsed.get<std::string>()).second) {
+      repeated_key = parsed.get<std::string>();
+    }
+    return true;
+  };
   try {
-    header = json::parse(header_begin, header_begin + header_len);
+    header = json::parse(header_begin, header_begin + header_len, note_keys);
   } catch (const json::parse_error& e) {
     SEMSKIP_THROW_MSG("{}: safetensors header is not valid JSON (at byte {} of the header): {}", path, e.byte,
                       e.what());
   }
   SEMSKIP_THROW_IF_NOT_MSG(header.is_object(), "{}: safetensors header must be a JSON object, got {}", path,
                            header.type_name());
+  SEMSKIP_THROW_IF_NOT_MSG(repeated_key.empty(), "{}: safetensors header names tensor '{}' more than once", path,
+                           repeated_key);
 
   const uint8_t* data = base + 8 + header_len;
   const uint64_t data_size = file_size - 8 - header_len;

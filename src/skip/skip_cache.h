@@ -1,8 +1,8 @@
 #pragma once
 // SkipCache: the semantic cache as the cache policies use it (docs/architecture.md §1, §4). LocalCache
-// (skip/local_cache.h) keeps every entry in this process; the distributed caches of src/dist
+// (skip/local_cache.h) keeps every entry in this process; the distributed caches of src/parallel_cache
 // (replicated, sharded) implement the same calls over the ranks of a job and are injected
-// through PolicyEnv::make_cache, so src/skip never depends on src/dist.
+// through PolicyEnv::make_cache, so src/skip never depends on src/parallel_cache.
 //
 // Collective contract: search, fetch and insert are collective in the distributed caches.
 // A policy calls each of them exactly once per lookup point of a step, in the same order on

@@ -12,10 +12,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
-#include "dist/cache_mode.h"
-#include "dist/replicated_cache.h"
-#include "dist/runtime.h"
-#include "dist/sharded_cache.h"
+#include "parallel_cache/cache_mode.h"
+#include "parallel_cache/replicated_cache.h"
+#include "comm/runtime.h"
+#include "parallel_cache/sharded_cache.h"
 #include "metrics/flop_counter.h"
 #include "skip/local_cache.h"
 #include "skip/sync_rule.h"

@@ -175,6 +175,13 @@ TEST(Safetensors, RefusesTruncatedAndLyingFiles) {
                              std::string(12, '\0')));
   expect_error(open, {path, "'a'", "'b'", "overlap"});
 
+  // The same name twice (a JSON parser would keep one silently): named as a repeat, not as an
+  // overlap, even when the two entries' data do not overlap. Inner objects may repeat names.
+  write_bytes(path, raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                             R"("a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+                             std::string(16, '\0')));
+  expect_error(open, {path, "names tensor 'a' more than once"});
+
   write_bytes(path, raw_file("{not json at all}", std::string(8, '\0')));
   expect_error(open, {path, "not valid JSON"});
 

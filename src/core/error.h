@@ -1,6 +1,7 @@
 #pragma once
-// Two kinds of errors (docs/conventions.md rule 10): bad input throws semskip::Error with the failed
-// condition and where it was detected; a broken invariant aborts.
+// Two kinds of errors (docs/conventions.md rule 10): bad input throws semskip::Error whose message
+// is for the user (the file, the field, the problem); where in the sources it was detected goes
+// to the debug log (set_log_level("debug"), or SEMSKIP_LOG_LEVEL=debug). A broken invariant aborts.
 
 #include <stdexcept>
 #include <string>
@@ -14,8 +15,15 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
+// Throws Error(msg); logs "[func at file:line] msg" at debug level first.
 [[noreturn]] void throw_error(const std::string& msg, const char* func, const char* file, int line);
 [[noreturn]] void abort_invariant(const char* cond, const char* func, const char* file, int line);
+
+// Level of the process's log (spdlog's default logger, on stderr): trace, debug, info, warn,
+// error, critical or off. semskip::Error naming the accepted names for anything else.
+void set_log_level(const std::string& level);
+// set_log_level($SEMSKIP_LOG_LEVEL) when that variable is set and not empty; "warn" otherwise.
+void set_log_level_from_env();
 
 }  // namespace semskip
 

@@ -8,6 +8,7 @@
 #include <torch/version.h>
 
 #include "core/error.h"
+#include "core/hf_cache.h"
 #include "core/strings.h"
 #include "metrics/flop_formulas.h"
 #include "model/arch/architecture.h"
@@ -34,7 +35,9 @@ int64_t position_limit(const ModelConfig& c, const ModelOptions& o) {
 
 }  // namespace
 
-Transformer Transformer::load(const std::string& model_dir, const ModelOptions& options) {
+Transformer Transformer::load(const std::string& model_arg, const ModelOptions& options) {
+  // A folder, or a Hugging Face id found in the local hub cache (core/hf_cache.h).
+  const std::string model_dir = resolve_model_arg(model_arg);
   const std::string config_path = (std::filesystem::path(model_dir) / "config.json").string();
   const ModelConfig config = ModelConfig::from_file(config_path);
   if (options.random_init) {

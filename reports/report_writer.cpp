@@ -1,7 +1,13 @@
 #include "reports/report_writer.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <system_error>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -41,6 +47,33 @@ std::vector<std::string> path_components(const std::string& path, const std::str
 
 }  // namespace
 
+void check_report_path(const std::string& path, bool force) {
+  namespace fs = std::filesystem;
+  SEMSKIP_THROW_IF_NOT_MSG(!path.empty(), "report path is empty");
+  std::error_code ec;
+  SEMSKIP_THROW_IF_NOT_MSG(!fs::is_directory(path, ec), "report '{}': is a directory, not a file name", path);
+  fs::path parent = fs::path(path).parent_path();
+  if (parent.empty()) parent = ".";
+  SEMSKIP_THROW_IF_NOT_MSG(fs::exists(parent, ec), "report '{}': folder '{}' does not exist", path,
+                           parent.string());
+  SEMSKIP_THROW_IF_NOT_MSG(fs::is_directory(parent, ec), "report '{}': '{}' is not a folder", path,
+                           parent.string());
+  // Permission bits say little (root ignores them, ACLs and read-only mounts add to them):
+  // writing a file is the test.
+  std::string probe = (parent / ".semskip-write-probe-XXXXXX").string();
+  const int fd = ::mkstemp(probe.data());
+  if (fd < 0) {
+    const int err = errno;
+    SEMSKIP_THROW_MSG("report '{}': cannot write in folder '{}': {}", path, parent.string(), std::strerror(err));
+  }
+  ::close(fd);
+  std::remove(probe.c_str());
+  SEMSKIP_THROW_IF_NOT_MSG(force || !fs::exists(path, ec),
+                           "report '{}': a file of that name exists; pass --force to overwrite it or choose "
+                           "another --report",
+                           path);
+}
+
 struct ReportWriter::Impl {
   std::string tmp_path;
   H5Id file;
@@ -73,9 +106,20 @@ struct ReportWriter::Impl {
     }
   }
 
-  H5Id dataset_create_plist(const std::string& ctx) {
+  // Chunked along the first dimension (about kChunkBytes per chunk, the other dimensions
+  // whole) with shuffle + deflate; an empty dataset stays contiguous (no chunk can be empty).
+  H5Id dataset_create_plist(const std::string& ctx, const std::vector<hsize_t>& dims, size_t element_bytes) {
     H5Id dcpl = h5_own(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, ctx);
     h5_check(H5Pset_attr_creation_order(dcpl.get(), kCreationOrder), ctx);
+    const bool empty = std::any_of(dims.begin(), dims.end(), [](hsize_t d) { return d == 0; });
+    if (empty) return dcpl;
+    size_t row_bytes = element_bytes;
+    for (size_t i = 1; i < dims.size(); ++i) row_bytes *= static_cast<size_t>(dims[i]);
+    std::vector<hsize_t> chunk = dims;
+    chunk[0] = std::clamp<hsize_t>(kChunkBytes / std::max<size_t>(row_bytes, 1), 1, dims[0]);
+    h5_check(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()), ctx);
+    h5_check(H5Pset_shuffle(dcpl.get()), ctx);
+    h5_check(H5Pset_deflate(dcpl.get(), kDeflateLevel), ctx);
     return dcpl;
   }
 
@@ -97,6 +141,7 @@ ReportWriter::ReportWriter(const std::string& path) : path_(path), impl_(std::ma
   h5_check(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), ctx);
   impl_->file = h5_own(H5Fcreate(impl_->tmp_path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()),
                        H5Fclose, ctx);
+  set_attr(kStatusAttr, std::string(kStatusIncomplete));
 }
 
 ReportWriter::~ReportWriter() {
@@ -201,7 +246,7 @@ void ReportWriter::write_table(const std::string& dataset_path, const Table& tab
   impl_->prepare_dataset_path(dataset_path, "table");
   hsize_t dims[1] = {static_cast<hsize_t>(n_rows)};
   H5Id space = h5_own(H5Screate_simple(1, dims, nullptr), H5Sclose, ctx);
-  H5Id dcpl = impl_->dataset_create_plist(ctx);
+  H5Id dcpl = impl_->dataset_create_plist(ctx, {dims[0]}, row_size);
   H5Id dset = h5_own(H5Dcreate2(impl_->file.get(), dataset_path.c_str(), row_type.get(), space.get(),
                                 H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
                      H5Dclose, ctx);
@@ -228,15 +273,23 @@ void ReportWriter::write_array(const std::string& dataset_path, const std::vecto
                            fmt::join(shape, ", "), n, values.size());
   impl_->prepare_dataset_path(dataset_path, "array");
   H5Id space = h5_own(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose, ctx);
-  H5Id dcpl = impl_->dataset_create_plist(ctx);
+  H5Id dcpl = impl_->dataset_create_plist(ctx, dims, sizeof(double));
   H5Id dset = h5_own(H5Dcreate2(impl_->file.get(), dataset_path.c_str(), H5T_NATIVE_DOUBLE, space.get(),
                                 H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
                      H5Dclose, ctx);
   if (n > 0) h5_check(H5Dwrite(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), ctx);
 }
 
+void ReportWriter::flush() {
+  impl_->check_open("flush");
+  QuietHdf5Errors quiet;
+  h5_check(H5Fflush(impl_->file.get(), H5F_SCOPE_GLOBAL), impl_->where("flushing"));
+}
+
 void ReportWriter::commit() {
   impl_->check_open("commit");
+  // The last attribute written: a file that has it was written to the end.
+  set_attr(kStatusAttr, std::string(kStatusComplete));
   QuietHdf5Errors quiet;
   const std::string ctx = impl_->where("closing");
   h5_check(H5Fflush(impl_->file.get(), H5F_SCOPE_GLOBAL), ctx);

@@ -2,8 +2,11 @@
 // One HDF5 file per run (docs/architecture.md §6), written by one process. Tables are HDF5 compound
 // datasets, one element per row, so h5py reads `f["/summary"]["hit_rate"]`. The file is
 // written under `<path>.tmp` and renamed to `<path>` only by commit(): a run that fails or is
-// killed leaves no partial report under the final name. This library knows nothing of Torch
-// or FAISS types.
+// killed leaves no partial report under the final name. The root attribute `status` is
+// "incomplete" from creation and becomes "complete" as the last thing commit() writes, so a
+// copy of an unfinished file is recognisable too (read_run_info refuses it). Tables and arrays
+// are chunked and compressed (shuffle + deflate). This library knows nothing of Torch or FAISS
+// types.
 
 #include <cstdint>
 #include <memory>
@@ -17,6 +20,22 @@
 namespace semskip::report {
 
 using AttrValue = std::variant<int64_t, double, std::string>;
+
+// The root attribute that says whether the writer finished, and its value when it did.
+inline constexpr const char* kStatusAttr = "status";
+inline constexpr const char* kStatusComplete = "complete";
+inline constexpr const char* kStatusIncomplete = "incomplete";
+
+// Deflate level of every table and array (1 fastest .. 9 smallest).
+inline constexpr unsigned kDeflateLevel = 4;
+// Rows per chunk aim at about this many bytes (and at most the table's rows).
+inline constexpr size_t kChunkBytes = 64 * 1024;
+
+// Call before any work of a command that will write a report at `path`: semskip::Error naming
+// the path when it is empty or a directory, when its parent folder does not exist, is not a
+// folder or cannot be written (a probe file is created and removed there), or when a file of
+// that name exists and `force` is false.
+void check_report_path(const std::string& path, bool force);
 
 class ReportWriter {
  public:
@@ -43,7 +62,9 @@ class ReportWriter {
   void write_array(const std::string& dataset_path, const std::vector<double>& values,
                    const std::vector<int64_t>& shape);
 
-  // Flushes, closes and renames `<path>.tmp` to `<path>`.
+  // Writes what has been written so far to disk; the file stays open ("incomplete").
+  void flush();
+  // Sets status to "complete", flushes, closes and renames `<path>.tmp` to `<path>`.
   void commit();
   const std::string& path() const { return path_; }
 

@@ -30,6 +30,18 @@ ROOT_ATTRS = {
     "slurm_job_id": "",
     "slurm_array_job_id": "",
     "slurm_array_task_id": "",
+    "torch_version": "unknown",
+    "faiss_version": "none",
+    "mpi_version": "unknown",
+    "hdf5_version": "",
+    "cuda_version": "none",
+    "nccl_version": "none",
+    "cpu_model": "",
+    "torch_threads": 0,
+    "omp_threads": 0,
+    "gpu_memory_bytes": "[]",
+    "user_metadata": "{}",
+    "status": "complete",
 }
 
 

@@ -2,6 +2,7 @@
 // reports/SCHEMA.md documents — the schema is pinned here.
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <regex>
 #include <string>
@@ -58,6 +59,17 @@ RunInfo sample_info() {
   info.slurm_job_id = "4242";
   info.slurm_array_job_id = "4240";
   info.slurm_array_task_id = "2";
+  info.torch_version = "2.3.0";
+  info.faiss_version = "1.7.3";
+  info.mpi_version = "Open MPI v4.1.4";
+  info.hdf5_version = "1.10.8";
+  info.cuda_version = "12.1";
+  info.nccl_version = "2.18.1";
+  info.cpu_model = "AMD EPYC 7763 64-Core Processor";
+  info.torch_threads = 8;
+  info.omp_threads = 16;
+  info.gpu_memory_bytes = {85899345920, 85899345920};
+  info.user_metadata_json = R"({"sweep":"a","note":"two words"})";
   return info;
 }
 
@@ -68,6 +80,10 @@ TEST(RunInfoSchema, RootAttributesAreExactlyTheDocumentedOnes) {
       {"created_utc", "string"},       {"command_line", "string"},     {"config_json", "string"},
       {"world_size", "int64"},         {"hosts", "string"},            {"gpus", "string"},
       {"slurm_job_id", "string"},      {"slurm_array_job_id", "string"}, {"slurm_array_task_id", "string"},
+      {"torch_version", "string"},     {"faiss_version", "string"},    {"mpi_version", "string"},
+      {"hdf5_version", "string"},      {"cuda_version", "string"},     {"nccl_version", "string"},
+      {"cpu_model", "string"},         {"torch_threads", "int64"},     {"omp_threads", "int64"},
+      {"gpu_memory_bytes", "string"},  {"user_metadata", "string"},    {"status", "string"},
   };
   EXPECT_EQ(kSchemaVersion, 1);
   EXPECT_EQ(documented_root_attributes(), expected);
@@ -81,8 +97,16 @@ TEST(RunInfoSchema, RootAttributesAreExactlyTheDocumentedOnes) {
   }
   ReportReader r(path);
   std::map<std::string, std::string> written;
-  for (const auto& [name, value] : r.attrs()) written[name] = type_name(value);
+  std::vector<std::string> order;
+  for (const auto& [name, value] : r.attrs()) {
+    written[name] = type_name(value);
+    order.push_back(name);
+  }
   EXPECT_EQ(written, expected);
+  // status is the last attribute written.
+  ASSERT_FALSE(order.empty());
+  EXPECT_EQ(order.back(), "status");
+  EXPECT_EQ(std::get<std::string>(r.attr("status")), "complete");
 }
 
 TEST(RunInfoSchema, RoundTrip) {
@@ -110,6 +134,70 @@ TEST(RunInfoSchema, RoundTrip) {
   EXPECT_EQ(back.slurm_array_task_id, "2");
   EXPECT_EQ(std::get<std::string>(r.attr("hosts")), R"(["node1","node1","node2","node2"])");
   EXPECT_EQ(std::get<std::string>(r.attr("gpus")), R"(["NVIDIA H100 80GB HBM3","NVIDIA H100 80GB HBM3"])");
+  EXPECT_EQ(back.torch_version, "2.3.0");
+  EXPECT_EQ(back.faiss_version, "1.7.3");
+  EXPECT_EQ(back.mpi_version, "Open MPI v4.1.4");
+  EXPECT_EQ(back.hdf5_version, "1.10.8");
+  EXPECT_EQ(back.cuda_version, "12.1");
+  EXPECT_EQ(back.nccl_version, "2.18.1");
+  EXPECT_EQ(back.cpu_model, info.cpu_model);
+  EXPECT_EQ(back.torch_threads, 8);
+  EXPECT_EQ(back.omp_threads, 16);
+  EXPECT_EQ(back.gpu_memory_bytes, info.gpu_memory_bytes);
+  EXPECT_EQ(std::get<std::string>(r.attr("gpu_memory_bytes")), "[85899345920,85899345920]");
+  EXPECT_EQ(back.user_metadata_json, info.user_metadata_json);
+}
+
+TEST(RunInfoSchema, RefusesMismatchedGpuMemoryAndNonObjectMetadata) {
+  ScratchDir dir;
+  ReportWriter w(dir.file("r.h5"));
+  RunInfo info = sample_info();
+  info.gpu_memory_bytes = {1};
+  EXPECT_THROW(write_run_info(w, info), Error);
+  info = sample_info();
+  info.user_metadata_json = R"(["a"])";
+  EXPECT_THROW(write_run_info(w, info), Error);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+TEST(UserMetadata, EntriesBecomeAJsonObjectInOrder) {
+  EXPECT_EQ(parse_user_metadata({}), "{}");
+  EXPECT_EQ(parse_user_metadata({"sweep=a", "note=two words", "expr=x=1", "empty="}),
+            R"({"sweep":"a","note":"two words","expr":"x=1","empty":""})");
+  EXPECT_EQ(parse_user_metadata({"quote=say \"hi\""}), R"({"quote":"say \"hi\""})");
+}
+
+TEST(UserMetadata, RefusesMalformedEntriesAndDuplicateKeys) {
+  std::string msg = error_of([] { parse_user_metadata({"novalue"}); });
+  EXPECT_NE(msg.find("--metadata 'novalue': expected key=value"), std::string::npos) << msg;
+  msg = error_of([] { parse_user_metadata({"=x"}); });
+  EXPECT_NE(msg.find("--metadata '=x': the key must be"), std::string::npos) << msg;
+  msg = error_of([] { parse_user_metadata({"a b=x"}); });
+  EXPECT_NE(msg.find("the key must be"), std::string::npos) << msg;
+  msg = error_of([] { parse_user_metadata({"k=1", "j=2", "k=3"}); });
+  EXPECT_NE(msg.find("--metadata 'k=3': key 'k' given twice"), std::string::npos) << msg;
+}
+
+TEST(RunInfoSchema, WrittenMetadataIsReadBackAsJson) {
+  ScratchDir dir;
+  const std::string path = dir.file("r.h5");
+  RunInfo info = sample_info();
+  info.user_metadata_json = parse_user_metadata({"sweep=tau", "seed=3"});
+  {
+    ReportWriter w(path);
+    write_run_info(w, info);
+    w.commit();
+  }
+  ReportReader r(path);
+  EXPECT_EQ(std::get<std::string>(r.attr("user_metadata")), R"({"sweep":"tau","seed":"3"})");
 }
 
 TEST(RunInfoSchema, RefusesInvalidConfigJsonAndNonReports) {
@@ -155,6 +243,21 @@ TEST(RunInfoCollect, FromThisProcess) {
   EXPECT_EQ(info.slurm_array_job_id, "770");
   EXPECT_EQ(info.slurm_array_task_id, "7");
   EXPECT_EQ(collect_run_info().slurm_job_id, "");
+  EXPECT_TRUE(std::regex_match(info.hdf5_version, std::regex(R"(\d+\.\d+\.\d+)"))) << info.hdf5_version;
+  // The CPU model as the shell reads /proc/cpuinfo.
+  std::FILE* p = ::popen("grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//'", "r");
+  ASSERT_NE(p, nullptr);
+  std::string expected_cpu;
+  char buf[256];
+  while (size_t n = std::fread(buf, 1, sizeof(buf), p)) expected_cpu.append(buf, n);
+  ::pclose(p);
+  expected_cpu = trim(expected_cpu);
+  EXPECT_EQ(info.cpu_model, expected_cpu.empty() ? "unknown" : expected_cpu);
+  EXPECT_NE(info.cpu_model, "");
+  // What the caller has to fill keeps its "not given" value.
+  EXPECT_EQ(info.faiss_version, "none");
+  EXPECT_EQ(info.user_metadata_json, "{}");
+  EXPECT_TRUE(info.gpu_memory_bytes.empty());
 }
 
 // The quoted line, split by a real shell, gives the arguments back.

@@ -87,7 +87,12 @@ std::string resolve_hf_snapshot(const std::string& id, const std::string& cache_
 std::string resolve_model_arg(const std::string& arg) {
   std::error_code ec;
   if (arg.empty() || fs::is_directory(arg, ec) || !looks_like_hf_id(arg)) return arg;
-  return resolve_hf_snapshot(arg, hf_hub_cache_dir());
+  try {
+    return resolve_hf_snapshot(arg, hf_hub_cache_dir());
+  } catch (const Error& e) {
+    // It may also be a mistyped relative path: say both.
+    SEMSKIP_THROW_MSG("--model '{}': no such folder, and as a Hugging Face id: {}", arg, e.what());
+  }
 }
 
 }  // namespace semskip

@@ -23,7 +23,8 @@ std::string resolve_hf_snapshot(const std::string& id, const std::string& cache_
 
 // What every `--model` goes through: an existing folder is returned as it is; otherwise an
 // argument that looks like a hub id is resolved in hf_hub_cache_dir(); anything else is
-// returned unchanged (the model loader then names the missing folder).
+// returned unchanged (the model loader then names the missing folder). An id not in the cache:
+// semskip::Error saying there is no such folder either, and where the cache was searched.
 std::string resolve_model_arg(const std::string& arg);
 
 }  // namespace semskip

@@ -142,7 +142,17 @@ TEST(HfCache, ModelArgumentResolution) {
   // Not an id: given back for the loader to name.
   EXPECT_EQ(resolve_model_arg("no-such-folder"), "no-such-folder");
   EXPECT_EQ(resolve_model_arg(""), "");
-  EXPECT_THROW(resolve_model_arg("Qwen/Unknown"), Error);
+  try {
+    resolve_model_arg("Qwen/Unknown");
+    FAIL() << "no exception";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("--model 'Qwen/Unknown': no such folder, and as a Hugging Face id: model 'Qwen/Unknown': "
+                       "not in the local cache"),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find(hub.root.string()), std::string::npos) << msg;
+  }
 }
 
 }  // namespace

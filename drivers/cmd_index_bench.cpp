@@ -3,13 +3,8 @@
 // The measurement of one point is index/index_benchmark.h; this file expands the sweep,
 // prints the table and writes the report:
 //
-//   /index/bench          one row per sweep point: descriptor, backend, device, data, n_keys,
-//                         dim, n_queries (per batch), k, seed, n_warmup, n_repeat, n_threads,
-//                         build_s, queries_per_s, latency_{mean,p50,p90,p99,min,max}_s (per
-//                         batch), recall_at_1, recall_at_k, memory_bytes, lookup_batch_flops,
-//                         lookup_query_flops, host, git_revision
-//   /index/bench_samples  the raw timed samples: bench_row (row of /index/bench), repetition,
-//                         latency_s
+//   /index/bench          one row per sweep point (columns: index_bench_fields())
+//   /index/bench_samples  the raw timed samples (columns: index_bench_sample_fields())
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -99,69 +94,6 @@ std::vector<IndexBenchCase> expand(const IndexBenchOptions& o, const Sweep& s) {
   return cases;
 }
 
-report::Table results_table(const std::vector<IndexBenchResult>& results, const std::string& host) {
-  std::vector<std::string> descriptor, backend, device, data, hosts, revision;
-  std::vector<int64_t> n_keys, dim, n_queries, k, seed, n_warmup, n_repeat, n_threads, memory,
-      lookup_batch, lookup_query;
-  std::vector<double> build, qps, mean, p50, p90, p99, lo, hi, r1, rk;
-  for (const IndexBenchResult& r : results) {
-    const IndexBenchCase& c = r.config;
-    descriptor.push_back(c.descriptor);
-    backend.push_back(IndexDescriptor::parse(c.descriptor).backend());
-    device.push_back(r.device);
-    data.push_back(c.data);
-    n_keys.push_back(c.n);
-    dim.push_back(c.dim);
-    n_queries.push_back(c.queries);
-    k.push_back(c.k);
-    seed.push_back(static_cast<int64_t>(c.seed));
-    n_warmup.push_back(c.warmup);
-    n_repeat.push_back(c.repeat);
-    n_threads.push_back(r.threads);
-    build.push_back(r.build_s);
-    qps.push_back(r.figures.queries_per_s);
-    mean.push_back(r.figures.latency_mean_s);
-    p50.push_back(r.figures.latency_p50_s);
-    p90.push_back(r.figures.latency_p90_s);
-    p99.push_back(r.figures.latency_p99_s);
-    lo.push_back(r.figures.latency_min_s);
-    hi.push_back(r.figures.latency_max_s);
-    r1.push_back(r.recall_at_1);
-    rk.push_back(r.recall_at_k);
-    memory.push_back(r.memory_bytes);
-    lookup_batch.push_back(r.lookup_flops_batch);
-    lookup_query.push_back(r.lookup_flops_batch / c.queries);
-    hosts.push_back(host);
-    revision.push_back(git_revision());
-  }
-  report::Table t;
-  t.add("descriptor", descriptor).add("backend", backend).add("device", device).add("data", data);
-  t.add("n_keys", n_keys).add("dim", dim).add("n_queries", n_queries).add("k", k).add("seed", seed);
-  t.add("n_warmup", n_warmup).add("n_repeat", n_repeat).add("n_threads", n_threads);
-  t.add("build_s", build).add("queries_per_s", qps).add("latency_mean_s", mean);
-  t.add("latency_p50_s", p50).add("latency_p90_s", p90).add("latency_p99_s", p99);
-  t.add("latency_min_s", lo).add("latency_max_s", hi);
-  t.add("recall_at_1", r1).add("recall_at_k", rk).add("memory_bytes", memory);
-  t.add("lookup_batch_flops", lookup_batch).add("lookup_query_flops", lookup_query);
-  t.add("host", hosts).add("git_revision", revision);
-  return t;
-}
-
-report::Table samples_table(const std::vector<IndexBenchResult>& results) {
-  std::vector<int64_t> row, repetition;
-  std::vector<double> latency;
-  for (size_t i = 0; i < results.size(); ++i) {
-    for (size_t j = 0; j < results[i].batch_seconds.size(); ++j) {
-      row.push_back(static_cast<int64_t>(i));
-      repetition.push_back(static_cast<int64_t>(j));
-      latency.push_back(results[i].batch_seconds[j]);
-    }
-  }
-  report::Table t;
-  t.add("bench_row", row).add("repetition", repetition).add("latency_s", latency);
-  return t;
-}
-
 // What a terminal shows: the columns one compares, times in ms, memory in MiB.
 std::string printed_table(const std::vector<IndexBenchResult>& results) {
   report::TextColumn desc{"index", false, {}}, n{"n", true, {}}, d{"dim", true, {}},
@@ -238,8 +170,9 @@ int run_index_bench(const IndexBenchOptions& o) {
         info.gpus.push_back(r.device);
     report::write_run_info(*writer, info);
     writer->set_attr("command", std::string("index-bench"));
-    writer->write_table("/index/bench", results_table(results, info.hosts.front()));
-    writer->write_table("/index/bench_samples", samples_table(results));
+    for (IndexBenchResult& r : results) r.host = info.hosts.front(), r.git_revision = git_revision();
+    writer->write_table("/index/bench", index_bench_fields().table(results));
+    writer->write_table("/index/bench_samples", index_bench_sample_fields().table(index_bench_samples(results)));
     writer->commit();
     std::fprintf(stderr, "index-bench: report written to %s\n", o.report.c_str());
   }

@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 
 #include "core/error.h"
+#include "index/descriptor.h"
 #include "index/index_factory.h"
 #include "index/npy_file.h"
 #include "index/recall.h"
@@ -121,6 +122,68 @@ IndexBenchResult run_index_bench_case(const IndexBenchCase& config, const IndexB
   r.recall_at_1 = recall_at_k(n_scored, 1, found.data(), k, truth.data(), k);
   r.recall_at_k = recall_at_k(n_scored, k, found.data(), k, truth.data(), k);
   return r;
+}
+
+std::vector<IndexBenchSample> index_bench_samples(const std::vector<IndexBenchResult>& results) {
+  std::vector<IndexBenchSample> out;
+  for (size_t i = 0; i < results.size(); ++i)
+    for (size_t j = 0; j < results[i].batch_seconds.size(); ++j)
+      out.push_back({static_cast<int64_t>(i), static_cast<int64_t>(j), results[i].batch_seconds[j]});
+  return out;
+}
+
+const report::FieldTable<IndexBenchResult>& index_bench_fields() {
+  using R = IndexBenchResult;
+  using C = IndexBenchCase;
+  using F = SearchFigures;
+  static const report::FieldTable<R> t = [] {
+    report::FieldTable<R> t;
+    t.member("descriptor", "text", "the index descriptor", &R::config, &C::descriptor);
+    t.add_string("backend", "text", "its backend (`faiss`, `torch`, `kokkos`)",
+                 [](const R& r) { return IndexDescriptor::parse(r.config.descriptor).backend(); });
+    t.member("device", "text", "where it searched (`cpu`, `cuda:0`)", &R::device);
+    t.member("data", "text", "the data: `clustered`, `uniform` or a file", &R::config, &C::data);
+    t.member("n_keys", "keys", "stored keys", &R::config, &C::n);
+    t.member("dim", "elements", "dimension", &R::config, &C::dim);
+    t.member("n_queries", "queries", "queries per search batch", &R::config, &C::queries);
+    t.member("k", "neighbours", "neighbours per query", &R::config, &C::k);
+    t.member("seed", "seed", "data seed", &R::config, &C::seed);
+    t.member("n_warmup", "batches", "untimed batches", &R::config, &C::warmup);
+    t.member("n_repeat", "batches", "timed batches", &R::config, &C::repeat);
+    t.member("n_threads", "threads", "OpenMP threads", &R::threads);
+    t.member("build_s", "s", "time to train and add the keys", &R::build_s);
+    t.member("queries_per_s", "queries/s", "n_queries / median batch time", &R::figures, &F::queries_per_s);
+    t.member("latency_mean_s", "s", "mean per search batch", &R::figures, &F::latency_mean_s);
+    t.member("latency_p50_s", "s", "median per search batch", &R::figures, &F::latency_p50_s);
+    t.member("latency_p90_s", "s", "90th percentile per search batch", &R::figures, &F::latency_p90_s);
+    t.member("latency_p99_s", "s", "99th percentile per search batch", &R::figures, &F::latency_p99_s);
+    t.member("latency_min_s", "s", "fastest search batch", &R::figures, &F::latency_min_s);
+    t.member("latency_max_s", "s", "slowest search batch", &R::figures, &F::latency_max_s);
+    t.member("recall_at_1", "fraction", "recall@1 against exact float64 search", &R::recall_at_1);
+    t.member("recall_at_k", "fraction", "recall@k against exact float64 search", &R::recall_at_k);
+    t.member("memory_bytes", "bytes", "the index's `memory_bytes()`", &R::memory_bytes);
+    t.member("lookup_batch_flops", "FLOPs", "FLOPs charged for one batch (`index/lookup_cost.h`)",
+             &R::lookup_flops_batch);
+    t.add_int("lookup_query_flops", "FLOPs", "FLOPs charged for one query", [](const R& r) {
+      return r.lookup_flops_batch / r.config.queries;
+    });
+    t.member("host", "text", "where it ran", &R::host);
+    t.member("git_revision", "text", "the sources it was built from", &R::git_revision);
+    return t;
+  }();
+  return t;
+}
+
+const report::FieldTable<IndexBenchSample>& index_bench_sample_fields() {
+  using S = IndexBenchSample;
+  static const report::FieldTable<S> t = [] {
+    report::FieldTable<S> t;
+    t.member("bench_row", "row", "row of `/index/bench`", &S::bench_row);
+    t.member("repetition", "batch", "the timed batch", &S::repetition);
+    t.member("latency_s", "s", "its time", &S::latency_s);
+    return t;
+  }();
+  return t;
 }
 
 }  // namespace semskip

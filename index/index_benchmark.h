@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "reports/field_table.h"
+
 namespace semskip {
 
 struct IndexBenchCase {
@@ -62,7 +64,22 @@ struct IndexBenchResult {
   double recall_at_k = 0;
   int64_t memory_bytes = 0;
   int64_t lookup_flops_batch = 0;     // charged FLOPs of one batch (VectorIndex::lookup_flops)
+  std::string host;                   // where and from what it ran: filled by the command
+  std::string git_revision;
 };
+
+// One raw timed sample of a sweep point: a row of /index/bench_samples.
+struct IndexBenchSample {
+  int64_t bench_row = 0;   // the point's row of /index/bench
+  int64_t repetition = 0;  // the timed batch
+  double latency_s = 0;
+};
+std::vector<IndexBenchSample> index_bench_samples(const std::vector<IndexBenchResult>& results);
+
+// The columns of /index/bench (one row per result) and /index/bench_samples, in order
+// (reports/field_table.h; reports/SCHEMA.md is checked against them).
+const report::FieldTable<IndexBenchResult>& index_bench_fields();
+const report::FieldTable<IndexBenchSample>& index_bench_sample_fields();
 
 // data must hold (warmup + repeat)·queries query rows; truth: int64 [repeat·queries, k],
 // the exact neighbours (key rows) of the timed queries, from exact_search.

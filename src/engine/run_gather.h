@@ -3,7 +3,8 @@
 // rank's PolicyResults are gathered so that the report has one row per (policy, rank) in
 // /per_rank, every request in /requests (so bootstrap intervals run over all requests), every
 // (step, rank) in /steps, and per-layer counts and FLOPs summed over the ranks. In one process
-// the same path runs without communication.
+// the same path runs without communication. Records travel packed field by field, as their
+// field tables (engine/record_fields.h) list them.
 
 #include <cstdint>
 #include <string>
@@ -16,9 +17,10 @@ namespace semskip {
 
 class Communicator;
 
-// One rank's figures for one policy.
+// One rank's figures for one policy (its fields: rank_fields(), engine/record_fields.h).
 struct RankRecord {
   int rank = 0;
+  std::string host;            // filled by per_rank_table (does not travel in the gather)
   int64_t n_requests = 0, n_tokens = 0, n_steps = 0;
   int64_t flops_full = 0, flops_executed = 0, flops_overhead = 0;  // what this rank computed
   int64_t t_full_ns = 0, t_skip_ns = 0, t_lookup_ns = 0, t_calib_ns = 0;
@@ -31,6 +33,13 @@ struct RankRecord {
   int64_t t_compute_ns() const { return t_skip_ns - t_lookup_ns - t_comm_ns; }
 };
 
+// One decoder layer's figures for one policy: a row of /per_layer (layer_fields()).
+struct LayerRecord {
+  int64_t layer = 0;
+  int64_t n_block_run = 0, n_block_skip = 0, n_mlp_skip = 0, n_kv_propagated = 0;
+  int64_t flops_full = 0, flops_executed = 0;  // causal
+};
+
 struct GatheredResult {
   std::string policy, index;
   std::vector<RankRecord> ranks;          // [world size], by rank
@@ -40,6 +49,9 @@ struct GatheredResult {
   std::vector<int64_t> layer_flops_full;      // [n_layers], causal, summed over ranks
   std::vector<int64_t> layer_flops_executed;  // [n_layers]
 };
+
+// The per-layer rows of one gathered result, layer by layer.
+std::vector<LayerRecord> layer_records(const GatheredResult& r);
 
 // Collective over `world` when it has more than one rank (every rank calls it with the same
 // policies, and every rank receives everything); `world` null: this process alone. Results in

@@ -2,7 +2,8 @@
 // From gathered results to the tables of a `semskip run` report (reports/SCHEMA.md, section
 // `run`): /summary one row per policy, /per_layer, /per_rank, /requests, /steps. Figures are
 // reduced over ranks: FLOPs and counts summed, accuracy over every request, times the slowest
-// rank's (the headline) and the mean over ranks.
+// rank's (the headline) and the mean over ranks. The columns of each table are its records'
+// field tables (engine/record_fields.h).
 
 #include <string>
 #include <vector>

@@ -4,7 +4,8 @@
 usage: check_run_schema.py SEMSKIP_BINARY SCHEMA_MD SCRATCH_DIR [MPIEXEC NP_FLAG [MPIEXEC_FLAGS...]]
 
 The documented layout is parsed from SCHEMA.md itself (the root attributes, the `semskip run`
-section's attributes and tables, their column names and types), so the page and the writer
+section's attributes and tables, their column names and types; the column tables are the
+rendering of the records' field tables, one column per row), so the page and the writer
 cannot drift apart: every documented attribute, table and column must exist with its
 documented type, no undocumented one may exist, and the values must be sane (rates in [0, 1],
 counts ≥ 0, intervals around their value, config_json holding the options given, world_size
@@ -63,7 +64,8 @@ def split_cell(cell):
 def parse_columns(rows):
     """{column: type} of a table's rows; `comm_<kind>_…` expands over the kinds its meaning lists."""
     cols = {}
-    for cell, types, meaning in rows:
+    for row in rows:
+        cell, types, meaning = row[0], row[1], row[-1]  # | column | type | [unit |] meaning |
         names = split_cell(cell)
         tys = [t.strip() for t in types.split(",")]
         if len(tys) == 1:

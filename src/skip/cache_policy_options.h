@@ -2,7 +2,9 @@
 // Descriptor keys shared by the policies that keep a semantic cache:
 //   cap=<entries>  evict=lru|lfu|fifo  admit=all-misses|sample:<p>  proj=none|random|pca
 //   kdim=<key dims>  vdtype=fp32|bf16|fp16
-// Defaults come from the run (PolicyEnv); the index backend is the run's --index.
+// cap defaults to the run's --capacity (PolicyEnv::capacity, kDefaultCacheCapacity), the
+// index backend is the run's --index (PolicyEnv::index_descriptor, kDefaultIndexDescriptor);
+// the others default to lru, all-misses, none, 32 (with a projection), fp32.
 
 #include <memory>
 #include <set>

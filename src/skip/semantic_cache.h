@@ -24,8 +24,8 @@ Eviction parse_eviction(const std::string& s, const std::string& what);
 const char* eviction_name(Eviction e);
 
 struct CacheOptions {
-  std::string index_descriptor = "faiss:Flat";
-  int64_t capacity = 4096;    // entries
+  std::string index_descriptor = kDefaultIndexDescriptor;  // skip/skip_policy.h
+  int64_t capacity = kDefaultCacheCapacity;                // entries
   Eviction eviction = Eviction::lru;
   double admit_prob = 1.0;    // "all-misses" = 1; "sample:<p>" admits each miss with probability p
   DType value_dtype = DType::fp32;

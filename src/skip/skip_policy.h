@@ -46,7 +46,8 @@ class SkipPolicy {
  public:
   virtual ~SkipPolicy() = default;
 
-  // The descriptor the policy was built from; the key of its rows in reports.
+  // The canonical descriptor the policy was built from (Descriptor::text(): documented key
+  // order, one number notation); the key of its rows in reports and the printed table.
   virtual std::string describe() const = 0;
   virtual KvMode kv_mode() const { return KvMode::propagate; }
   // Whether begin_step needs StepContext::full_states (oracle).
@@ -87,12 +88,17 @@ struct CacheOptions;
 using CacheFactory =
     std::function<std::unique_ptr<SkipCache>(int64_t key_dim, int64_t value_dim, const CacheOptions& opts)>;
 
+// The defaults of cache policies, one constant each: `semskip run --index` / `--capacity`,
+// PolicyEnv and CacheOptions (skip/semantic_cache.h) all start from these.
+inline constexpr const char* kDefaultIndexDescriptor = "torch:flat";  // exact cosine search, every build
+inline constexpr int64_t kDefaultCacheCapacity = 4096;                // entries
+
 // Builds a policy from its descriptor (see skip/policy_factory.cpp for the grammar).
 struct PolicyEnv {
-  int64_t n_layers = 0;                         // of the model the policy runs on
-  int64_t hidden = 0;                           // residual width d
-  std::string index_descriptor = "faiss:Flat";  // default backend of cache policies
-  int64_t capacity = 4096;                      // default cache capacity (entries)
+  int64_t n_layers = 0;                                        // of the model the policy runs on
+  int64_t hidden = 0;                                          // residual width d
+  std::string index_descriptor = kDefaultIndexDescriptor;      // backend of cache policies
+  int64_t capacity = kDefaultCacheCapacity;                    // cache capacity (entries); cap= overrides
   at::Device device = at::kCPU;                 // where cached values live
   uint64_t seed = 0;
   // Distribution (docs/architecture.md §4), all optional: the defaults are one process.

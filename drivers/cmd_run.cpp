@@ -1,7 +1,9 @@
 // semskip run: the Stage-1 experiment (docs/architecture.md §1, §5). One model, one workload, several
 // skip policies compared on the same requests against the full model; a printed table and an
-// HDF5 report. Options come from the command line or a TOML file (--config); the command
-// line wins, and every resolved value is recorded in the report.
+// HDF5 report. Options come from the command line, a TOML file (--config) or an earlier
+// report (--config-from, its config_json); the command line wins over --config, which wins over
+// --config-from. The run is decided once into a RunPlan (engine/run_config.h) and recorded in
+// the report in the keys a TOML file uses.
 //
 // Under mpirun (docs/architecture.md §4) every rank runs this command: rank 0 reads the TOML file,
 // resolves and checks the configuration (against the model's config.json and the world size)
@@ -13,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <set>
+#include <type_traits>
 
 #include <ATen/Parallel.h>
 #include <toml++/toml.h>
@@ -20,9 +23,9 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "core/strings.h"
-#include "dist/cache_mode.h"
-#include "dist/expert_parallel_group.h"
-#include "dist/runtime.h"
+#include "parallel_cache/cache_mode.h"
+#include "comm/expert_parallel_group.h"
+#include "comm/runtime.h"
 #include "drivers/command.h"
 #include "index/kokkos_scope.h"
 #include "engine/evaluator.h"
@@ -30,6 +33,7 @@
 #include "engine/run_requests.h"
 #include "engine/run_summary.h"
 #include "model/transformer.h"
+#include "reports/report_reader.h"
 #include "reports/report_writer.h"
 #include "reports/run_info.h"
 #include "skip/descriptor.h"
@@ -40,7 +44,27 @@ namespace semskip {
 
 namespace {
 
-constexpr const char* kDefaultIndex = "torch:flat";
+// Sets every option in `values` (key → texts) not given on the command line nor by an earlier
+// source; `source` names the file in messages.
+void apply_values(CLI::App* sub, const std::string& source,
+                  const std::vector<std::pair<std::string, std::vector<std::string>>>& values) {
+  for (const auto& [key, texts] : values) {
+    const RunOptionInfo* info = find_run_option(key);
+    SEMSKIP_THROW_IF_NOT_MSG(info != nullptr,
+                             "{}: unknown key '{}' (keys are the long options of `semskip run`, without --)",
+                             source, key);
+    CLI::Option* opt = sub->get_option(info->flag);
+    if (opt->count() > 0) continue;  // the command line (or a source applied before) wins
+    SEMSKIP_THROW_IF_NOT_MSG(texts.size() <= 1 || info->is_list, "{}: key '{}' takes one value, not an array",
+                             source, key);
+    for (const std::string& v : texts) opt->add_result(v);
+    try {
+      opt->run_callback();
+    } catch (const CLI::Error& e) {
+      SEMSKIP_THROW_MSG("{}: key '{}': {}", source, key, e.what());
+    }
+  }
+}
 
 std::string toml_scalar(const toml::node& n, const std::string& file, const std::string& key) {
   if (auto s = n.as_string()) return s->get();
@@ -58,106 +82,105 @@ void apply_toml(CLI::App* sub, const std::string& file) {
   } catch (const toml::parse_error& e) {
     SEMSKIP_THROW_MSG("{}:{}:{}: {}", file, e.source().begin.line, e.source().begin.column, e.description());
   }
+  std::vector<std::pair<std::string, std::vector<std::string>>> values;
   for (const auto& [k, node] : root) {
     const std::string key(k.str());
-    CLI::Option* opt = sub->get_option_no_throw("--" + key);
-    SEMSKIP_THROW_IF_NOT_MSG(opt != nullptr && key != "config",
-                             "{}: unknown key '{}' (keys are the long options of `semskip run`, without --)",
-                             file, key);
-    if (opt->count() > 0) continue;  // the command line wins
-    std::vector<std::string> values;
+    std::vector<std::string> texts;
     if (const toml::array* arr = node.as_array()) {
-      SEMSKIP_THROW_IF_NOT_MSG(opt->get_items_expected_max() > 1, "{}: key '{}' takes one value, not an array", file,
-                               key);
-      for (const toml::node& item : *arr) values.push_back(toml_scalar(item, file, key));
+      for (const toml::node& item : *arr) texts.push_back(toml_scalar(item, file, key));
+      const RunOptionInfo* info = find_run_option(key);
+      SEMSKIP_THROW_IF_NOT_MSG(info == nullptr || info->is_list, "{}: key '{}' takes one value, not an array",
+                               file, key);
     } else {
-      values.push_back(toml_scalar(node, file, key));
+      texts.push_back(toml_scalar(node, file, key));
     }
-    for (const std::string& v : values) opt->add_result(v);
-    try {
-      opt->run_callback();
-    } catch (const CLI::Error& e) {
-      SEMSKIP_THROW_MSG("{}: key '{}': {}", file, key, e.what());
-    }
+    values.emplace_back(key, texts);
   }
+  apply_values(sub, file, values);
 }
 
-std::string resolve_workload_spec(const RunConfig& cfg) {
-  std::string spec = cfg.workload.empty() ? "text" : cfg.workload;
-  const std::string kind = spec.substr(0, spec.find_first_of(":,"));
-  if (kind == "text" && spec.find("chunk=") == std::string::npos) spec += ",chunk=" + std::to_string(cfg.chunk);
-  return spec;
+// The resolved configuration an earlier `semskip run` recorded in its report (config_json), for
+// every option given neither on the command line nor by --config.
+void apply_report_config(CLI::App* sub, const std::string& path) {
+  report::ReportReader reader(path);
+  SEMSKIP_THROW_IF_NOT_MSG(reader.has_attr("config_json"), "{}: no config_json attribute (not a report of "
+                           "`semskip run`?)", path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(report::attr_to_string(reader.attr("config_json")));
+  } catch (const nlohmann::json::exception& e) {
+    SEMSKIP_THROW_MSG("{}: config_json is not JSON: {}", path, e.what());
+  }
+  auto text = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+  std::vector<std::pair<std::string, std::vector<std::string>>> values;
+  for (const auto& [key, v] : j.items()) {
+    std::vector<std::string> texts;
+    if (v.is_array()) {
+      for (const auto& item : v) texts.push_back(text(item));
+    } else {
+      texts.push_back(text(v));
+    }
+    values.emplace_back(key, texts);
+  }
+  apply_values(sub, path + " (config_json)", values);
 }
 
 // The policies of a run, in report order: cache policies once per index backend.
-std::vector<std::unique_ptr<SkipPolicy>> make_policies(const RunConfig& cfg, PolicyEnv env) {
+std::vector<std::unique_ptr<SkipPolicy>> make_policies(const RunPlan& plan, PolicyEnv env) {
   std::vector<std::unique_ptr<SkipPolicy>> policies;
-  for (const std::string& desc : cfg.policies) {
-    const std::string name = Descriptor::parse(desc).name();
-    if (name == "residual" || name == "plan") {
-      for (const std::string& idx : cfg.indexes) {
+  for (const Descriptor& desc : plan.policies) {
+    if (desc.name() == "residual" || desc.name() == "plan") {
+      for (const std::string& idx : plan.indexes) {
         env.index_descriptor = idx;
-        policies.push_back(make_policy(desc, env));
+        policies.push_back(make_policy(desc.text(), env));
       }
     } else {
-      policies.push_back(make_policy(desc, env));
+      policies.push_back(make_policy(desc.text(), env));
     }
   }
   return policies;
 }
 
-PolicyEnv base_policy_env(const RunConfig& cfg, const ModelConfig& mc, at::Device device) {
+PolicyEnv base_policy_env(const RunPlan& plan, const ModelConfig& mc, at::Device device) {
   PolicyEnv env;
   env.n_layers = mc.n_layers;
   env.hidden = mc.hidden_size;
-  env.capacity = cfg.capacity;
+  env.capacity = plan.capacity;
   env.device = device;
-  env.seed = cfg.seed;
-  env.sync = SyncRule::parse(cfg.sync, "--sync");
+  env.seed = plan.seed;
+  env.sync = plan.sync;
   return env;
 }
 
-// Everything decided once, on rank 0: defaults filled in, options checked against each other,
-// the world size and the model's config.json, the policy descriptors and index backends built
-// once. semskip::Error naming the option on a refusal.
-RunConfig decide_config(RunConfig cfg, int world_size) {
-  cfg.validate();
-  if (cfg.policies.empty()) cfg.policies = RunConfig::default_policies();
-  if (cfg.indexes.empty()) cfg.indexes = {kDefaultIndex};
-  if (cfg.model.empty()) cfg.model = embedded_model_dir(kDefaultModel);
-  cfg.workload = resolve_workload_spec(cfg);
-  WorkloadSpec::parse(cfg.workload);
-  parse_dtype(cfg.dtype, "--dtype");
-  parse_device(cfg.device, "--device");
-  parse_cache_mode(cfg.cache_mode, "--cache-mode");
-  cfg.sync = SyncRule::parse(cfg.sync, "--sync").describe();
-  parse_shard_strategy(cfg.shard);
-  SEMSKIP_THROW_IF_NOT_MSG(cfg.shard_of == 0 || world_size == 1,
+// Everything decided once, on rank 0: the options resolved and parsed (RunPlan::resolve), then
+// checked against each other, the world size and the model's config.json; descriptors and index
+// backends are checked by building the policies once, locally. semskip::Error naming the
+// option on a refusal.
+RunPlan decide_plan(const RunConfig& cfg, int world_size) {
+  RunPlan plan = RunPlan::resolve(cfg);
+  SEMSKIP_THROW_IF_NOT_MSG(plan.shard_of == 0 || world_size == 1,
                            "--shard-of runs one shard in a single process; under mpirun each of the {} ranks runs "
                            "its own shard", world_size);
-  const ModelConfig mc = ModelConfig::from_file(cfg.model + "/config.json");
-  SEMSKIP_THROW_IF_NOT_MSG(world_size % cfg.ep == 0,
-                           "--ep {} needs a multiple of {} ranks (e.g. mpirun -np {}), this run has {}", cfg.ep,
-                           cfg.ep, cfg.ep, world_size);
-  SEMSKIP_THROW_IF_NOT_MSG(cfg.ep == 1 || mc.n_experts > 0,
-                           "--ep {}: {} has no MoE layers, there are no experts to distribute", cfg.ep, cfg.model);
-  // Descriptors and index backends are checked by building the policies once, locally.
-  for (const auto& p : make_policies(cfg, base_policy_env(cfg, mc, at::kCPU))) {
-    SEMSKIP_THROW_IF_NOT_MSG(!p->needs_calibration() || cfg.calib_requests > 0,
-                             "policy '{}' needs calibration requests (--calib-requests > 0)", p->describe());
-    SEMSKIP_THROW_IF_NOT_MSG(!p->needs_full_states() || cfg.max_new_tokens == 0,
-                             "policy '{}' needs the full model's states and runs in teacher-forced evaluation only "
-                             "(max-new-tokens 0)", p->describe());
-  }
-  return cfg;
+  const ModelConfig mc = ModelConfig::from_file(plan.model + "/config.json");
+  SEMSKIP_THROW_IF_NOT_MSG(world_size % plan.ep == 0,
+                           "--ep {} needs a multiple of {} ranks (e.g. mpirun -np {}), this run has {}", plan.ep,
+                           plan.ep, plan.ep, world_size);
+  SEMSKIP_THROW_IF_NOT_MSG(plan.ep == 1 || mc.n_experts > 0,
+                           "--ep {}: {} has no MoE layers, there are no experts to distribute", plan.ep, plan.model);
+  for (const auto& p : make_policies(plan, base_policy_env(plan, mc, at::kCPU)))
+    check_policy_requirements(*p, plan.calib_requests > 0, plan.max_new_tokens);
+  return plan;
 }
 
 // Rank 0's decision on every rank (the caller's own in one process); a refusal is thrown on
 // every rank.
-RunConfig agree_on_config(RunConfig& cli, CLI::App* sub, const std::string& config_file, Runtime& rt) {
+RunPlan agree_on_plan(RunConfig& cli, CLI::App* sub, const std::string& config_file, const std::string& config_from,
+                      Runtime& rt) {
   auto decide = [&]() {
-    if (!config_file.empty()) apply_toml(sub, config_file);  // writes into `cli` through CLI11
-    return decide_config(cli, rt.world_size());
+    // Both write into `cli` through CLI11: the command line first, then --config, then the report.
+    if (!config_file.empty()) apply_toml(sub, config_file);
+    if (!config_from.empty()) apply_report_config(sub, config_from);
+    return decide_plan(cli, rt.world_size());
   };
   if (rt.world_size() == 1) return decide();
   nlohmann::json decided;
@@ -174,7 +197,32 @@ RunConfig agree_on_config(RunConfig& cli, CLI::App* sub, const std::string& conf
     if (rt.is_root()) throw Error(msg);
     SEMSKIP_THROW_MSG("rank 0 refused the configuration: {}", msg);
   }
-  return RunConfig::from_json(decided["config"]);
+  return RunPlan::from_json(decided["config"]);
+}
+
+// The result table as JSON: one object per policy row, the fields of the printed table
+// (fractions, not percentages; null where the table prints '-').
+nlohmann::json summary_json(const std::vector<PolicySummary>& rows) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const PolicySummary& s : rows) {
+    const AccuracySummary& a = s.accuracy;
+    nlohmann::json row = {
+        {"policy", s.policy},
+        {"index", s.index.empty() ? nlohmann::json() : nlohmann::json(s.index)},
+        {"hit_rate", s.index.empty() ? nlohmann::json() : nlohmann::json(s.hit_rate)},
+        {"saved_gross", s.flops_saved_gross},
+        {"saved_net", s.flops_saved_net},
+        {"top1_agree", a.top1_agreement.value},
+        {"top1_agree_lo", a.top1_agreement.lo},
+        {"top1_agree_hi", a.top1_agreement.hi},
+        {"kl", a.kl.value},
+        {"ppl_full", a.ppl_full.value},
+        {"ppl", a.ppl_skip.value},
+    };
+    if (a.has_generation) row["gen_exact"] = a.gen_exact_match.value;
+    out.push_back(row);
+  }
+  return out;
 }
 
 // Rank 0's calibration residual streams on every rank (computed only when a policy needs them).
@@ -207,47 +255,47 @@ std::vector<std::string> gpus_of_ranks(const at::Device& device, Runtime& rt) {
   return gpus;
 }
 
-int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file) {
+int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file, const std::string& config_from) {
   // Before any policy exists: a kokkos: index needs Kokkos, and its views must go first.
   KokkosScope kokkos;
   Runtime& rt = Runtime::get();
   Communicator& world = rt.world();
   const bool distributed = rt.world_size() > 1;
-  const RunConfig cfg = agree_on_config(cli, sub, config_file, rt);
-  if (cfg.threads > 0) at::set_num_threads(static_cast<int>(cfg.threads));
+  const RunPlan plan = agree_on_plan(cli, sub, config_file, config_from, rt);
+  if (plan.threads > 0) at::set_num_threads(static_cast<int>(plan.threads));
 
   ModelOptions mo;
-  mo.dtype = parse_dtype(cfg.dtype, "--dtype");
-  mo.device = rt.device(parse_device(cfg.device, "--device"));
-  mo.random_init = cfg.random_init;
-  mo.seed = cfg.seed;
-  Transformer model = Transformer::load(cfg.model, mo);
+  mo.dtype = plan.dtype;
+  mo.device = rt.device(plan.device);
+  mo.random_init = plan.random_init;
+  mo.seed = plan.seed;
+  Transformer model = Transformer::load(plan.model, mo);
   const ModelConfig& mc = model.config();
 
   WorkloadContext wctx;
-  wctx.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file(cfg.model + "/tokenizer.json"));
+  wctx.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file(plan.model + "/tokenizer.json"));
   wctx.model_type = mc.model_type;
   ShardChoice shard;
-  shard.strategy = parse_shard_strategy(cfg.shard);
-  shard.n_shards = distributed ? rt.world_size() : std::max<int>(1, static_cast<int>(cfg.shard_of));
-  shard.shard = distributed ? rt.rank() : static_cast<int>(cfg.shard_index);
-  shard.seed = cfg.seed;
-  const RunRequests reqs = load_run_requests(WorkloadSpec::parse(cfg.workload), wctx, cfg.calib_requests,
-                                             cfg.max_requests, cfg.max_new_tokens, shard, &world);
+  shard.strategy = plan.shard;
+  shard.n_shards = distributed ? rt.world_size() : std::max<int>(1, static_cast<int>(plan.shard_of));
+  shard.shard = distributed ? rt.rank() : static_cast<int>(plan.shard_index);
+  shard.seed = plan.seed;
+  const RunRequests reqs = load_run_requests(plan.workload, wctx, plan.calib_requests, plan.max_requests,
+                                             plan.max_new_tokens, shard, &world);
+  const std::string workload = plan.workload.describe();
   SEMSKIP_THROW_IF_NOT_MSG(reqs.n_evaluated_total > 0,
-                           "workload '{}' has no requests left after the {} calibration requests", cfg.workload,
+                           "workload '{}' has no requests left after the {} calibration requests", workload,
                            reqs.calibration.size());
 
-  const CacheMode cache_mode = parse_cache_mode(cfg.cache_mode, "--cache-mode");
-  PolicyEnv env = base_policy_env(cfg, mc, model.device());
-  attach_distribution(env, cache_mode, world);
-  std::vector<std::unique_ptr<SkipPolicy>> policies = make_policies(cfg, env);
+  PolicyEnv env = base_policy_env(plan, mc, model.device());
+  attach_distribution(env, plan.cache_mode, world);
+  std::vector<std::unique_ptr<SkipPolicy>> policies = make_policies(plan, env);
 
   std::unique_ptr<ExpertParallelGroup> ep;
-  if (cfg.ep > 1) ep = std::make_unique<ExpertParallelGroup>(world, static_cast<int>(cfg.ep), &mc);
+  if (plan.ep > 1) ep = std::make_unique<ExpertParallelGroup>(world, static_cast<int>(plan.ep), &mc);
   EvalOptions eo;
-  eo.batch = cfg.batch;
-  eo.max_new_tokens = cfg.max_new_tokens;
+  eo.batch = plan.batch;
+  eo.max_new_tokens = plan.max_new_tokens;
   eo.eos_token = mc.eos_token_id;
   EvalDist dist;
   dist.world = distributed ? &world : nullptr;
@@ -256,13 +304,13 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   if (ep) dist.counted.push_back(&ep->comm());
   Evaluator ev(model, eo, dist);
   if (rt.is_root()) {
-    std::fprintf(stderr, "semskip run: %s, %lld requests (+%zu calibration), %zu policies", cfg.model.c_str(),
+    std::fprintf(stderr, "semskip run: %s, %lld requests (+%zu calibration), %zu policies", plan.model.c_str(),
                  static_cast<long long>(reqs.n_evaluated_total), reqs.calibration.size(), policies.size());
     if (distributed || shard.n_shards > 1)
-      std::fprintf(stderr, ", shard %d of %d (%s)", shard.shard, shard.n_shards, cfg.shard.c_str());
+      std::fprintf(stderr, ", shard %d of %d (%s)", shard.shard, shard.n_shards, shard_strategy_name(plan.shard));
     if (distributed)
       std::fprintf(stderr, ", %d ranks on %d hosts, cache %s, sync %s", rt.world_size(), rt.n_nodes(),
-                   cfg.cache_mode.c_str(), cfg.sync.c_str());
+                   cache_mode_name(plan.cache_mode), plan.sync.describe().c_str());
     if (ep) std::fprintf(stderr, ", %s", ep->describe(mc.n_experts).c_str());
     std::fputc('\n', stderr);
   }
@@ -274,34 +322,53 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
 
   std::vector<PolicySummary> summaries;
   for (const GatheredResult& r : gathered)
-    summaries.push_back(summarize(r, static_cast<int>(cfg.bootstrap), cfg.seed, cache_mode == CacheMode::replicated));
-  std::fputs(format_summary_text(summaries).c_str(), stdout);
+    summaries.push_back(summarize(r, static_cast<int>(plan.bootstrap), plan.seed,
+                                  plan.cache_mode == CacheMode::replicated));
+  if (plan.json)
+    std::fputs((summary_json(summaries).dump(2) + "\n").c_str(), stdout);
+  else
+    std::fputs(format_summary_text(summaries).c_str(), stdout);
 
-  if (!cfg.report.empty()) {
-    report::ReportWriter writer(std::filesystem::absolute(cfg.report).string());
+  if (!plan.report.empty()) {
+    report::ReportWriter writer(std::filesystem::absolute(plan.report).string());
     report::RunInfo info = report::collect_run_info();
-    info.config_json = cfg.to_json().dump();
+    info.config_json = plan.to_json().dump();
     info.world_size = rt.world_size();
     info.hosts = rt.hosts();
     info.gpus = gpus;
     report::write_run_info(writer, info);
     writer.set_attr("command", std::string("run"));
     writer.set_attr("model_type", mc.model_type);
-    writer.set_attr("workload", cfg.workload);
+    writer.set_attr("workload", workload);
     writer.set_attr("workload_bad_lines_skipped", reqs.counters.n_bad_lines_skipped);
-    writer.set_attr("cache_mode", cfg.cache_mode);
-    writer.set_attr("sync", cfg.sync);
-    writer.set_attr("ep_size", cfg.ep);
-    writer.set_attr("shard", cfg.shard);
+    writer.set_attr("cache_mode", std::string(cache_mode_name(plan.cache_mode)));
+    writer.set_attr("sync", plan.sync.describe());
+    writer.set_attr("ep_size", plan.ep);
+    writer.set_attr("shard", std::string(shard_strategy_name(plan.shard)));
     writer.write_table("/summary", summary_table(summaries));
     writer.write_table("/per_layer", per_layer_table(gathered));
     writer.write_table("/per_rank", per_rank_table(gathered, rt.hosts()));
     writer.write_table("/requests", requests_table(gathered));
     writer.write_table("/steps", steps_table(gathered));
     writer.commit();
-    std::fprintf(stderr, "semskip run: report written to %s\n", cfg.report.c_str());
+    std::fprintf(stderr, "semskip run: report written to %s\n", plan.report.c_str());
   }
   return 0;
+}
+
+// Registers `field` as the option `key` of run_option_table(): its flag, help and default.
+template <typename T>
+void add_table_option(CLI::App* sub, const std::string& key, T& field, std::set<std::string>& added) {
+  const RunOptionInfo* info = find_run_option(key);
+  SEMSKIP_ASSERT(info != nullptr);
+  added.insert(info->key);
+  CLI::Option* opt;
+  if constexpr (std::is_same_v<T, bool>) {
+    opt = sub->add_flag(info->flag, field, info->help);
+  } else {
+    opt = sub->add_option(info->flag, field, info->help);
+  }
+  if (!info->is_flag && !info->default_text.empty()) opt->default_str(info->default_text);
 }
 
 }  // namespace
@@ -309,52 +376,47 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
 void add_run_command(CLI::App& app, CommandRegistry& reg) {
   auto cfg = std::make_shared<RunConfig>();
   auto config_file = std::make_shared<std::string>();
+  auto config_from = std::make_shared<std::string>();
   auto sub_ptr = std::make_shared<CLI::App*>(nullptr);
   CLI::App* sub = reg.add(app, "run",
                           "Compare skip policies against the full model on one workload: FLOPs saved, "
                           "accuracy lost (Stage-1 experiment)",
-                          [cfg, config_file, sub_ptr]() { return run_experiment(*cfg, *sub_ptr, *config_file); });
+                          [cfg, config_file, config_from, sub_ptr]() {
+                            return run_experiment(*cfg, *sub_ptr, *config_file, *config_from);
+                          });
   *sub_ptr = sub;
-  sub->add_option("--config", *config_file, "TOML file with any of these options (keys without --)");
-  sub->add_option("--model", cfg->model, "Hugging Face model folder (default: the embedded tiny-dense)");
-  sub->add_flag("--random-init", cfg->random_init, "random weights of the config's shape");
-  sub->add_option("--dtype", cfg->dtype, "compute dtype: fp32 | bf16 | fp16")->capture_default_str();
-  sub->add_option("--device", cfg->device, "cpu | cuda | cuda:N")->capture_default_str();
-  sub->add_option("--workload", cfg->workload,
-                  "workload spec (default: text, the shipped held-out sample); see `semskip workload kinds`");
-  sub->add_option("--chunk", cfg->chunk, "tokens per teacher-forced chunk of text workloads")->capture_default_str();
-  sub->add_option("--max-requests", cfg->max_requests, "requests evaluated (0: all)")->capture_default_str();
-  sub->add_option("--calib-requests", cfg->calib_requests,
-                  "leading requests used only to calibrate (static:k, PCA keys)")->capture_default_str();
-  sub->add_option("--batch", cfg->batch, "sequences per micro-batch step")->capture_default_str();
-  sub->add_option("--max-new-tokens", cfg->max_new_tokens,
-                  "greedy tokens generated per request and compared (0: teacher-forced only)")->capture_default_str();
-  sub->add_option("--policy", cfg->policies,
-                  "skip policy descriptor, repeatable (default: " + join(RunConfig::default_policies(), " ") + ")");
-  sub->add_option("--index", cfg->indexes,
-                  std::string("index descriptor of cache policies, repeatable (default: ") + kDefaultIndex + ")");
-  sub->add_option("--capacity", cfg->capacity, "cache capacity in entries (policy key cap= overrides)")
-      ->capture_default_str();
-  sub->add_option("--bootstrap", cfg->bootstrap, "bootstrap resamples for 95% intervals")->capture_default_str();
-  sub->add_option("--seed", cfg->seed, "seed of random policies, projections and bootstrap")->capture_default_str();
-  sub->add_option("--threads", cfg->threads, "CPU threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
-  sub->add_option("--report", cfg->report, "HDF5 report path ('' for none)")->capture_default_str();
-  sub->add_option("--cache-mode", cfg->cache_mode,
-                  "semantic cache over the ranks: local (each rank its own) | replicated (every rank all "
-                  "entries) | sharded (1/n of the entries each)")->capture_default_str();
-  sub->add_option("--sync", cfg->sync,
-                  "when cache hits are applied: token (each its own) | batch:<f> (a micro-batch's hits iff ≥ f "
-                  "of its lookups hit) | global[:<f>] (all ranks or none, on the job's hits; f 0.5)")
-      ->capture_default_str();
-  sub->add_option("--ep", cfg->ep,
-                  "expert-parallel group size: MoE experts split over groups of this many consecutive ranks")
-      ->capture_default_str();
-  sub->add_option("--shard", cfg->shard, "how requests are split over ranks: round-robin | contiguous | balanced")
-      ->capture_default_str();
-  sub->add_option("--shard-of", cfg->shard_of,
-                  "single process: run one shard of this many, as that rank of an mpirun would (0: all)")
-      ->capture_default_str();
-  sub->add_option("--shard-index", cfg->shard_index, "the shard --shard-of runs")->capture_default_str();
+  sub->add_option("--config", *config_file,
+                  "TOML file with any of these options (keys: the long options without --, '-' or '_')");
+  sub->add_option("--config-from", *config_from,
+                  "report of an earlier `semskip run`: rerun its recorded configuration (config_json); the "
+                  "command line and --config win");
+  std::set<std::string> added;
+  RunConfig& c = *cfg;
+  add_table_option(sub, "model", c.model, added);
+  add_table_option(sub, "random_init", c.random_init, added);
+  add_table_option(sub, "dtype", c.dtype, added);
+  add_table_option(sub, "device", c.device, added);
+  add_table_option(sub, "workload", c.workload, added);
+  add_table_option(sub, "chunk", c.chunk, added);
+  add_table_option(sub, "max_requests", c.max_requests, added);
+  add_table_option(sub, "calib_requests", c.calib_requests, added);
+  add_table_option(sub, "batch", c.batch, added);
+  add_table_option(sub, "max_new_tokens", c.max_new_tokens, added);
+  add_table_option(sub, "policies", c.policies, added);
+  add_table_option(sub, "indexes", c.indexes, added);
+  add_table_option(sub, "capacity", c.capacity, added);
+  add_table_option(sub, "bootstrap", c.bootstrap, added);
+  add_table_option(sub, "seed", c.seed, added);
+  add_table_option(sub, "threads", c.threads, added);
+  add_table_option(sub, "report", c.report, added);
+  add_table_option(sub, "json", c.json, added);
+  add_table_option(sub, "cache_mode", c.cache_mode, added);
+  add_table_option(sub, "sync", c.sync, added);
+  add_table_option(sub, "ep", c.ep, added);
+  add_table_option(sub, "shard", c.shard, added);
+  add_table_option(sub, "shard_of", c.shard_of, added);
+  add_table_option(sub, "shard_index", c.shard_index, added);
+  SEMSKIP_ASSERT(added.size() == run_option_table().size());  // every option of the table has its flag
 }
 
 }  // namespace semskip

@@ -4,7 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "engine/step_batch.h"
 #include "model/transformer.h"
 #include "skip/baseline_policies.h"
@@ -147,141 +147,186 @@ std::vector<std::vector<int64_t>> continue_greedy(const SkipEngine& engine, cons
 
 }  // namespace
 
+void check_policy_requirements(const SkipPolicy& policy, bool has_calibration, int64_t max_new_tokens) {
+  SEMSKIP_THROW_IF_NOT_MSG(!policy.needs_calibration() || has_calibration,
+                           "policy '{}' needs calibration requests (--calib-requests > 0)", policy.describe());
+  SEMSKIP_THROW_IF_NOT_MSG(!policy.needs_full_states() || max_new_tokens == 0,
+                           "policy '{}' needs the full model's states and runs in teacher-forced evaluation only "
+                           "(max-new-tokens 0)", policy.describe());
+}
+
+namespace {
+
+// The full model's run of one micro-batch step: what every policy's run of the step is
+// compared against.
+struct FullStep {
+  int64_t step_index = 0;
+  int64_t union_offset = 0;
+  StepBatch sb;
+  FlopCounter flops;
+  at::Tensor logits;  // fp32 [B, S, V] on the CPU
+  at::Tensor states;  // [L+1, B, S, d] when a policy needs the full states
+  std::vector<std::vector<int64_t>> gen;  // greedy continuations (max_new_tokens > 0)
+  int64_t t_ns = 0;
+  CommTotals comm;
+};
+
+// Runs one micro-batch step: the full model once (full()), then each policy on the same
+// inputs (policy()), recording into the policy's result.
+class StepRunner {
+ public:
+  StepRunner(const Transformer& model, const SkipEngine& engine, const EvalOptions& opts, const EvalDist& dist,
+             const Lockstep& lockstep, int rank)
+      : model_(model), engine_(engine), opts_(opts), dist_(dist), lockstep_(lockstep), rank_(rank) {}
+
+  FullStep full(const std::vector<Request>& requests, size_t begin, size_t end, int64_t step_index,
+                int64_t union_offset, bool need_states) const {
+    const ModelConfig& cfg = model_.config();
+    FullStep fs;
+    fs.step_index = step_index;
+    fs.union_offset = union_offset;
+    fs.sb = end > begin ? make_batch(requests, begin, end, model_.device()) : empty_batch(model_.device());
+    const int64_t B = fs.sb.ids.size(0), S = fs.sb.ids.size(1);
+    std::vector<int64_t> unused_block(static_cast<size_t>(B), 0), unused_mlp(static_cast<size_t>(B), 0);
+    int64_t unused_lookup = 0;
+    NonePolicy none(Descriptor::parse("none"));
+    const CommTotals comm0 = CommTotals::snapshot(dist_.counted);
+    const int64_t t0 = now_ns();
+    StepContext ctx(cfg.n_layers, cfg.hidden_size, fs.sb.valid, fs.sb.rows, true);
+    ctx.union_row_offset = union_offset;
+    SkipKvCache kv = engine_.make_cache(B, S + opts_.max_new_tokens);
+    at::Tensor logits =
+        engine_.step(fs.sb.ids, ctx, kv, none, &fs.flops, nullptr, need_states ? &fs.states : nullptr);
+    if (opts_.max_new_tokens > 0)
+      fs.gen = continue_greedy(engine_, model_, logits.select(1, S - 1).argmax(-1), fs.sb.rows, union_offset, kv,
+                               none, opts_, lockstep_, &fs.flops, nullptr, unused_block, unused_mlp, unused_lookup);
+    fs.logits = logits.to(at::kCPU, at::kFloat);
+    fs.t_ns = now_ns() - t0;
+    fs.comm = CommTotals::snapshot(dist_.counted) - comm0;
+    return fs;
+  }
+
+  void policy(SkipPolicy& policy, const FullStep& fs, PolicyResult& res) const {
+    const ModelConfig& cfg = model_.config();
+    const int64_t L = cfg.n_layers;
+    const StepBatch& sb = fs.sb;
+    const int64_t B = sb.ids.size(0), S = sb.ids.size(1);
+    FlopCounter f;
+    LayerCounts counts(L);
+    std::vector<int64_t> block(static_cast<size_t>(B), 0), mlp(static_cast<size_t>(B), 0);
+    for (int64_t row : sb.rows) policy.begin_request(row);
+    const CommTotals comm_before = CommTotals::snapshot(dist_.counted);
+    const EpStats ep_before = dist_.ep ? dist_.ep->stats() : EpStats{};
+    const CacheStats cache_before = policy.cache_stats();
+    const int64_t t0 = now_ns();
+    StepContext ctx(L, cfg.hidden_size, sb.valid, sb.rows, true);
+    ctx.flops = &f;
+    ctx.union_row_offset = fs.union_offset;
+    if (policy.needs_full_states()) ctx.full_states = fs.states;
+    SkipKvCache kv = engine_.make_cache(B, S + opts_.max_new_tokens);
+    at::Tensor logits = engine_.step(sb.ids, ctx, kv, policy, &f, &counts);
+    add_row_skips(ctx, block, mlp);
+    int64_t t_lookup = ctx.t_lookup_ns;
+    std::vector<std::vector<int64_t>> gen;
+    if (opts_.max_new_tokens > 0)
+      gen = continue_greedy(engine_, model_, logits.select(1, S - 1).argmax(-1), sb.rows, fs.union_offset, kv,
+                            policy, opts_, lockstep_, &f, &counts, block, mlp, t_lookup);
+    const at::Tensor ls = logits.to(at::kCPU, at::kFloat);
+    const int64_t t_skip = now_ns() - t0;
+    const CommTotals comm = CommTotals::snapshot(dist_.counted) - comm_before;
+    if (dist_.ep) add_ep_stats(res.ep, ep_stats_between(dist_.ep->stats(), ep_before));
+    const CacheStats cache_after = policy.cache_stats();
+
+    for (int64_t b = 0; b < B; ++b) {
+      const Request& r = *sb.requests[static_cast<size_t>(b)];
+      const int64_t n = r.n_tokens_prompt();
+      at::Tensor targets = at::full({n}, -1, at::kLong);
+      for (int64_t t = 0; t + 1 < n; ++t) targets[t] = static_cast<int64_t>(r.prompt_tokens[static_cast<size_t>(t + 1)]);
+      RequestRecord rec;
+      rec.request_id = r.id;
+      rec.rank = rank_;
+      rec.step = fs.step_index;
+      rec.n_tokens = n;
+      rec.n_block_skips = block[static_cast<size_t>(b)];
+      rec.n_mlp_skips = mlp[static_cast<size_t>(b)];
+      rec.accuracy = compare_logits(fs.logits[b].slice(0, S - n, S), ls[b].slice(0, S - n, S), targets);
+      if (opts_.max_new_tokens > 0)
+        compare_generations(fs.gen[static_cast<size_t>(b)], gen[static_cast<size_t>(b)], rec.accuracy);
+      res.requests.push_back(rec);
+    }
+    StepRecord st;
+    st.step = fs.step_index;
+    st.rank = rank_;
+    st.n_requests = B;
+    st.n_tokens = counts.n_block_run[0] + counts.n_block_skip[0];
+    st.flops_full = fs.flops.total_model(AttnConvention::causal);
+    st.flops_executed = f.total_model(AttnConvention::causal);
+    st.flops_overhead = f.total_overhead();
+    st.t_full_ns = fs.t_ns;
+    st.t_skip_ns = t_skip;
+    st.t_lookup_ns = t_lookup;
+    st.t_comm_ns = comm.total().t_ns;
+    st.comm_sent_bytes = comm.total().bytes_sent;
+    st.comm_recv_bytes = comm.total().bytes_recv;
+    st.t_full_comm_ns = fs.comm.total().t_ns;
+    st.cache_lookups = cache_after.lookups - cache_before.lookups;
+    st.cache_hits = cache_after.hits - cache_before.hits;
+    st.cache_vetoed = cache_after.vetoed - cache_before.vetoed;
+    st.cache_size = cache_after.size;
+    res.steps.push_back(st);
+    res.flops_full.merge(fs.flops);
+    res.flops_skip.merge(f);
+    res.layers.merge(counts);
+    res.t_full_ns += fs.t_ns;
+    res.t_skip_ns += t_skip;
+    res.t_lookup_ns += t_lookup;
+    res.comm += comm;
+    res.comm_full += fs.comm;
+  }
+
+ private:
+  const Transformer& model_;
+  const SkipEngine& engine_;
+  const EvalOptions& opts_;
+  const EvalDist& dist_;
+  const Lockstep& lockstep_;
+  int rank_;
+};
+
+}  // namespace
+
 std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
                                          std::vector<std::unique_ptr<SkipPolicy>>& policies,
                                          const CalibrationSet& calib) const {
-  const ModelConfig& cfg = model_.config();
-  const int64_t L = cfg.n_layers;
+  const bool has_calibration = calib.states.defined() && calib.states.size(1) > 0;
+  const int rank = dist_.world ? dist_.world->rank() : 0;
   std::vector<PolicyResult> results(policies.size());
   bool need_states = false;
   for (size_t p = 0; p < policies.size(); ++p) {
     SkipPolicy& policy = *policies[p];
+    check_policy_requirements(policy, has_calibration, opts_.max_new_tokens);
     results[p].policy = policy.describe();
     results[p].index = policy.index_descriptor();
-    results[p].layers = LayerCounts(L);
+    results[p].layers = LayerCounts(model_.config().n_layers);
+    results[p].rank = rank;
     if (policy.needs_calibration()) {
-      SEMSKIP_THROW_IF_NOT_MSG(calib.states.defined() && calib.states.size(1) > 0,
-                               "policy '{}' needs calibration requests (--calib-requests > 0)", policy.describe());
       const int64_t t0 = now_ns();
       policy.calibrate(calib);
       results[p].t_calib_ns = now_ns() - t0;
     }
     need_states = need_states || policy.needs_full_states();
-    SEMSKIP_THROW_IF_NOT_MSG(!policy.needs_full_states() || opts_.max_new_tokens == 0,
-                             "policy '{}' needs the full model's states and runs in teacher-forced "
-                             "evaluation only (max-new-tokens 0)", policy.describe());
   }
 
-  const int rank = dist_.world ? dist_.world->rank() : 0;
-  for (PolicyResult& r : results) r.rank = rank;
   const Lockstep lockstep(dist_.world);
-  NonePolicy none(Descriptor::parse("none"));
+  const StepRunner runner(model_, engine_, opts_, dist_, lockstep, rank);
   const size_t batch = static_cast<size_t>(opts_.batch);
   for (int64_t step_index = 0;; ++step_index) {
     const size_t begin = std::min(requests.size(), static_cast<size_t>(step_index) * batch);
     const size_t end = std::min(requests.size(), begin + batch);
     int64_t union_offset = 0;
     if (!lockstep.next_step(static_cast<int64_t>(end - begin), union_offset)) break;
-    StepBatch sb = end > begin ? make_batch(requests, begin, end, model_.device()) : empty_batch(model_.device());
-    const int64_t B = sb.ids.size(0), S = sb.ids.size(1);
-    const int64_t capacity = S + opts_.max_new_tokens;
-
-    // The full model, once per step for every policy.
-    FlopCounter f_full;
-    std::vector<int64_t> unused_block(static_cast<size_t>(B), 0), unused_mlp(static_cast<size_t>(B), 0);
-    int64_t unused_lookup = 0;
-    const CommTotals comm0 = CommTotals::snapshot(dist_.counted);
-    int64_t t0 = now_ns();
-    StepContext ctx_full(L, cfg.hidden_size, sb.valid, sb.rows, true);
-    ctx_full.union_row_offset = union_offset;
-    SkipKvCache kv_full = engine_.make_cache(B, capacity);
-    at::Tensor states;
-    at::Tensor logits_full = engine_.step(sb.ids, ctx_full, kv_full, none, &f_full, nullptr,
-                                          need_states ? &states : nullptr);
-    std::vector<std::vector<int64_t>> gen_full;
-    if (opts_.max_new_tokens > 0)
-      gen_full = continue_greedy(engine_, model_, logits_full.select(1, S - 1).argmax(-1), sb.rows, union_offset,
-                                 kv_full, none, opts_, lockstep, &f_full, nullptr, unused_block, unused_mlp,
-                                 unused_lookup);
-    const at::Tensor lf = logits_full.to(at::kCPU, at::kFloat);
-    const int64_t t_full = now_ns() - t0;
-    const CommTotals comm_full = CommTotals::snapshot(dist_.counted) - comm0;
-
-    for (size_t p = 0; p < policies.size(); ++p) {
-      SkipPolicy& policy = *policies[p];
-      PolicyResult& res = results[p];
-      FlopCounter f;
-      LayerCounts counts(L);
-      std::vector<int64_t> block(static_cast<size_t>(B), 0), mlp(static_cast<size_t>(B), 0);
-      for (int64_t row : sb.rows) policy.begin_request(row);
-      const CommTotals comm_before = CommTotals::snapshot(dist_.counted);
-      const EpStats ep_before = dist_.ep ? dist_.ep->stats() : EpStats{};
-      const CacheStats cache_before = policy.cache_stats();
-      t0 = now_ns();
-      StepContext ctx(L, cfg.hidden_size, sb.valid, sb.rows, true);
-      ctx.flops = &f;
-      ctx.union_row_offset = union_offset;
-      if (policy.needs_full_states()) ctx.full_states = states;
-      SkipKvCache kv = engine_.make_cache(B, capacity);
-      at::Tensor logits = engine_.step(sb.ids, ctx, kv, policy, &f, &counts);
-      add_row_skips(ctx, block, mlp);
-      int64_t t_lookup = ctx.t_lookup_ns;
-      std::vector<std::vector<int64_t>> gen;
-      if (opts_.max_new_tokens > 0)
-        gen = continue_greedy(engine_, model_, logits.select(1, S - 1).argmax(-1), sb.rows, union_offset, kv, policy,
-                              opts_, lockstep, &f, &counts, block, mlp, t_lookup);
-      const at::Tensor ls = logits.to(at::kCPU, at::kFloat);
-      const int64_t t_skip = now_ns() - t0;
-      const CommTotals comm = CommTotals::snapshot(dist_.counted) - comm_before;
-      if (dist_.ep) add_ep_stats(res.ep, ep_stats_between(dist_.ep->stats(), ep_before));
-      const CacheStats cache_after = policy.cache_stats();
-
-      for (int64_t b = 0; b < B; ++b) {
-        const Request& r = *sb.requests[static_cast<size_t>(b)];
-        const int64_t n = r.n_tokens_prompt();
-        at::Tensor targets = at::full({n}, -1, at::kLong);
-        for (int64_t t = 0; t + 1 < n; ++t) targets[t] = static_cast<int64_t>(r.prompt_tokens[static_cast<size_t>(t + 1)]);
-        RequestRecord rec;
-        rec.request_id = r.id;
-        rec.rank = rank;
-        rec.step = step_index;
-        rec.n_tokens = n;
-        rec.n_block_skips = block[static_cast<size_t>(b)];
-        rec.n_mlp_skips = mlp[static_cast<size_t>(b)];
-        rec.accuracy = compare_logits(lf[b].slice(0, S - n, S), ls[b].slice(0, S - n, S), targets);
-        if (opts_.max_new_tokens > 0)
-          compare_generations(gen_full[static_cast<size_t>(b)], gen[static_cast<size_t>(b)], rec.accuracy);
-        res.requests.push_back(rec);
-      }
-      StepRecord st;
-      st.step = step_index;
-      st.rank = rank;
-      st.n_requests = B;
-      st.n_tokens = counts.n_block_run[0] + counts.n_block_skip[0];
-      st.flops_full = f_full.total_model(AttnConvention::causal);
-      st.flops_executed = f.total_model(AttnConvention::causal);
-      st.flops_overhead = f.total_overhead();
-      st.t_full_ns = t_full;
-      st.t_skip_ns = t_skip;
-      st.t_lookup_ns = t_lookup;
-      st.t_comm_ns = comm.total().t_ns;
-      st.comm_sent_bytes = comm.total().bytes_sent;
-      st.comm_recv_bytes = comm.total().bytes_recv;
-      st.t_full_comm_ns = comm_full.total().t_ns;
-      st.cache_lookups = cache_after.lookups - cache_before.lookups;
-      st.cache_hits = cache_after.hits - cache_before.hits;
-      st.cache_vetoed = cache_after.vetoed - cache_before.vetoed;
-      st.cache_size = cache_after.size;
-      res.steps.push_back(st);
-      res.flops_full.merge(f_full);
-      res.flops_skip.merge(f);
-      res.layers.merge(counts);
-      res.t_full_ns += t_full;
-      res.t_skip_ns += t_skip;
-      res.t_lookup_ns += t_lookup;
-      res.comm += comm;
-      res.comm_full += comm_full;
-    }
+    const FullStep full = runner.full(requests, begin, end, step_index, union_offset, need_states);
+    for (size_t p = 0; p < policies.size(); ++p) runner.policy(*policies[p], full, results[p]);
   }
   for (size_t p = 0; p < policies.size(); ++p) results[p].cache = policies[p]->cache_stats();
   return results;

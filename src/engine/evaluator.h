@@ -100,6 +100,11 @@ struct PolicyResult {
   EpStats ep;            // expert-parallel work of the policy's runs
 };
 
+// What a policy needs of the run, checked in one place (the run's decision on rank 0 and
+// Evaluator::run): calibration requests for needs_calibration(), teacher-forced evaluation
+// (max_new_tokens 0) for needs_full_states(). semskip::Error naming the policy and the option.
+void check_policy_requirements(const SkipPolicy& policy, bool has_calibration, int64_t max_new_tokens);
+
 class Evaluator {
  public:
   Evaluator(const Transformer& model, EvalOptions options, EvalDist dist = {});
@@ -109,7 +114,8 @@ class Evaluator {
   CalibrationSet calibrate(const std::vector<Request>& requests) const;
 
   // Runs every policy over `requests` (this rank's shard); results in the order of
-  // `policies`. Collective when distributed: every rank calls it with the same policies.
+  // `policies`. A thin loop over micro-batch steps: each step runs the full model once and then
+  // each policy on the same inputs (a step runner in evaluator.cpp). Collective when distributed: every rank calls it with the same policies.
   std::vector<PolicyResult> run(const std::vector<Request>& requests,
                                 std::vector<std::unique_ptr<SkipPolicy>>& policies,
                                 const CalibrationSet& calib) const;

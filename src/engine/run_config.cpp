@@ -1,6 +1,11 @@
 #include "engine/run_config.h"
 
+#include <algorithm>
+
 #include "core/error.h"
+#include "core/paths.h"
+#include "core/strings.h"
+#include "model/model_options.h"
 
 namespace semskip {
 
@@ -32,35 +37,187 @@ void RunConfig::validate() const {
                            shard_index);
 }
 
-nlohmann::json RunConfig::to_json() const {
+namespace {
+
+std::string flag_of(const std::string& key) {
+  std::string f = "--" + key;
+  std::replace(f.begin(), f.end(), '_', '-');
+  return f;
+}
+
+std::string text_of(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+// The options as JSON, keys of run_option_table().
+nlohmann::json config_json(const RunConfig& c) {
   return {
-      {"model", model},
-      {"random_init", random_init},
-      {"dtype", dtype},
-      {"device", device},
-      {"workload", workload},
-      {"chunk", chunk},
-      {"max_requests", max_requests},
-      {"calib_requests", calib_requests},
-      {"batch", batch},
-      {"max_new_tokens", max_new_tokens},
-      {"policies", policies},
-      {"indexes", indexes},
-      {"capacity", capacity},
-      {"bootstrap", bootstrap},
-      {"seed", seed},
-      {"threads", threads},
-      {"report", report},
-      {"cache_mode", cache_mode},
-      {"sync", sync},
-      {"ep", ep},
-      {"shard", shard},
-      {"shard_of", shard_of},
-      {"shard_index", shard_index},
+      {"model", c.model},
+      {"random_init", c.random_init},
+      {"dtype", c.dtype},
+      {"device", c.device},
+      {"workload", c.workload},
+      {"chunk", c.chunk},
+      {"max_requests", c.max_requests},
+      {"calib_requests", c.calib_requests},
+      {"batch", c.batch},
+      {"max_new_tokens", c.max_new_tokens},
+      {"policies", c.policies},
+      {"indexes", c.indexes},
+      {"capacity", c.capacity},
+      {"bootstrap", c.bootstrap},
+      {"seed", c.seed},
+      {"threads", c.threads},
+      {"report", c.report},
+      {"json", c.json},
+      {"cache_mode", c.cache_mode},
+      {"sync", c.sync},
+      {"ep", c.ep},
+      {"shard", c.shard},
+      {"shard_of", c.shard_of},
+      {"shard_index", c.shard_index},
   };
 }
 
-RunConfig RunConfig::from_json(const nlohmann::json& j) {
+}  // namespace
+
+const std::vector<RunOptionInfo>& run_option_table() {
+  static const std::vector<RunOptionInfo> table = [] {
+    const nlohmann::json d = config_json(RunConfig{});
+    struct Row {
+      const char* key;
+      const char* help;
+    };
+    const std::vector<Row> rows = {
+        {"model", "Hugging Face model folder (empty: the embedded tiny-dense)"},
+        {"random_init", "random weights of the config's shape"},
+        {"dtype", "compute dtype: fp32 | bf16 | fp16"},
+        {"device", "cpu | cuda | cuda:N"},
+        {"workload", "workload spec (empty: text, the shipped held-out sample); see `semskip workload kinds`"},
+        {"chunk", "tokens per teacher-forced chunk of text workloads"},
+        {"max_requests", "requests evaluated (0: all)"},
+        {"calib_requests", "leading requests used only to calibrate (static:k, PCA keys)"},
+        {"batch", "sequences per micro-batch step"},
+        {"max_new_tokens", "greedy tokens generated per request and compared (0: teacher-forced only)"},
+        {"policies", "skip policy descriptor, repeatable; rows are keyed by its canonical form"},
+        {"indexes", "index descriptor of cache policies, repeatable"},
+        {"capacity", "cache capacity in entries (policy key cap= overrides)"},
+        {"bootstrap", "bootstrap resamples for 95% intervals"},
+        {"seed", "seed of random policies, projections and bootstrap"},
+        {"threads", "CPU threads (0: OMP_NUM_THREADS or all cores)"},
+        {"report", "HDF5 report path ('' for none)"},
+        {"json", "print the result table as JSON (one object per policy row) instead of text"},
+        {"cache_mode", "semantic cache over the ranks: local (each rank its own) | replicated (every rank all "
+                       "entries) | sharded (1/n of the entries each)"},
+        {"sync", "when cache hits are applied: token (each its own) | batch:<f> (a micro-batch's hits iff ≥ f "
+                 "of its lookups hit) | global[:<f>] (all ranks or none, on the job's hits; f 0.5)"},
+        {"ep", "expert-parallel group size: MoE experts split over groups of this many consecutive ranks"},
+        {"shard", "how requests are split over ranks: round-robin | contiguous | balanced"},
+        {"shard_of", "single process: run one shard of this many, as that rank of an mpirun would (0: all)"},
+        {"shard_index", "the shard --shard-of runs"},
+    };
+    SEMSKIP_ASSERT(rows.size() == d.size());
+    std::vector<RunOptionInfo> out;
+    for (const Row& r : rows) {
+      RunOptionInfo info;
+      info.key = r.key;
+      info.flag = flag_of(r.key);
+      if (info.key == "policies") info.flag = "--policy";  // repeatable: one descriptor per flag
+      if (info.key == "indexes") info.flag = "--index";
+      info.help = r.help;
+      const nlohmann::json& v = d.at(r.key);
+      info.is_flag = v.is_boolean();
+      info.is_list = v.is_array();
+      if (info.key == "policies") info.default_text = join(RunConfig::default_policies(), " ");
+      else if (info.key == "indexes") info.default_text = kDefaultIndexDescriptor;
+      else if (!info.is_flag) info.default_text = text_of(v);
+      out.push_back(info);
+    }
+    return out;
+  }();
+  return table;
+}
+
+const RunOptionInfo* find_run_option(const std::string& key) {
+  std::string k = key;
+  std::replace(k.begin(), k.end(), '-', '_');
+  for (const RunOptionInfo& info : run_option_table()) {
+    std::string flag = info.flag.substr(2);
+    std::replace(flag.begin(), flag.end(), '-', '_');
+    if (info.key == k || flag == k) return &info;
+  }
+  return nullptr;
+}
+
+RunPlan RunPlan::resolve(RunConfig cfg) {
+  cfg.validate();
+  RunPlan p;
+  p.model = cfg.model.empty() ? embedded_model_dir(kDefaultModel) : cfg.model;
+  p.random_init = cfg.random_init;
+  p.dtype = parse_dtype(cfg.dtype, "--dtype");
+  p.device = parse_device(cfg.device, "--device");
+  // Plain "cuda" stays without an index: each rank takes its own GPU (Runtime::device).
+  if (cfg.device == "cuda") p.device = at::Device(at::kCUDA);
+  std::string spec = cfg.workload.empty() ? "text" : cfg.workload;
+  const std::string kind = spec.substr(0, spec.find_first_of(":,"));
+  if (kind == "text" && spec.find("chunk=") == std::string::npos) spec += ",chunk=" + std::to_string(cfg.chunk);
+  p.workload = WorkloadSpec::parse(spec);
+  p.chunk = cfg.chunk;
+  p.max_requests = cfg.max_requests;
+  p.calib_requests = cfg.calib_requests;
+  p.batch = cfg.batch;
+  p.max_new_tokens = cfg.max_new_tokens;
+  for (const std::string& d : cfg.policies.empty() ? RunConfig::default_policies() : cfg.policies)
+    p.policies.push_back(Descriptor::parse(d));
+  p.indexes = cfg.indexes.empty() ? std::vector<std::string>{kDefaultIndexDescriptor} : cfg.indexes;
+  p.capacity = cfg.capacity;
+  p.bootstrap = cfg.bootstrap;
+  p.seed = cfg.seed;
+  p.threads = cfg.threads;
+  p.report = cfg.report;
+  p.json = cfg.json;
+  p.cache_mode = parse_cache_mode(cfg.cache_mode, "--cache-mode");
+  p.sync = SyncRule::parse(cfg.sync, "--sync");
+  p.ep = cfg.ep;
+  p.shard = parse_shard_strategy(cfg.shard);
+  p.shard_of = cfg.shard_of;
+  p.shard_index = cfg.shard_index;
+  return p;
+}
+
+RunConfig RunPlan::to_config() const {
+  RunConfig c;
+  c.model = model;
+  c.random_init = random_init;
+  c.dtype = dtype_name(dtype);
+  c.device = device.str();
+  c.workload = workload.describe();
+  c.chunk = chunk;
+  c.max_requests = max_requests;
+  c.calib_requests = calib_requests;
+  c.batch = batch;
+  c.max_new_tokens = max_new_tokens;
+  for (const Descriptor& d : policies) c.policies.push_back(d.text());
+  c.indexes = indexes;
+  c.capacity = capacity;
+  c.bootstrap = bootstrap;
+  c.seed = seed;
+  c.threads = threads;
+  c.report = report;
+  c.json = json;
+  c.cache_mode = cache_mode_name(cache_mode);
+  c.sync = sync.describe();
+  c.ep = ep;
+  c.shard = shard_strategy_name(shard);
+  c.shard_of = shard_of;
+  c.shard_index = shard_index;
+  return c;
+}
+
+nlohmann::json RunPlan::to_json() const { return config_json(to_config()); }
+
+RunPlan RunPlan::from_json(const nlohmann::json& j) {
   RunConfig c;
   j.at("model").get_to(c.model);
   j.at("random_init").get_to(c.random_init);
@@ -79,13 +236,14 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
   j.at("seed").get_to(c.seed);
   j.at("threads").get_to(c.threads);
   j.at("report").get_to(c.report);
+  j.at("json").get_to(c.json);
   j.at("cache_mode").get_to(c.cache_mode);
   j.at("sync").get_to(c.sync);
   j.at("ep").get_to(c.ep);
   j.at("shard").get_to(c.shard);
   j.at("shard_of").get_to(c.shard_of);
   j.at("shard_index").get_to(c.shard_index);
-  return c;
+  return resolve(c);
 }
 
 }  // namespace semskip

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""`semskip run` end to end: the report read back with h5py, TOML configs, refusals.
+"""`semskip run` end to end: the report read back with h5py, TOML configs, --config-from a
+report, --json, canonical policy descriptors, --help's defaults, refusals.
 
 usage: test_run_cli.py SEMSKIP_BINARY SCRATCH_DIR
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -62,6 +64,80 @@ with h5py.File(report, "r") as f:
     cfg = json.loads(f.attrs["config_json"])
     check(cfg["max_requests"] == 3 and cfg["policies"][2] == "residual:p=2,r=7,tau=0.9", "resolved config")
     check(f.attrs["command"] == "run", "command attribute")
+
+# Permuted keys and other number spellings of one descriptor: the same canonical row, with the
+# same FLOPs and accuracy as the run above; --json prints the table as JSON.
+MEASURED = ["n_requests", "n_tokens", "flops_full", "flops_executed", "flops_overhead", "flops_saved_gross",
+            "flops_saved_net", "top1_agreement", "top1_agreement_lo", "top1_agreement_hi", "kl", "ppl_full",
+            "ppl", "cache_lookups", "cache_hits", "cache_size"]
+
+
+def measured_rows(path):
+    with h5py.File(path, "r") as f:
+        s = f["/summary"][:]
+        return [(r["policy"].decode(), r["index"].decode(), *[r[k].item() for k in MEASURED]) for r in s]
+
+
+perm = os.path.join(scratch, "perm.h5")
+p = run("--max-requests", "3", "--calib-requests", "2", "--policy", "none", "--policy", "static:k=01",
+        "--policy", "residual:tau=0.90,r=7,p=2", "--report", perm, "--json")
+check(measured_rows(perm) == measured_rows(report),
+      f"permuted descriptors gave other rows:\n{measured_rows(perm)}\n{measured_rows(report)}")
+try:
+    rows = json.loads(p.stdout)
+except ValueError:
+    rows = None
+    failures.append(f"--json printed no JSON:\n{p.stdout}")
+if rows is not None:
+    with h5py.File(perm, "r") as f:
+        s = f["/summary"][:]
+    check([r["policy"] for r in rows] == ["none", "static:k=1", "residual:p=2,r=7,tau=0.9"], f"--json rows {rows}")
+    check(set(rows[0]) == {"policy", "index", "hit_rate", "saved_gross", "saved_net", "top1_agree", "top1_agree_lo",
+                           "top1_agree_hi", "kl", "ppl_full", "ppl"}, f"--json fields {sorted(rows[0])}")
+    check(rows[0]["index"] is None and rows[0]["hit_rate"] is None and rows[2]["index"] == "torch:flat",
+          "--json: null where the table prints '-'")
+    for r, h in zip(rows, s):
+        check(r["saved_net"] == h["flops_saved_net"] and r["saved_gross"] == h["flops_saved_gross"]
+              and r["top1_agree"] == h["top1_agreement"] and r["kl"] == h["kl"] and r["ppl"] == h["ppl"]
+              and r["ppl_full"] == h["ppl_full"], f"--json row {r} differs from the report's {h}")
+    check(rows[2]["hit_rate"] == s[2]["cache_hits"] / s[2]["cache_lookups"], "--json hit rate")
+
+# --config-from: a report's config_json reruns the same configuration; the command line wins.
+again = os.path.join(scratch, "again.h5")
+run("--config-from", perm, "--report", again)
+with h5py.File(perm, "r") as f, h5py.File(again, "r") as g:
+    c1, c2 = json.loads(f.attrs["config_json"]), json.loads(g.attrs["config_json"])
+    check(c1["policies"] == ["none", "static:k=1", "residual:p=2,r=7,tau=0.9"], f"canonical policies {c1['policies']}")
+    check(c1["report"] == perm and c2["report"] == again, "report paths")
+    c1.pop("report"), c2.pop("report")
+    check(c1 == c2, f"--config-from changed the configuration:\n{c1}\n{c2}")
+check(measured_rows(again) == measured_rows(perm), "--config-from gave other /summary rows")
+run("--config-from", perm, "--max-requests", "1", "--policy", "none", "--report", "over.h5")
+with h5py.File(os.path.join(scratch, "over.h5"), "r") as f:
+    cfg = json.loads(f.attrs["config_json"])
+    check(cfg["max_requests"] == 1 and cfg["policies"] == ["none"] and cfg["calib_requests"] == 2,
+          f"the command line over --config-from: {cfg}")
+run("--config-from", os.path.join(scratch, "missing.h5"), "--report", "bad.h5", expect_ok=False,
+    pattern="missing.h5")
+
+# --help shows every default (values written here, independently of the program), and its
+# options are exactly config_json's keys (policies and indexes: --policy and --index; plus
+# --config, --config-from, --help).
+h = subprocess.run([semskip, "run", "--help"], capture_output=True, text=True, env=env).stdout
+DEFAULTS = {"--dtype": "fp32", "--device": "cpu", "--chunk": "128", "--max-requests": "40", "--calib-requests": "8",
+            "--batch": "1", "--max-new-tokens": "0", "--index": "torch:flat", "--capacity": "4096",
+            "--bootstrap": "1000", "--seed": "0", "--threads": "0", "--report": "semskip-run.h5",
+            "--cache-mode": "local", "--sync": "token", "--ep": "1", "--shard": "round-robin", "--shard-of": "0",
+            "--shard-index": "0", "--policy": "static:k=1 random:rate=0.1 residual:p=2,r=7,tau=0.95 "
+                                              "residual:p=2,r=8,tau=0.98,target=mlp,proj=pca,kdim=64,cap=8192"}
+for flag, d in DEFAULTS.items():  # CLI11 writes "--chunk INT=128" (older versions "[128]")
+    shown = [line for line in h.splitlines() if line.strip().startswith(flag + " ")]
+    check(len(shown) == 1 and re.search(rf"^\s*{flag} \S+(={re.escape(d)}( |$)| .*\[{re.escape(d)}\])", shown[0]),
+          f"--help does not show {flag}'s default {d}: {shown}")
+flags = {f for line in h.splitlines() for w in line.split()[:1] for f in w.split(",") if f.startswith("--")}
+FLAG = {"policies": "--policy", "indexes": "--index"}
+want = {FLAG.get(k, "--" + k.replace("_", "-")) for k in c2} | {"--report", "--config", "--config-from", "--help"}
+check(flags == want, f"--help options {sorted(flags ^ want)} differ from config_json's keys")
 
 # FLOPs by hand from models/tiny-dense/config.json: hidden 256, intermediate 704, 4 heads of
 # 64, 2 KV heads, 10 layers, vocabulary 4096 (tied head); q/k/v biases are free (bias adds are
@@ -175,6 +251,13 @@ with h5py.File(os.path.join(scratch, "t.h5"), "r") as f:
           f"command line over TOML over defaults: {cfg}")
     check(cfg["chunk"] == 128 and cfg["batch"] == 1 and cfg["capacity"] == 4096 and cfg["indexes"] == ["torch:flat"],
           f"defaults of options given nowhere: {cfg}")
+# Keys may spell '-' as '_' and name the lists as config_json does (policies, indexes).
+with open(os.path.join(scratch, "snake.toml"), "w") as fh:
+    fh.write('policies = ["none"]\nmax_requests = 1\ncalib_requests = 0\nreport = "snake.h5"\n')
+run("--config", os.path.join(scratch, "snake.toml"))
+with h5py.File(os.path.join(scratch, "snake.h5"), "r") as f:
+    cfg = json.loads(f.attrs["config_json"])
+    check(cfg["max_requests"] == 1 and cfg["policies"] == ["none"], f"TOML keys max_requests, policies: {cfg}")
 # A list option on the command line replaces the TOML list, it does not extend it.
 run("--config", toml, "--policy", "static:layers=4", "--report", "t2.h5")
 with h5py.File(os.path.join(scratch, "t2.h5"), "r") as f:

@@ -4,15 +4,20 @@
 // hand from the records, not by the code under test.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "engine/evaluator.h"
 #include "engine/run_config.h"
 #include "engine/run_gather.h"
 #include "engine/run_summary.h"
+#include "skip/semantic_cache.h"
 
 using namespace semskip;
 
@@ -341,24 +346,158 @@ TEST(RunConfig, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(RunConfig::default_policies().size(), 4u);
 }
 
-TEST(RunConfig, JsonRoundTripKeepsEveryFieldAndNeedsEveryKey) {
+TEST(RunPlan, ResolvesEveryOptionOnceIntoItsType) {
   RunConfig c;
-  c.model = "m", c.random_init = true, c.dtype = "bf16", c.device = "cuda:1", c.workload = "text,chunk=64";
+  c.model = "m", c.dtype = "bf16", c.device = "cpu", c.workload = "";
+  c.policies = {"residual:tau=0.950,r=7,p=2", "none"}, c.cache_mode = "sharded", c.sync = "batch:0.50";
+  c.shard = "balanced", c.chunk = 64;
+  const RunPlan p = RunPlan::resolve(c);
+  EXPECT_EQ(p.dtype, DType::bf16);
+  EXPECT_EQ(p.device, at::Device(at::kCPU));
+  EXPECT_EQ(p.workload.kind(), "text");
+  EXPECT_EQ(p.workload.get_int("chunk"), 64);  // --chunk applies to a text workload without chunk=
+  ASSERT_EQ(p.policies.size(), 2u);
+  EXPECT_EQ(p.policies[0].text(), "residual:p=2,r=7,tau=0.95");
+  EXPECT_EQ(p.policies[1].text(), "none");
+  EXPECT_EQ(p.indexes, (std::vector<std::string>{"torch:flat"}));
+  EXPECT_EQ(p.cache_mode, CacheMode::sharded);
+  EXPECT_EQ(p.sync.describe(), "batch:0.5");
+  EXPECT_EQ(p.shard, ShardStrategy::balanced);
+  const RunPlan d = RunPlan::resolve(RunConfig{});
+  EXPECT_EQ(d.policies.size(), RunConfig::default_policies().size());
+  EXPECT_FALSE(d.model.empty());  // the embedded model
+  // Unparseable text is refused with the option named.
+  RunConfig bad;
+  bad.dtype = "fp8";
+  EXPECT_THROW(RunPlan::resolve(bad), Error);
+  bad = RunConfig{};
+  bad.cache_mode = "everywhere";
+  EXPECT_THROW(RunPlan::resolve(bad), Error);
+  bad = RunConfig{};
+  bad.shard = "diagonal";
+  EXPECT_ANY_THROW(RunPlan::resolve(bad));
+}
+
+TEST(RunPlan, JsonKeysAreTheOptionTableAndRoundTrip) {
+  RunConfig c;
+  c.model = "m", c.random_init = true, c.dtype = "bf16", c.device = "cpu", c.workload = "text,chunk=64";
   c.chunk = 64, c.max_requests = 3, c.calib_requests = 2, c.batch = 4, c.max_new_tokens = 5;
   c.policies = {"none", "static:k=1"}, c.indexes = {"torch:flat", "faiss:Flat"}, c.capacity = 17;
   c.bootstrap = 9, c.seed = 123456789012345ULL, c.threads = 2, c.report = "r.h5", c.cache_mode = "sharded";
-  c.sync = "batch:0.5", c.ep = 2, c.shard = "balanced", c.shard_of = 3, c.shard_index = 2;
-  const nlohmann::json j = c.to_json();
-  EXPECT_EQ(j.size(), 23u);
-  const RunConfig d = RunConfig::from_json(j);
+  c.sync = "batch:0.5", c.ep = 2, c.shard = "balanced", c.shard_of = 3, c.shard_index = 2, c.json = true;
+  c.dtype = "fp16";
+  const nlohmann::json j = RunPlan::resolve(c).to_json();
+  std::set<std::string> keys, table;
+  for (const auto& item : j.items()) keys.insert(item.key());
+  for (const RunOptionInfo& o : run_option_table()) table.insert(o.key);
+  EXPECT_EQ(keys, table);
+  EXPECT_EQ(table.size(), 24u);
+  const RunPlan d = RunPlan::from_json(j);
   EXPECT_EQ(d.to_json(), j);
   EXPECT_EQ(d.seed, 123456789012345ULL);
-  EXPECT_EQ(d.policies, c.policies);
+  EXPECT_EQ(j.at("policies"), (nlohmann::json{"none", "static:k=1"}));
+  EXPECT_EQ(j.at("indexes"), (nlohmann::json{"torch:flat", "faiss:Flat"}));
+  EXPECT_EQ(j.at("device"), "cpu");
+  EXPECT_EQ(j.at("dtype"), "fp16");
+  EXPECT_EQ(j.at("workload"), RunPlan::resolve(c).workload.describe());
+  EXPECT_EQ(j.at("cache_mode"), "sharded");
+  EXPECT_EQ(j.at("shard"), "balanced");
   EXPECT_EQ(d.shard_index, 2);
+  EXPECT_TRUE(d.json);
   for (const auto& item : j.items()) {
     nlohmann::json missing = j;
     missing.erase(item.key());
-    EXPECT_ANY_THROW(RunConfig::from_json(missing)) << item.key();
+    EXPECT_ANY_THROW(RunPlan::from_json(missing)) << item.key();
+  }
+}
+
+TEST(RunOptionTable, DefaultsAreRunConfigsAndTheCacheDefaultsOneConstant) {
+  const RunConfig c;
+  std::map<std::string, std::string> def;
+  for (const RunOptionInfo& o : run_option_table()) {
+    def[o.key] = o.default_text;
+    std::string flag = "--" + o.key;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    if (o.key == "policies") flag = "--policy";
+    if (o.key == "indexes") flag = "--index";
+    EXPECT_EQ(o.flag, flag);
+    EXPECT_FALSE(o.help.empty()) << o.key;
+    EXPECT_EQ(find_run_option(flag.substr(2)), &o);  // the key and the flag, '-' or '_'
+    std::string snake = flag.substr(2);
+    std::replace(snake.begin(), snake.end(), '-', '_');
+    EXPECT_EQ(find_run_option(snake), &o);
+    EXPECT_EQ(find_run_option(o.key), &o);
+  }
+  EXPECT_EQ(def.at("chunk"), "128");
+  EXPECT_EQ(def.at("max_requests"), "40");
+  EXPECT_EQ(def.at("calib_requests"), "8");
+  EXPECT_EQ(def.at("capacity"), "4096");
+  EXPECT_EQ(def.at("dtype"), "fp32");
+  EXPECT_EQ(def.at("report"), "semskip-run.h5");
+  EXPECT_EQ(def.at("indexes"), "torch:flat");
+  EXPECT_EQ(def.at("sync"), "token");
+  EXPECT_EQ(def.at("shard"), "round-robin");
+  EXPECT_EQ(find_run_option("config"), nullptr);
+  // One default index and one capacity for the run, PolicyEnv and CacheOptions.
+  EXPECT_EQ(std::string(kDefaultIndexDescriptor), "torch:flat");
+  EXPECT_EQ(kDefaultCacheCapacity, 4096);
+  EXPECT_EQ(c.capacity, kDefaultCacheCapacity);
+  EXPECT_EQ(PolicyEnv{}.index_descriptor, kDefaultIndexDescriptor);
+  EXPECT_EQ(PolicyEnv{}.capacity, kDefaultCacheCapacity);
+  EXPECT_EQ(CacheOptions{}.index_descriptor, kDefaultIndexDescriptor);
+  EXPECT_EQ(CacheOptions{}.capacity, kDefaultCacheCapacity);
+}
+
+TEST(RunPlan, PermutedDescriptorsBuildPoliciesThatDescribeThemselvesAlike) {
+  PolicyEnv env;
+  env.n_layers = 10, env.hidden = 16;
+  const std::vector<std::pair<std::string, std::string>> same = {
+      {"residual:tau=0.95,p=2,r=7", "residual:p=2,r=7,tau=0.95"},
+      {"residual:cap=8192,kdim=8,proj=random,target=mlp,tau=0.980,r=8,p=2",
+       "residual:p=2,r=8,tau=0.98,target=mlp,proj=random,kdim=8,cap=8192"},
+      {"random:seed=3,rate=1e-1", "random:rate=0.1,seed=3"},
+      {"plan:tau=0.9,beta=0.05,p=2", "plan:p=2,beta=0.05,tau=0.9"},
+      {"static:layers=05+7", "static:layers=5+7"},
+      {"oracle:kv=mask,eps=.1", "oracle:eps=0.1,kv=mask"},
+  };
+  for (const auto& [permuted, canonical] : same) {
+    const std::string a = make_policy(permuted, env)->describe();
+    const std::string b = make_policy(canonical, env)->describe();
+    EXPECT_EQ(a, canonical) << permuted;
+    EXPECT_EQ(b, canonical);
+  }
+  // The rows of a report carry describe(): two runs of permuted descriptors give the same row.
+  auto row_of = [&](const std::string& desc) {
+    GatheredResult g = two_ranks();
+    g.policy = make_policy(desc, env)->describe();
+    return column<std::string>(summary_table({summarize(g, 10, 1)}), "policy");
+  };
+  EXPECT_EQ(row_of("residual:tau=0.95,r=7,p=2"), (std::vector<std::string>{"residual:p=2,r=7,tau=0.95"}));
+  EXPECT_EQ(row_of("residual:tau=0.95,r=7,p=2"), row_of("residual:p=2,r=7,tau=0.95"));
+}
+
+TEST(PolicyRequirements, OneCheckForCalibrationAndTeacherForcing) {
+  PolicyEnv env;
+  env.n_layers = 10, env.hidden = 16;
+  const auto stat = make_policy("static:k=1", env);
+  const auto oracle = make_policy("oracle:eps=0.1", env);
+  const auto none = make_policy("none", env);
+  EXPECT_NO_THROW(check_policy_requirements(*none, false, 5));
+  EXPECT_NO_THROW(check_policy_requirements(*stat, true, 5));
+  try {
+    check_policy_requirements(*stat, false, 0);
+    ADD_FAILURE() << "static:k without calibration accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("policy 'static:k=1' needs calibration requests (--calib-requests > 0)"),
+              std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(check_policy_requirements(*oracle, false, 0));
+  try {
+    check_policy_requirements(*oracle, true, 3);
+    ADD_FAILURE() << "oracle with generation accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("runs in teacher-forced evaluation only (max-new-tokens 0)"),
+              std::string::npos) << e.what();
   }
 }
 

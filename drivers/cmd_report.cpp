@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/strings.h"
 #include "drivers/command.h"
+#include "drivers/report_verbs.h"
 #include "reports/report_reader.h"
 #include "reports/run_info.h"
 #include "reports/table_text.h"
@@ -35,47 +36,12 @@ struct ReportOptions {
   bool compare = false;
 };
 
-std::string absolute_name(const std::string& name) { return starts_with(name, "/") ? name : "/" + name; }
+std::string absolute_name(const std::string& name) { return report_object_name(name); }
 
-// Opens `path` and refuses what is not a semskip report, before anything is printed.
-std::unique_ptr<ReportReader> open_report(const std::string& path) {
-  auto reader = std::make_unique<ReportReader>(path);
-  SEMSKIP_THROW_IF_NOT_MSG(reader->has_attr(report::kSchemaVersionAttr),
-                           "'{}' is not a semskip report (no root attribute '{}')", path,
-                           report::kSchemaVersionAttr);
-  return reader;
-}
+std::unique_ptr<ReportReader> open_report(const std::string& path) { return open_semskip_report(path); }
 
-std::vector<ObjectInfo> datasets(const ReportReader& r) {
-  std::vector<ObjectInfo> out;
-  for (ObjectInfo& o : r.list()) {
-    if (o.kind != ObjectKind::group) out.push_back(std::move(o));
-  }
-  return out;
-}
-
-// The datasets to show: all of them, or those named by --table (each must exist).
 std::vector<ObjectInfo> selected(const ReportReader& r, const std::vector<std::string>& names) {
-  std::vector<ObjectInfo> all = datasets(r);
-  if (names.empty()) return all;
-  std::vector<ObjectInfo> out;
-  for (const std::string& name : names) {
-    const std::string want = absolute_name(name);
-    bool found = false;
-    for (const ObjectInfo& o : all) {
-      if (o.path == want) {
-        out.push_back(o);
-        found = true;
-      }
-    }
-    if (!found) {
-      std::vector<std::string> have;
-      for (const ObjectInfo& o : all) have.push_back(o.path);
-      SEMSKIP_THROW_MSG("report '{}' has no table '{}' (it has: {})", r.path(), want,
-                        have.empty() ? std::string("nothing") : join(have, ", "));
-    }
-  }
-  return out;
+  return report_selected(r, names);
 }
 
 std::string attrs_text(const std::vector<std::pair<std::string, report::AttrValue>>& attrs) {
@@ -223,12 +189,65 @@ int run_report(const ReportOptions& opt) {
 
 }  // namespace
 
+std::string report_object_name(const std::string& name) { return starts_with(name, "/") ? name : "/" + name; }
+
+std::unique_ptr<ReportReader> open_semskip_report(const std::string& path) {
+  auto reader = std::make_unique<ReportReader>(path);
+  SEMSKIP_THROW_IF_NOT_MSG(reader->has_attr(report::kSchemaVersionAttr),
+                           "'{}' is not a semskip report (no root attribute '{}')", path,
+                           report::kSchemaVersionAttr);
+  return reader;
+}
+
+std::vector<ObjectInfo> report_datasets(const ReportReader& r) {
+  std::vector<ObjectInfo> out;
+  for (ObjectInfo& o : r.list()) {
+    if (o.kind != ObjectKind::group) out.push_back(std::move(o));
+  }
+  return out;
+}
+
+std::vector<ObjectInfo> report_selected(const ReportReader& r, const std::vector<std::string>& names) {
+  std::vector<ObjectInfo> all = report_datasets(r);
+  if (names.empty()) return all;
+  std::vector<ObjectInfo> out;
+  for (const std::string& name : names) {
+    const std::string want = report_object_name(name);
+    bool found = false;
+    for (const ObjectInfo& o : all) {
+      if (o.path == want) {
+        out.push_back(o);
+        found = true;
+      }
+    }
+    if (!found) {
+      std::vector<std::string> have;
+      for (const ObjectInfo& o : all) have.push_back(o.path);
+      SEMSKIP_THROW_MSG("report '{}' has no table '{}' (it has: {})", r.path(), want,
+                        have.empty() ? std::string("nothing") : join(have, ", "));
+    }
+  }
+  return out;
+}
+
 void add_report_command(CLI::App& app, CommandRegistry& reg) {
   auto opt = std::make_shared<ReportOptions>();
+  // The verbs have their own registry; without one, the original form runs.
+  auto verbs = std::make_shared<CommandRegistry>();
+  auto self = std::make_shared<CLI::App*>(nullptr);
   CLI::App* sub = reg.add(app, "report",
-                          "Print HDF5 reports (root attributes and tables), or compare the /summary of several runs",
-                          [opt] { return run_report(*opt); });
-  sub->add_option("files", opt->files, "Report files written by semskip (.h5)")->required();
+                          "Print HDF5 reports (root attributes and tables), or compare the /summary of several runs; "
+                          "verbs: show, compare, export, plot",
+                          [opt, verbs, self] {
+                            if (const CommandFn* fn = verbs->selected(**self)) return (*fn)();
+                            SEMSKIP_THROW_IF_NOT_MSG(!opt->files.empty(),
+                                                     "no report given (semskip report FILE... or a verb: "
+                                                     "show, compare, export, plot)");
+                            return run_report(*opt);
+                          });
+  *self = sub;
+  sub->require_subcommand(0, 1);
+  sub->add_option("files", opt->files, "Report files written by semskip (.h5)");
   sub->add_option("--table", opt->tables,
                   "Only this table or array (repeatable; '/index/build' or 'index/build'); with --compare, "
                   "the table to compare instead of /summary")
@@ -237,6 +256,8 @@ void add_report_command(CLI::App& app, CommandRegistry& reg) {
   sub->add_flag("--compare", opt->compare,
                 "One table of all files' /summary rows with a leading 'file' column; columns missing in a "
                 "file are left blank");
+  add_report_show_verbs(*sub, *verbs);
+  add_report_plot_verb(*sub, *verbs);
 }
 
 }  // namespace semskip

@@ -40,6 +40,7 @@ struct WorkloadStatsOptions {
   double tau = 0.95;
   int64_t probe_layer = -1;  // -1: a third of the way up the stack
   int64_t redundancy_max = 1000;
+  bool json = false;  // one JSON object on stdout instead of the text lines
 };
 
 struct WorkloadGenerateOptions {
@@ -112,8 +113,10 @@ int run_stats(const WorkloadStatsOptions& o) {
   ctx.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file(tok_path));
   ctx.model_type = model_type_of(model_dir);
 
-  std::printf("workload: %s\n", spec.describe().c_str());
-  std::printf("tokenizer: %s\n", tok_path.c_str());
+  if (!o.json) {
+    std::printf("workload: %s\n", spec.describe().c_str());
+    std::printf("tokenizer: %s\n", tok_path.c_str());
+  }
   std::unique_ptr<Workload> w = Workload::open(spec, ctx);
 
   // The redundancy estimate embeds the first --redundancy-max requests with the model.
@@ -130,13 +133,43 @@ int run_stats(const WorkloadStatsOptions& o) {
     };
   }
   WorkloadStats stats = collect_workload_stats(*w, each);
+  std::optional<RedundancyEstimate> est;
+  if (embedder) est = estimate_redundancy(embeddings, o.tau);
+  if (o.json) {
+    auto lengths = [](const LengthSummary& l) {
+      return nlohmann::ordered_json{{"n", l.n},     {"mean", l.mean}, {"min", l.min}, {"p50", l.p50},
+                                    {"p90", l.p90}, {"p99", l.p99},   {"max", l.max}};
+    };
+    nlohmann::ordered_json j = {
+        {"workload", spec.describe()},
+        {"tokenizer", tok_path},
+        {"n_requests", stats.n_requests},
+        {"n_bad_lines_skipped", stats.counters.n_bad_lines_skipped},
+        {"n_filtered", stats.counters.n_filtered},
+        {"prompt_tokens", lengths(stats.prompt_tokens)},
+        {"output_tokens", lengths(stats.output_tokens)},
+        {"reference_tokens", lengths(stats.reference_tokens)},
+        {"n_with_reference", stats.n_with_reference},
+        {"n_with_choices", stats.n_with_choices},
+        {"n_groups", stats.n_groups},
+        {"last_arrival_s", stats.last_arrival_s},
+        {"load_s", stats.load_seconds},
+        {"skipped_examples", stats.counters.skipped_examples},
+        {"redundancy", nullptr}};
+    if (est) {
+      j["redundancy"] = {{"fraction", est->fraction}, {"n_redundant", est->n_redundant},
+                         {"n_requests", est->n_requests}, {"tau", o.tau},
+                         {"probe_layer", embedder->probe_layer()}};
+    }
+    std::puts(j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
+    return 0;
+  }
   std::fputs(format_workload_stats(stats).c_str(), stdout);
-  if (embedder) {
-    const RedundancyEstimate est = estimate_redundancy(embeddings, o.tau);
+  if (est) {
     std::printf("redundancy:        %.4f (%lld of the first %lld requests have a neighbour with "
                 "cosine > %g at layer %lld)\n",
-                est.fraction, static_cast<long long>(est.n_redundant),
-                static_cast<long long>(est.n_requests), o.tau,
+                est->fraction, static_cast<long long>(est->n_redundant),
+                static_cast<long long>(est->n_requests), o.tau,
                 static_cast<long long>(embedder->probe_layer()));
   }
   return 0;
@@ -218,6 +251,7 @@ void add_workload_command(CLI::App& app, CommandRegistry& reg) {
   s->add_option("--redundancy-max", stats->redundancy_max,
                 "embed at most this many requests (all-pairs search; 0: no estimate)")
       ->capture_default_str();
+  s->add_flag("--json", stats->json, "print the statistics as one JSON object");
 
   auto gen = std::make_shared<WorkloadGenerateOptions>();
   CLI::App* g = nested->add(*wl, "generate", "Write a workload as a ShareGPT JSON file",

@@ -10,6 +10,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "core/hf_cache.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/paths.h"
@@ -43,7 +44,7 @@ struct GenerateCliOptions {
 };
 
 int run_generate(const GenerateCliOptions& o) {
-  const std::string dir = o.model.empty() ? embedded_model_dir(kDefaultModel) : o.model;
+  const std::string dir = o.model.empty() ? embedded_model_dir(kDefaultModel) : resolve_model_arg(o.model);
   SEMSKIP_THROW_IF_NOT_MSG(o.prompt.empty() != (o.prompt_tokens == 0),
                            "generate: give exactly one of --prompt TEXT and --prompt-tokens N");
   SEMSKIP_THROW_IF_NOT_MSG(o.batch >= 1 && o.max_new_tokens >= 1 && o.prompt_tokens >= 0,

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "drivers/report_flags.h"
 #include "core/error.h"
 #include "core/strings.h"
 #include "core/version.h"
@@ -46,6 +47,7 @@ struct IndexBenchOptions {
   int64_t repeat = 20;
   int64_t threads = 0;
   std::string report;
+  ReportFlags report_flags;  // --metadata, --force
 };
 
 constexpr int64_t kDefaultDim = 256;
@@ -127,7 +129,10 @@ int run_index_bench(const IndexBenchOptions& o) {
   const std::vector<IndexBenchCase> cases = expand(o, sweep);
   // Every descriptor is checked for every dimension before anything is measured.
   for (const IndexBenchCase& c : cases) make_index(c.descriptor, c.dim);
-  report::RunInfo info = report::collect_run_info();  // created_utc: when the run started
+  // Before any work: the report can be written (--force to replace one), the metadata parses.
+  const std::string user_metadata = o.report.empty() ? "{}" : check_report_flags(o.report_flags, o.report);
+  report::RunInfo info = collect_environment({});  // created_utc: when the run started
+  info.user_metadata_json = user_metadata;
   std::unique_ptr<report::ReportWriter> writer;
   if (!o.report.empty())
     writer = std::make_unique<report::ReportWriter>(std::filesystem::absolute(o.report).string());
@@ -207,6 +212,7 @@ void add_index_bench_command(CLI::App& app, CommandRegistry& reg) {
                   "the physical cores it detects")
       ->capture_default_str();
   sub->add_option("--report", o->report, "HDF5 report to write (tables /index/bench, /index/bench_samples)");
+  add_report_flags(sub, o->report_flags);
 }
 
 }  // namespace semskip

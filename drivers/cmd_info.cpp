@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/hf_cache.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/paths.h"
@@ -41,7 +42,7 @@ std::string human_bytes(double bytes) {
 }
 
 json info_json(const InfoOptions& o) {
-  const std::string dir = o.model.empty() ? embedded_model_dir(kDefaultModel) : o.model;
+  const std::string dir = o.model.empty() ? embedded_model_dir(kDefaultModel) : resolve_model_arg(o.model);
   const ModelConfig c = ModelConfig::from_file((std::filesystem::path(dir) / "config.json").string());
   SEMSKIP_THROW_IF_NOT_MSG(o.context >= 1, "option --context: must be >= 1, got {}", o.context);
   // Built on the meta device: every parameter's shape, no memory, no weights needed.

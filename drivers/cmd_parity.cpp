@@ -14,6 +14,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "core/hf_cache.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/strings.h"
@@ -164,7 +165,7 @@ int run_parity(const ParityOptions& o) {
   mo.attn_impl = parse_attn_impl(o.attn, "option --attn");
   SEMSKIP_THROW_IF_NOT_MSG(o.tolerance >= 0, "option --tolerance: must be >= 0, got {}", o.tolerance);
   if (o.ep > 1) mo.device = Runtime::get().device(mo.device);  // one device per rank
-  const Transformer model = Transformer::load(o.model, mo);
+  const Transformer model = Transformer::load(resolve_model_arg(o.model), mo);
   std::unique_ptr<ExpertParallelGroup> ep;
   if (o.ep > 1) ep = std::make_unique<ExpertParallelGroup>(Runtime::get().world(), o.ep, &model.config());
   const SafetensorsFile ref(o.reference);

@@ -30,6 +30,7 @@
 #include "index/kokkos_scope.h"
 #include "engine/evaluator.h"
 #include "engine/run_config.h"
+#include "drivers/report_flags.h"
 #include "engine/run_requests.h"
 #include "engine/run_summary.h"
 #include "model/transformer.h"
@@ -255,7 +256,8 @@ std::vector<std::string> gpus_of_ranks(const at::Device& device, Runtime& rt) {
   return gpus;
 }
 
-int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file, const std::string& config_from) {
+int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file, const std::string& config_from,
+                   const ReportFlags& report_flags) {
   // Before any policy exists: a kokkos: index needs Kokkos, and its views must go first.
   KokkosScope kokkos;
   Runtime& rt = Runtime::get();
@@ -263,6 +265,10 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   const bool distributed = rt.world_size() > 1;
   const RunPlan plan = agree_on_plan(cli, sub, config_file, config_from, rt);
   if (plan.threads > 0) at::set_num_threads(static_cast<int>(plan.threads));
+  // Before any work: the report can be written (and --force allows replacing one), the
+  // metadata is well formed. Rank 0 writes the report; its refusal ends every rank.
+  std::string user_metadata = "{}";
+  if (rt.is_root() && !plan.report.empty()) user_metadata = check_report_flags(report_flags, plan.report);
 
   ModelOptions mo;
   mo.dtype = plan.dtype;
@@ -331,11 +337,17 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
 
   if (!plan.report.empty()) {
     report::ReportWriter writer(std::filesystem::absolute(plan.report).string());
-    report::RunInfo info = report::collect_run_info();
+    report::RunInfo info = collect_environment({});
     info.config_json = plan.to_json().dump();
+    info.user_metadata_json = user_metadata;
     info.world_size = rt.world_size();
     info.hosts = rt.hosts();
-    info.gpus = gpus;
+    info.gpus = gpus;  // each rank's device, in rank order (empty on CPU)
+    if (!distributed && model.device().is_cuda()) {
+      const std::vector<GpuDescription> all = visible_gpus();
+      const size_t i = model.device().has_index() ? static_cast<size_t>(model.device().index()) : 0;
+      if (i < all.size() && gpus.size() == 1) info.gpu_memory_bytes = {all[i].memory_bytes};
+    }
     report::write_run_info(writer, info);
     writer.set_attr("command", std::string("run"));
     writer.set_attr("model_type", mc.model_type);
@@ -378,11 +390,12 @@ void add_run_command(CLI::App& app, CommandRegistry& reg) {
   auto config_file = std::make_shared<std::string>();
   auto config_from = std::make_shared<std::string>();
   auto sub_ptr = std::make_shared<CLI::App*>(nullptr);
+  auto report_flags = std::make_shared<ReportFlags>();
   CLI::App* sub = reg.add(app, "run",
                           "Compare skip policies against the full model on one workload: FLOPs saved, "
                           "accuracy lost (Stage-1 experiment)",
-                          [cfg, config_file, config_from, sub_ptr]() {
-                            return run_experiment(*cfg, *sub_ptr, *config_file, *config_from);
+                          [cfg, config_file, config_from, sub_ptr, report_flags]() {
+                            return run_experiment(*cfg, *sub_ptr, *config_file, *config_from, *report_flags);
                           });
   *sub_ptr = sub;
   sub->add_option("--config", *config_file,
@@ -417,6 +430,9 @@ void add_run_command(CLI::App& app, CommandRegistry& reg) {
   add_table_option(sub, "shard_of", c.shard_of, added);
   add_table_option(sub, "shard_index", c.shard_index, added);
   SEMSKIP_ASSERT(added.size() == run_option_table().size());  // every option of the table has its flag
+  // What the report records about the run beyond its configuration, and whether it may replace
+  // an existing report: not part of the configuration (config_json), so not TOML keys.
+  add_report_flags(sub, *report_flags);
 }
 
 }  // namespace semskip

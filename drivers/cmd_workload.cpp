@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/hf_cache.h"
 #include "core/error.h"
 #include "core/paths.h"
 #include "core/strings.h"
@@ -106,7 +107,7 @@ class ProbeEmbedder {
 int run_stats(const WorkloadStatsOptions& o) {
   WorkloadSpec spec = WorkloadSpec::parse(o.spec);
   spec.apply({o.max_requests, o.on_bad_line, o.arrivals, o.seed});
-  const std::string model_dir = o.model.empty() ? embedded_model_dir(kDefaultModel) : o.model;
+  const std::string model_dir = o.model.empty() ? embedded_model_dir(kDefaultModel) : resolve_model_arg(o.model);
   const std::string tok_path =
       o.tokenizer.empty() ? (fs::path(model_dir) / "tokenizer.json").string() : o.tokenizer;
   WorkloadContext ctx;

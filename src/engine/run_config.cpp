@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/hf_cache.h"
 #include "core/error.h"
 #include "core/paths.h"
 #include "core/strings.h"
@@ -153,7 +154,7 @@ const RunOptionInfo* find_run_option(const std::string& key) {
 RunPlan RunPlan::resolve(RunConfig cfg) {
   cfg.validate();
   RunPlan p;
-  p.model = cfg.model.empty() ? embedded_model_dir(kDefaultModel) : cfg.model;
+  p.model = cfg.model.empty() ? embedded_model_dir(kDefaultModel) : resolve_model_arg(cfg.model);
   p.random_init = cfg.random_init;
   p.dtype = parse_dtype(cfg.dtype, "--dtype");
   p.device = parse_device(cfg.device, "--device");

@@ -39,6 +39,21 @@ def check(cond, what):
 report = os.path.join(scratch, "run.h5")
 run("--max-requests", "3", "--calib-requests", "2", "--policy", "none", "--policy", "static:k=1",
     "--policy", "residual:p=2,r=7,tau=0.9", "--report", report)
+# An existing report is kept unless --force; --metadata lands in the root attribute user_metadata.
+before = open(report, "rb").read()
+run("--max-requests", "3", "--calib-requests", "2", "--policy", "none", "--report", report, expect_ok=False,
+    pattern="a file of that name exists; pass --force")
+check(open(report, "rb").read() == before, "a refused run changed the existing report")
+run("--max-requests", "3", "--calib-requests", "2", "--policy", "none", "--report", report, "--force",
+    "--metadata", "study=frontier", "--metadata", "node=a1")
+with h5py.File(report, "r") as f:
+    meta = json.loads(f.attrs["user_metadata"])
+    check(meta == {"study": "frontier", "node": "a1"}, f"user_metadata {meta}")
+    check(f.attrs["status"] == "complete", f"status {f.attrs['status']}")
+run("--max-requests", "3", "--calib-requests", "2", "--policy", "none", "--report", report, "--force",
+    "--metadata", "novalue", expect_ok=False, pattern="novalue")
+run("--max-requests", "3", "--calib-requests", "2", "--policy", "none", "--policy", "static:k=1",
+    "--policy", "residual:p=2,r=7,tau=0.9", "--report", report, "--force")
 with h5py.File(report, "r") as f:
     s = f["/summary"][:]
     pol = [p.decode() for p in s["policy"]]
@@ -136,7 +151,7 @@ for flag, d in DEFAULTS.items():  # CLI11 writes "--chunk INT=128" (older versio
           f"--help does not show {flag}'s default {d}: {shown}")
 flags = {f for line in h.splitlines() for w in line.split()[:1] for f in w.split(",") if f.startswith("--")}
 FLAG = {"policies": "--policy", "indexes": "--index"}
-want = {FLAG.get(k, "--" + k.replace("_", "-")) for k in c2} | {"--report", "--config", "--config-from", "--help"}
+want = {FLAG.get(k, "--" + k.replace("_", "-")) for k in c2} | {"--report", "--config", "--config-from", "--help", "--metadata", "--force"}
 check(flags == want, f"--help options {sorted(flags ^ want)} differ from config_json's keys")
 
 # FLOPs by hand from models/tiny-dense/config.json: hidden 256, intermediate 704, 4 heads of

@@ -254,30 +254,32 @@ def case_failure():
     check(elapsed < 20, f"the failing job took {elapsed:.1f} s")
     check(not os.path.exists(os.path.join(scratch, "bad.h5")), "a failed run left a report")
     check(not os.path.exists(os.path.join(scratch, "bad.h5.tmp")), "a failed run left a temporary report")
-    # Rank 0 failing while it writes the report, after every rank has done its work (as root,
-    # permissions stop nothing, so the paths themselves are impossible): (a) the report's
-    # directory is a regular file, so its temporary file cannot be created; (b) the report path
-    # is a directory, so the complete temporary file cannot be renamed onto it and is removed.
+    # A report path that cannot be written is refused by rank 0 before any work, and the job
+    # ends on every rank (as root, permissions stop nothing, so the paths themselves are
+    # impossible): (a) the report's directory is a regular file; (b) the report path is a
+    # directory. Nothing is created, nothing in the way is changed, no result is printed.
     small = ["--workload", PREFIX_WORKLOAD, "--max-requests", "2", "--calib-requests", "0", "--policy", "none"]
     blocker = os.path.join(scratch, "not_a_dir")
     with open(blocker, "w") as fh:
         fh.write("a regular file\n")
     p, out, elapsed = run([*small, "--report", "not_a_dir/run.h5"], ranks=2, expect_ok=False, timeout=60)
     check(p.returncode != 0, "a report that cannot be created must fail the job")
-    check("rank 0/2" in out and "cannot create report" in out and "not_a_dir/run.h5.tmp" in out,
+    check("rank 0/2" in out and "report 'not_a_dir/run.h5'" in out and "is not a folder" in out,
           f"report creation failure message:\n{out}")
-    check("ppl" in p.stdout and "report written" not in out, f"the run itself must have completed:\n{out}")
-    check(elapsed < 20, f"the job failing at its report took {elapsed:.1f} s")
+    check("ppl" not in p.stdout and "report written" not in out, f"the run must not have started:\n{out}")
+    check(elapsed < 20, f"the job refusing its report took {elapsed:.1f} s")
     with open(blocker) as fh:
         check(fh.read() == "a regular file\n", "the file in the report's way was changed")
     target = os.path.join(scratch, "dir.h5")
     os.makedirs(target)
     p, out, elapsed = run([*small, "--report", "dir.h5"], ranks=2, expect_ok=False, timeout=60)
-    check(p.returncode != 0, "a report that cannot be renamed into place must fail the job")
-    check("rank 0/2" in out and "cannot rename" in out, f"report rename failure message:\n{out}")
-    check(elapsed < 20, f"the job failing at its report took {elapsed:.1f} s")
+    check(p.returncode != 0, "a report path that is a directory must fail the job")
+    check("rank 0/2" in out and "report 'dir.h5'" in out and "is a directory" in out,
+          f"report directory failure message:\n{out}")
+    check("ppl" not in p.stdout, f"the run must not have started:\n{out}")
+    check(elapsed < 20, f"the job refusing its report took {elapsed:.1f} s")
     check(os.path.isdir(target) and os.listdir(target) == [], "the directory in the report's way was changed")
-    check(not os.path.exists(target + ".tmp"), "a failed report left its temporary file")
+    check(not os.path.exists(target + ".tmp"), "a refused report left a temporary file")
 
 
 def case_report():

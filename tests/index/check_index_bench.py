@@ -75,7 +75,7 @@ def check_npy(semskip, workdir):
     np.save(npy, x)
     report = os.path.join(workdir, "index_bench_npy.h5")
     subprocess.run([semskip, "index-bench", "--index", "torch:flat", "--data", npy, "--n", "500",
-                    "--queries", "10", "--k", "3", "--repeat", "2", "--report", report], check=True)
+                    "--queries", "10", "--k", "3", "--repeat", "2", "--report", report, "--force"], check=True)
     with h5py.File(report, "r") as f:
         row = f["/index/bench"][()][0]
     expect(row["dim"] == 12, "dimension not taken from the .npy file")

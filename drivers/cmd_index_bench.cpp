@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -48,6 +49,7 @@ struct IndexBenchOptions {
   int64_t threads = 0;
   std::string report;
   ReportFlags report_flags;  // --metadata, --force
+  bool json = false;         // --json: the result table as JSON instead of text
 };
 
 constexpr int64_t kDefaultDim = 256;
@@ -162,7 +164,20 @@ int run_index_bench(const IndexBenchOptions& o) {
                  static_cast<long long>(c.k));
     results.push_back(run_index_bench_case(c, data, truth));
   }
-  std::fputs(printed_table(results).c_str(), stdout);
+  if (o.json) {
+    // One object per result row, every column of /index/bench (the same field table).
+    const report::Table t = index_bench_fields().table(results);
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    for (size_t r = 0; r < t.n_rows(); ++r) {
+      nlohmann::ordered_json row;
+      for (const report::Column& c : t.columns())
+        std::visit([&](const auto& v) { row[c.name] = v[r]; }, c.data);
+      rows.push_back(std::move(row));
+    }
+    std::fputs((rows.dump(2) + "\n").c_str(), stdout);
+  } else {
+    std::fputs(printed_table(results).c_str(), stdout);
+  }
 
   if (writer) {
     const nlohmann::json config = {
@@ -213,6 +228,7 @@ void add_index_bench_command(CLI::App& app, CommandRegistry& reg) {
       ->capture_default_str();
   sub->add_option("--report", o->report, "HDF5 report to write (tables /index/bench, /index/bench_samples)");
   add_report_flags(sub, o->report_flags);
+  sub->add_flag("--json", o->json, "Print the result table as JSON (one object per row, the columns of /index/bench)");
 }
 
 }  // namespace semskip

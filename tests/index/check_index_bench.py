@@ -83,6 +83,25 @@ def check_npy(semskip, workdir):
     expect(row["recall_at_k"] == 1.0, "exact search over file vectors missed neighbours")
 
 
+def check_json(semskip, workdir):
+    # --json prints the rows of /index/bench: the same descriptors, sizes and recall as the
+    # report written by the same run (timings differ between runs, so one run gives both).
+    report = os.path.join(workdir, "index_bench_json.h5")
+    p = subprocess.run([semskip, "index-bench", "--index", "torch:flat", "--n", "200,400", "--dim", "8",
+                        "--queries", "4", "--k", "3", "--repeat", "2", "--report", report, "--force", "--json"],
+                       capture_output=True, text=True, check=True)
+    rows = json.loads(p.stdout)
+    with h5py.File(report, "r") as f:
+        t = f["/index/bench"][()]
+    expect(len(rows) == len(t) == 2, f"--json printed {len(rows)} rows, the report has {len(t)}")
+    for row, rec in zip(rows, t):
+        expect(set(row) == set(t.dtype.names), f"--json keys {sorted(set(row) ^ set(t.dtype.names))} differ")
+        for name in ("descriptor", "n_keys", "dim", "k", "recall_at_k", "queries_per_s", "lookup_batch_flops",
+                     "memory_bytes"):
+            v = rec[name].decode() if isinstance(rec[name], bytes) else rec[name].item()
+            expect(row[name] == v, f"--json {name} {row[name]!r} != report {v!r}")
+
+
 def check_bad_descriptor(semskip, workdir):
     report = os.path.join(workdir, "index_bench_bad.h5")
     if os.path.exists(report):
@@ -104,6 +123,7 @@ def main():
     a = ap.parse_args()
     check_sweep(a.report, a.index)
     check_npy(a.semskip, a.workdir)
+    check_json(a.semskip, a.workdir)
     check_bad_descriptor(a.semskip, a.workdir)
     print("check_index_bench: ok")
 

@@ -23,6 +23,7 @@
 #include "workloads/workload.h"
 #include "workloads/workload_spec.h"
 #include "workloads/workload_stats.h"
+#include "core/timing.h"
 
 namespace semskip {
 
@@ -189,10 +190,10 @@ int run_generate(const WorkloadGenerateOptions& o) {
                            "gpt turns (use synthetic, sharegpt, lmsys or jsonl)",
                            kind);
   const WorkloadContext ctx;
-  const auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch clock;
   std::unique_ptr<Workload> w = Workload::open(spec, ctx);
   const int64_t n = write_sharegpt(*w, o.out);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double s = clock.seconds();
   std::printf("wrote %lld conversations from %s to %s in %.2f s\n", static_cast<long long>(n),
               spec.describe().c_str(), o.out.c_str(), s);
   return 0;

@@ -1,13 +1,13 @@
 #include "index/index_benchmark.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "core/timing.h"
 #include "core/error.h"
 #include "index/descriptor.h"
 #include "index/index_factory.h"
@@ -16,24 +16,6 @@
 #include "index/synthetic_vectors.h"
 
 namespace semskip {
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Linear interpolation between closest ranks; sorted must be non-empty.
-double percentile(const std::vector<double>& sorted, double p) {
-  const double pos = p / 100.0 * static_cast<double>(sorted.size() - 1);
-  const size_t lo = static_cast<size_t>(std::floor(pos));
-  const size_t hi = std::min(lo + 1, sorted.size() - 1);
-  return sorted[lo] + (pos - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
-}
-
-}  // namespace
 
 IndexBenchData make_index_bench_data(const std::string& data, int64_t n, int64_t dim,
                                      int64_t n_query_rows, uint64_t seed) {
@@ -61,18 +43,16 @@ IndexBenchData make_index_bench_data(const std::string& data, int64_t n, int64_t
 SearchFigures derive_search_figures(const std::vector<double>& batch_seconds,
                                     int64_t queries_per_batch) {
   SEMSKIP_THROW_IF_NOT_MSG(!batch_seconds.empty(), "derive_search_figures: no samples");
-  std::vector<double> sorted = batch_seconds;
-  std::sort(sorted.begin(), sorted.end());
+  // The one timing protocol's order statistics (core/timing.h); queries/s at the median.
+  const TimingStats t = summarize_samples(batch_seconds);
   SearchFigures f;
-  const double median = percentile(sorted, 50);
-  f.queries_per_s = median > 0 ? static_cast<double>(queries_per_batch) / median : 0;
-  f.latency_mean_s =
-      std::accumulate(sorted.begin(), sorted.end(), 0.0) / static_cast<double>(sorted.size());
-  f.latency_p50_s = median;
-  f.latency_p90_s = percentile(sorted, 90);
-  f.latency_p99_s = percentile(sorted, 99);
-  f.latency_min_s = sorted.front();
-  f.latency_max_s = sorted.back();
+  f.queries_per_s = t.rate(static_cast<double>(queries_per_batch));
+  f.latency_mean_s = t.mean_s;
+  f.latency_p50_s = t.median_s;
+  f.latency_p90_s = t.p90_s;
+  f.latency_p99_s = t.p99_s;
+  f.latency_min_s = t.min_s;
+  f.latency_max_s = t.max_s;
   return f;
 }
 
@@ -89,13 +69,13 @@ IndexBenchResult run_index_bench_case(const IndexBenchCase& config, const IndexB
   r.config = config;
   r.threads = at::get_num_threads();
 
-  const Clock::time_point t_build = Clock::now();
+  const Stopwatch build_clock;
   std::unique_ptr<VectorIndex> index = make_index(config.descriptor, data.dim);
   if (!index->is_trained()) index->train(data.n, data.keys.data());
   std::vector<int64_t> ids(static_cast<size_t>(data.n));  // int64 [n]: key row = id
   std::iota(ids.begin(), ids.end(), int64_t{0});
   index->add(data.n, data.keys.data(), ids.data());
-  r.build_s = seconds_since(t_build);
+  r.build_s = build_clock.seconds();
   r.device = index->device().str();
   r.memory_bytes = index->memory_bytes();
   r.lookup_flops_batch = index->lookup_flops(q);
@@ -105,14 +85,16 @@ IndexBenchResult run_index_bench_case(const IndexBenchCase& config, const IndexB
   at::Tensor all_queries = at::from_blob(const_cast<float*>(data.queries.data()),
                                          {n_batches * q, data.dim}, at::kFloat)
                                .to(index->device());  // float32 [n_batches·q, dim]
+  // The copy to the device has finished before the first clock starts (a host read waits).
+  (void)all_queries.narrow(0, 0, 1).to(at::kCPU);
   std::vector<int64_t> found(static_cast<size_t>(config.repeat * q * k));  // int64 [repeat·q, k]
   for (int64_t b = 0; b < n_batches; ++b) {
     at::Tensor batch = all_queries.narrow(0, b * q, q);
-    const Clock::time_point t0 = Clock::now();
+    const Stopwatch clock;
     SearchResult res = index->search(batch, k);
     at::Tensor ids_host = res.ids.to(at::kCPU).contiguous();  // waits for device work
     at::Tensor sims_host = res.similarities.to(at::kCPU);
-    const double dt = seconds_since(t0);
+    const double dt = clock.seconds();
     if (b < config.warmup) continue;
     r.batch_seconds.push_back(dt);
     std::copy_n(ids_host.data_ptr<int64_t>(), q * k, found.begin() + (b - config.warmup) * q * k);

@@ -1,7 +1,6 @@
 #include "workloads/workload_stats.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <unordered_set>
@@ -9,17 +8,9 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/timing.h"
 
 namespace semskip {
-
-double percentile(const std::vector<double>& sorted, double q) {
-  SEMSKIP_THROW_IF_NOT_MSG(!sorted.empty(), "percentile of an empty set");
-  SEMSKIP_THROW_IF_NOT_MSG(q >= 0 && q <= 100, "percentile {} is not in [0, 100]", q);
-  const double pos = q / 100.0 * double(sorted.size() - 1);
-  const size_t lo = static_cast<size_t>(std::floor(pos));
-  const size_t hi = std::min(lo + 1, sorted.size() - 1);
-  return sorted[lo] + (pos - double(lo)) * (sorted[hi] - sorted[lo]);
-}
 
 LengthSummary summarize(std::vector<double> values) {
   LengthSummary s;
@@ -36,7 +27,7 @@ LengthSummary summarize(std::vector<double> values) {
 }
 
 WorkloadStats collect_workload_stats(Workload& w, const std::function<void(const Request&)>& each) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch clock;
   std::vector<double> prompt, output, reference;
   std::unordered_set<int64_t> groups;
   WorkloadStats s;
@@ -52,13 +43,12 @@ WorkloadStats collect_workload_stats(Workload& w, const std::function<void(const
     if (r->group >= 0) groups.insert(r->group);
     s.last_arrival_s = r->arrival_s;
     if (each) {
-      const auto e0 = std::chrono::steady_clock::now();
+      const Stopwatch each_clock;
       each(*r);
-      each_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
+      each_seconds += each_clock.seconds();
     }
   }
-  s.load_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - each_seconds;
+  s.load_seconds = clock.seconds() - each_seconds;
   s.n_requests = static_cast<int64_t>(prompt.size());
   s.prompt_tokens = summarize(std::move(prompt));
   s.output_tokens = summarize(std::move(output));

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/timing.h"  // percentile, used with these summaries
 #include "workloads/load_counters.h"
 #include "workloads/workload.h"
 
@@ -16,9 +17,7 @@ struct LengthSummary {
   double mean = 0, min = 0, p50 = 0, p90 = 0, p99 = 0, max = 0;
 };
 
-// q-th percentile (q in [0, 100]) of ascending `sorted`, interpolated linearly between the
-// closest ranks (numpy's default). semskip::Error on an empty input.
-double percentile(const std::vector<double>& sorted, double q);
+// Mean, extremes and percentiles (core/timing.h's percentile) of `values`.
 LengthSummary summarize(std::vector<double> values);
 
 struct WorkloadStats {

@@ -5,15 +5,11 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/timing.h"
 
 namespace semskip {
 
 namespace {
-
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // The dispatch of zero tokens: no pairs, zero per expert.
 ExpertDispatch empty_dispatch(const MoeBlock& moe, const at::Tensor& x) {
@@ -66,7 +62,7 @@ at::Tensor ExpertParallel::forward_routed(const MoeBlock& moe, const at::Tensor&
     send_counts[static_cast<size_t>(part.owner(e))] += plan.counts[static_cast<size_t>(e)];
   const at::Tensor send_rows = moe.gather_rows(x, plan);  // [N·k, d], owner-major
 
-  const int64_t t0 = now_ns();
+  const int64_t t0 = monotonic_ns();
   // 1. Each owner learns how many pairs of each of its experts every rank sends.
   const at::Tensor expert_counts = at::tensor(plan.counts, at::kLong);  // int64 [E]
   const std::vector<int64_t> experts_per_rank = part.counts();
@@ -85,7 +81,7 @@ at::Tensor ExpertParallel::forward_routed(const MoeBlock& moe, const at::Tensor&
   }
   // 2. The rows to their experts' owners.
   const at::Tensor recv_rows = group_.alltoallv(send_rows, send_counts, recv_counts);  // [R, d], source-major
-  const int64_t t1 = now_ns();
+  const int64_t t1 = monotonic_ns();
 
   const bool reorder = n_ranks > 1 && n_local > 1;
   const at::Tensor order = reorder ? expert_major_order(recv_expert_counts, n_ranks, n_local).to(x.device())
@@ -94,11 +90,11 @@ at::Tensor ExpertParallel::forward_routed(const MoeBlock& moe, const at::Tensor&
   const at::Tensor out_by_expert = moe.experts_forward(by_expert, run_counts, flops, layer);  // [R, d]
   at::Tensor out_rows = out_by_expert;
   if (reorder) out_rows = at::empty_like(out_by_expert).index_copy_(0, order, out_by_expert);
-  const int64_t t2 = now_ns();
+  const int64_t t2 = monotonic_ns();
 
   // 3. The outputs back to the tokens' ranks, in the order the pairs were sent.
   const at::Tensor y_rows = group_.alltoallv(out_rows, recv_counts, send_counts);  // [N·k, d], plan order
-  const int64_t t3 = now_ns();
+  const int64_t t3 = monotonic_ns();
 
   at::Tensor out = moe.combine(y_rows, plan);
   if (moe.shared && x.size(0) > 0) out = out + moe.shared_expert(x, flops, layer);

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "comm/mpi_check.h"
 #include "comm/mpi_datatype.h"
+#include "core/timing.h"
 
 namespace semskip {
 
@@ -53,11 +54,10 @@ void counts_and_displs(const std::vector<int64_t>& counts, std::vector<int>& c, 
 
 class Timed {
  public:
-  Timed(CommStats& stats, CollectiveKind kind) : stats_(stats), kind_(kind), t0_(std::chrono::steady_clock::now()) {}
+  Timed(CommStats& stats, CollectiveKind kind) : stats_(stats), kind_(kind) {}
   ~Timed() {
     if (!done_) return;  // a throwing collective counts nothing
-    const auto dt = std::chrono::steady_clock::now() - t0_;
-    stats_.add(kind_, sent_, recv_, std::chrono::duration_cast<std::chrono::nanoseconds>(dt).count());
+    stats_.add(kind_, sent_, recv_, clock_.nanoseconds());
   }
   void bytes(int64_t sent, int64_t recv) {
     sent_ = sent;
@@ -68,7 +68,7 @@ class Timed {
  private:
   CommStats& stats_;
   CollectiveKind kind_;
-  std::chrono::steady_clock::time_point t0_;
+  Stopwatch clock_;
   int64_t sent_ = 0, recv_ = 0;
   bool done_ = false;
 };

@@ -1,22 +1,17 @@
 #include "engine/evaluator.h"
 
 #include <algorithm>
-#include <chrono>
 
 #include "core/error.h"
 #include "comm/communicator.h"
 #include "engine/step_batch.h"
+#include "metrics/timing.h"
 #include "model/transformer.h"
 #include "skip/baseline_policies.h"
 
 namespace semskip {
 
 namespace {
-
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Block and MLP skips per row of a step's decisions.
 void add_row_skips(const StepContext& ctx, std::vector<int64_t>& block, std::vector<int64_t>& mlp) {
@@ -191,7 +186,10 @@ class StepRunner {
     int64_t unused_lookup = 0;
     NonePolicy none(Descriptor::parse("none"));
     const CommTotals comm0 = CommTotals::snapshot(dist_.counted);
-    const int64_t t0 = now_ns();
+    // The timing protocol: the device is idle when the clock starts; the host copy of the
+    // logits at the end waits for the step's device work.
+    synchronize(model_.device());
+    const Stopwatch clock;
     StepContext ctx(cfg.n_layers, cfg.hidden_size, fs.sb.valid, fs.sb.rows, true);
     ctx.union_row_offset = union_offset;
     SkipKvCache kv = engine_.make_cache(B, S + opts_.max_new_tokens);
@@ -201,7 +199,7 @@ class StepRunner {
       fs.gen = continue_greedy(engine_, model_, logits.select(1, S - 1).argmax(-1), fs.sb.rows, union_offset, kv,
                                none, opts_, lockstep_, &fs.flops, nullptr, unused_block, unused_mlp, unused_lookup);
     fs.logits = logits.to(at::kCPU, at::kFloat);
-    fs.t_ns = now_ns() - t0;
+    fs.t_ns = clock.nanoseconds();
     fs.comm = CommTotals::snapshot(dist_.counted) - comm0;
     return fs;
   }
@@ -218,7 +216,8 @@ class StepRunner {
     const CommTotals comm_before = CommTotals::snapshot(dist_.counted);
     const EpStats ep_before = dist_.ep ? dist_.ep->stats() : EpStats{};
     const CacheStats cache_before = policy.cache_stats();
-    const int64_t t0 = now_ns();
+    synchronize(model_.device());
+    const Stopwatch clock;
     StepContext ctx(L, cfg.hidden_size, sb.valid, sb.rows, true);
     ctx.flops = &f;
     ctx.union_row_offset = fs.union_offset;
@@ -232,7 +231,7 @@ class StepRunner {
       gen = continue_greedy(engine_, model_, logits.select(1, S - 1).argmax(-1), sb.rows, fs.union_offset, kv,
                             policy, opts_, lockstep_, &f, &counts, block, mlp, t_lookup);
     const at::Tensor ls = logits.to(at::kCPU, at::kFloat);
-    const int64_t t_skip = now_ns() - t0;
+    const int64_t t_skip = clock.nanoseconds();
     const CommTotals comm = CommTotals::snapshot(dist_.counted) - comm_before;
     if (dist_.ep) add_ep_stats(res.ep, ep_stats_between(dist_.ep->stats(), ep_before));
     const CacheStats cache_after = policy.cache_stats();
@@ -310,9 +309,10 @@ std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
     results[p].layers = LayerCounts(model_.config().n_layers);
     results[p].rank = rank;
     if (policy.needs_calibration()) {
-      const int64_t t0 = now_ns();
+      const Stopwatch clock;
       policy.calibrate(calib);
-      results[p].t_calib_ns = now_ns() - t0;
+      synchronize(model_.device());
+      results[p].t_calib_ns = clock.nanoseconds();
     }
     need_states = need_states || policy.needs_full_states();
   }

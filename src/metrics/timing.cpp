@@ -1,9 +1,5 @@
 #include "metrics/timing.h"
 
-#include <algorithm>
-#include <cmath>
-#include <numeric>
-
 #include <fmt/format.h>
 
 #ifdef SEMSKIP_CUDA
@@ -24,38 +20,9 @@ void synchronize(const c10::Device& device) {
   }
 }
 
-TimingStats summarize_samples(std::vector<double> samples) {
-  SEMSKIP_THROW_IF_NOT_MSG(!samples.empty(), "timing: no samples to summarise");
-  TimingStats t;
-  t.samples_s = samples;
-  std::sort(samples.begin(), samples.end());
-  const size_t n = samples.size();
-  t.median_s = n % 2 == 1 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
-  t.min_s = samples.front();
-  t.max_s = samples.back();
-  t.mean_s = std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(n);
-  if (n > 1) {
-    double ss = 0.0;
-    for (double s : samples) ss += (s - t.mean_s) * (s - t.mean_s);
-    t.stddev_s = std::sqrt(ss / static_cast<double>(n - 1));
-  }
-  return t;
-}
-
 TimingStats time_repeated(const std::function<void()>& fn, const TimingProtocol& protocol) {
-  SEMSKIP_THROW_IF_NOT_MSG(protocol.reps >= 1, "timing: repetitions must be >= 1, got {}", protocol.reps);
-  SEMSKIP_THROW_IF_NOT_MSG(protocol.warmup >= 0, "timing: warm-up runs must be >= 0, got {}", protocol.warmup);
-  for (int i = 0; i < protocol.warmup; ++i) fn();
-  std::vector<double> samples;
-  samples.reserve(static_cast<size_t>(protocol.reps));
-  for (int i = 0; i < protocol.reps; ++i) {
-    synchronize(protocol.device);
-    const Stopwatch clock;
-    fn();
-    synchronize(protocol.device);
-    samples.push_back(clock.seconds());
-  }
-  return summarize_samples(std::move(samples));
+  const c10::Device device = protocol.device;
+  return time_repeated(fn, protocol.warmup, protocol.reps, [device] { synchronize(device); });
 }
 
 std::string format_timing(const TimingStats& t) {

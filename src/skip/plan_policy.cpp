@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/timing.h"
 
 namespace semskip {
 
@@ -62,12 +63,11 @@ void PlanPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext& ct
     at::Tensor valid = ctx.valid().to(h.device()).unsqueeze(2).to(h.scalar_type());  // [B, S, 1]
     at::Tensor n = valid.sum(1).clamp_min(1.0);                                        // [B, 1]
     at::Tensor pooled = (h * valid).sum(1) / n;                                        // [B, d]
-    auto t0 = std::chrono::steady_clock::now();
+    const Stopwatch lookup_clock;
     const int64_t comm0 = cache_->comm_ns();
     at::Tensor keys = proj_(pooled, ctx.flops, static_cast<int>(p_));
     SkipCache::Match m = cache_->search(keys, 1, ctx.flops, static_cast<int>(p_));
-    ctx.t_lookup_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
-                           std::chrono::steady_clock::now() - t0).count() - (cache_->comm_ns() - comm0);
+    ctx.t_lookup_ns += lookup_clock.nanoseconds() - (cache_->comm_ns() - comm0);
     at::Tensor has_tokens = ctx.valid().any(1).to(at::kCPU);
     int64_t lookups = 0, found = 0;
     std::vector<bool> matched(static_cast<size_t>(B), false);

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/timing.h"
 
 namespace semskip {
 
@@ -56,12 +57,11 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
   if (layer == p_) {
     at::Tensor flat = ctx.valid().flatten().nonzero().squeeze(1).to(h.device());  // int64 [N]
     at::Tensor hp = h.reshape({-1, d}).index_select(0, flat);                     // [N, d]
-    auto t0 = std::chrono::steady_clock::now();
+    const Stopwatch lookup_clock;
     const int64_t comm0 = cache_->comm_ns();
     at::Tensor keys = proj_(hp, ctx.flops, static_cast<int>(p_));  // fp32 [N, key_dim]
     SkipCache::Match m = cache_->search(keys, k_, ctx.flops, static_cast<int>(p_));
-    ctx.t_lookup_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
-                           std::chrono::steady_clock::now() - t0).count() - (cache_->comm_ns() - comm0);
+    ctx.t_lookup_ns += lookup_clock.nanoseconds() - (cache_->comm_ns() - comm0);
     at::Tensor accept = m.similarity.ge(tau_);  // bool [N, k], CPU
     at::Tensor hit = accept.select(1, 0);       // the best match decides
     const int64_t n_found = hit.sum().item<int64_t>();

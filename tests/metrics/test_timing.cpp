@@ -19,6 +19,9 @@ TEST(Timing, SummaryIsTheOrderStatisticsOfTheSamples) {
   EXPECT_DOUBLE_EQ(t.mean_s, 0.275);
   // Sample standard deviation: sqrt(Σ(x − 0.275)² / 3) = sqrt(0.0875 / 3).
   EXPECT_NEAR(t.stddev_s, std::sqrt(0.0875 / 3.0), 1e-12);
+  // Percentiles interpolate between closest ranks: 90th at rank 2.7 of {0.1, 0.2, 0.3, 0.5}.
+  EXPECT_NEAR(t.p90_s, 0.3 + 0.7 * 0.2, 1e-12);
+  EXPECT_NEAR(t.p99_s, 0.3 + 0.97 * 0.2, 1e-12);
   EXPECT_DOUBLE_EQ(t.spread(), (0.5 - 0.1) / 0.25);
   EXPECT_DOUBLE_EQ(t.rate(100.0), 400.0);
   const TimingStats one = summarize_samples({2.0});
@@ -42,6 +45,13 @@ TEST(Timing, WarmupRunsAreUntimedAndEveryRepetitionIsTimed) {
     EXPECT_GE(s, 0.005);
     EXPECT_LT(s, 0.050);
   }
+  // The synchronisation runs before and after every timed run, never around warm-up runs.
+  int syncs = 0, runs = 0;
+  std::vector<int> syncs_at_run;
+  time_repeated([&] { ++runs, syncs_at_run.push_back(syncs); }, 2, 3, [&] { ++syncs; });
+  EXPECT_EQ(runs, 5);
+  EXPECT_EQ(syncs, 6);
+  EXPECT_EQ(syncs_at_run, (std::vector<int>{0, 0, 1, 3, 5}));
   EXPECT_THROW(time_repeated([] {}, {0, 0, c10::Device(c10::kCPU)}), Error);
   EXPECT_THROW(time_repeated([] {}, {-1, 1, c10::Device(c10::kCPU)}), Error);
 }

@@ -78,14 +78,8 @@ void print_text(const ReportReader& r, const ReportOptions& opt) {
   std::fputs(out.c_str(), stdout);
 }
 
-json attr_json(const report::AttrValue& v) {
-  return std::visit([](const auto& x) { return json(x); }, v);
-}
-
 json attrs_json(const std::vector<std::pair<std::string, report::AttrValue>>& attrs) {
-  json out = json::object();
-  for (const auto& [name, value] : attrs) out[name] = attr_json(value);
-  return out;
+  return report_attrs_json(attrs);
 }
 
 json column_json(const report::Column& c) {

@@ -22,6 +22,13 @@
 
 namespace semskip {
 
+nlohmann::ordered_json report_attrs_json(const std::vector<std::pair<std::string, report::AttrValue>>& attrs) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  for (const auto& [name, value] : attrs)
+    out[name] = std::visit([](const auto& x) { return nlohmann::ordered_json(x); }, value);
+  return out;
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -43,13 +50,8 @@ std::string dump(const json& j, int indent) {
 json value_json(const Column& c, size_t row) {
   return std::visit([row](const auto& v) { return json(v.at(row)); }, c.data);
 }
-json attr_json(const report::AttrValue& v) {
-  return std::visit([](const auto& x) { return json(x); }, v);
-}
 json attrs_json(const std::vector<std::pair<std::string, report::AttrValue>>& attrs) {
-  json out = json::object();
-  for (const auto& [name, value] : attrs) out[name] = attr_json(value);
-  return out;
+  return report_attrs_json(attrs);
 }
 bool is_numeric(const Column& c) { return !std::holds_alternative<std::vector<std::string>>(c.data); }
 std::optional<double> number_at(const Column& c, size_t row) {

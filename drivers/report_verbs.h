@@ -3,8 +3,11 @@
 // (`semskip report a.h5 [--table T] [--json] [--compare]`, drivers/cmd_report.cpp).
 
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "drivers/command.h"
 #include "reports/report_reader.h"
@@ -19,6 +22,9 @@ std::string report_object_name(const std::string& name);
 std::vector<report::ObjectInfo> report_datasets(const report::ReportReader& r);
 // The datasets named (each must exist; the error lists what the report has); all when empty.
 std::vector<report::ObjectInfo> report_selected(const report::ReportReader& r, const std::vector<std::string>& names);
+
+// Attributes as one JSON object, values in their stored types, in stored order.
+nlohmann::ordered_json report_attrs_json(const std::vector<std::pair<std::string, report::AttrValue>>& attrs);
 
 // Declares show, compare and export on `report` (report_show.cpp) and plot (report_plot.cpp);
 // their run functions go to `verbs`.

@@ -54,16 +54,21 @@ def _text(value):
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+def _open_h5(path):
+    """The HDF5 file at `path`, open for reading, or a ReportError saying why not."""
+    if not os.path.exists(path):
+        raise ReportError(f"{path}: no such file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise ReportError(f"{path}: not an HDF5 file ({e})") from None
+
+
 class Summary:
     """The /summary table of one report, columns as Python lists."""
 
     def __init__(self, path):
-        if not os.path.exists(path):
-            raise ReportError(f"{path}: no such file")
-        try:
-            f = h5py.File(path, "r")
-        except OSError as e:
-            raise ReportError(f"{path}: not an HDF5 file ({e})") from None
+        f = _open_h5(path)
         with f:
             if SCHEMA_ATTR not in f.attrs:
                 raise ReportError(f"{path}: not a semskip report (no root attribute '{SCHEMA_ATTR}')")
@@ -151,12 +156,7 @@ class Report:
     """Every table of one report, columns as lists (strings decoded), and its root attributes."""
 
     def __init__(self, path):
-        if not os.path.exists(path):
-            raise ReportError(f"{path}: no such file")
-        try:
-            f = h5py.File(path, "r")
-        except OSError as e:
-            raise ReportError(f"{path}: not an HDF5 file ({e})") from None
+        f = _open_h5(path)
         self.path = path
         self.name = os.path.basename(path)
         self.tables = {}

@@ -185,9 +185,14 @@ int run_index_bench(const IndexBenchOptions& o) {
         {"k", sweep.k},       {"data", o.data},     {"seed", o.seed},         {"warmup", o.warmup},
         {"repeat", o.repeat}, {"threads", at::get_num_threads()}};
     info.config_json = config.dump();
+    const std::vector<GpuDescription> visible = visible_gpus();
     for (const IndexBenchResult& r : results)
-      if (r.device != "cpu" && std::find(info.gpus.begin(), info.gpus.end(), r.device) == info.gpus.end())
+      if (r.device != "cpu" && std::find(info.gpus.begin(), info.gpus.end(), r.device) == info.gpus.end()) {
         info.gpus.push_back(r.device);
+        const at::Device d(r.device);
+        const size_t i = d.has_index() ? static_cast<size_t>(d.index()) : 0;
+        info.gpu_memory_bytes.push_back(i < visible.size() ? visible[i].memory_bytes : 0);
+      }
     report::write_run_info(*writer, info);
     writer->set_attr("command", std::string("index-bench"));
     for (IndexBenchResult& r : results) r.host = info.hosts.front(), r.git_revision = git_revision();

@@ -246,14 +246,20 @@ CalibrationSet agree_on_calibration(const Evaluator& ev, const std::vector<Reque
 
 // The GPU of every rank, "host/cuda:N" in rank order ("cuda:N" in one process); none on CPU.
 // Collective: every rank runs on the same kind of device (one --device for the job).
-std::vector<std::string> gpus_of_ranks(const at::Device& device, Runtime& rt) {
+// Each rank's GPU ("host/cuda:N") and its memory, in rank order; empty on CPU.
+std::pair<std::vector<std::string>, std::vector<int64_t>> gpus_of_ranks(const at::Device& device, Runtime& rt) {
   if (!device.is_cuda()) return {};
-  if (rt.world_size() == 1) return {device.str()};
-  const at::Tensor index = rt.world().allgather(at::tensor({static_cast<int64_t>(device.index())}, at::kLong));
-  std::vector<std::string> gpus;
-  for (int r = 0; r < rt.world_size(); ++r)
-    gpus.push_back(fmt::format("{}/cuda:{}", rt.hosts()[static_cast<size_t>(r)], index[r][0].item<int64_t>()));
-  return gpus;
+  const std::vector<GpuDescription> visible = visible_gpus();
+  const int64_t index = device.has_index() ? device.index() : 0;
+  const int64_t memory = index < static_cast<int64_t>(visible.size()) ? visible[static_cast<size_t>(index)].memory_bytes : 0;
+  if (rt.world_size() == 1) return {{device.str()}, {memory}};
+  const at::Tensor all = rt.world().allgather(at::tensor({index, memory}, at::kLong));  // [ranks, 2]
+  std::pair<std::vector<std::string>, std::vector<int64_t>> out;
+  for (int r = 0; r < rt.world_size(); ++r) {
+    out.first.push_back(fmt::format("{}/cuda:{}", rt.hosts()[static_cast<size_t>(r)], all[r][0].item<int64_t>()));
+    out.second.push_back(all[r][1].item<int64_t>());
+  }
+  return out;
 }
 
 int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file, const std::string& config_from,
@@ -323,7 +329,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   const CalibrationSet calib = agree_on_calibration(ev, reqs.calibration, policies, rt);
   const std::vector<PolicyResult> results = ev.run(reqs.evaluated, policies, calib);
   const std::vector<GatheredResult> gathered = gather_results(results, distributed ? &world : nullptr);
-  const std::vector<std::string> gpus = gpus_of_ranks(model.device(), rt);
+  const auto gpus = gpus_of_ranks(model.device(), rt);
   if (!rt.is_root()) return 0;
 
   std::vector<PolicySummary> summaries;
@@ -342,12 +348,8 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     info.user_metadata_json = user_metadata;
     info.world_size = rt.world_size();
     info.hosts = rt.hosts();
-    info.gpus = gpus;  // each rank's device, in rank order (empty on CPU)
-    if (!distributed && model.device().is_cuda()) {
-      const std::vector<GpuDescription> all = visible_gpus();
-      const size_t i = model.device().has_index() ? static_cast<size_t>(model.device().index()) : 0;
-      if (i < all.size() && gpus.size() == 1) info.gpu_memory_bytes = {all[i].memory_bytes};
-    }
+    info.gpus = gpus.first;  // each rank's device, in rank order (empty on CPU)
+    info.gpu_memory_bytes = gpus.second;
     report::write_run_info(writer, info);
     writer.set_attr("command", std::string("run"));
     writer.set_attr("model_type", mc.model_type);

@@ -9,6 +9,7 @@ packages=(
   libtrilinos-kokkos-dev libbenchmark-dev libgtest-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libpcre2-dev libutf8proc-dev
   python3-h5py python3-matplotlib python3-numpy
+  slurm-wlm munge clang libclang-rt-14-dev
 )
 
 missing=()

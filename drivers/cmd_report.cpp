@@ -231,12 +231,12 @@ void add_report_command(CLI::App& app, CommandRegistry& reg) {
   auto self = std::make_shared<CLI::App*>(nullptr);
   CLI::App* sub = reg.add(app, "report",
                           "Print HDF5 reports (root attributes and tables), or compare the /summary of several runs; "
-                          "verbs: show, compare, export, plot",
+                          "verbs: show, compare, export, plot, merge, scaling",
                           [opt, verbs, self] {
                             if (const CommandFn* fn = verbs->selected(**self)) return (*fn)();
                             SEMSKIP_THROW_IF_NOT_MSG(!opt->files.empty(),
                                                      "no report given (semskip report FILE... or a verb: "
-                                                     "show, compare, export, plot)");
+                                                     "show, compare, export, plot, merge, scaling)");
                             return run_report(*opt);
                           });
   *self = sub;
@@ -252,6 +252,7 @@ void add_report_command(CLI::App& app, CommandRegistry& reg) {
                 "file are left blank");
   add_report_show_verbs(*sub, *verbs);
   add_report_plot_verb(*sub, *verbs);
+  add_report_merge_verbs(*sub, *verbs);
 }
 
 }  // namespace semskip

@@ -1,5 +1,5 @@
 #pragma once
-// The verbs of `semskip report` (show, compare, export, plot) beside its original form
+// The verbs of `semskip report` (show, compare, export, plot, merge, scaling) beside its original form
 // (`semskip report a.h5 [--table T] [--json] [--compare]`, drivers/cmd_report.cpp).
 
 #include <memory>
@@ -30,5 +30,7 @@ nlohmann::ordered_json report_attrs_json(const std::vector<std::pair<std::string
 // their run functions go to `verbs`.
 void add_report_show_verbs(CLI::App& report, CommandRegistry& verbs);
 void add_report_plot_verb(CLI::App& report, CommandRegistry& verbs);
+// merge and scaling (report_merge.cpp).
+void add_report_merge_verbs(CLI::App& report, CommandRegistry& verbs);
 
 }  // namespace semskip

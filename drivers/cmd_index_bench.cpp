@@ -20,6 +20,7 @@
 #include "drivers/report_flags.h"
 #include "core/error.h"
 #include "core/strings.h"
+#include "core/timing.h"
 #include "core/version.h"
 #include "drivers/command.h"
 #include "index/descriptor.h"
@@ -50,6 +51,9 @@ struct IndexBenchOptions {
   std::string report;
   ReportFlags report_flags;  // --metadata, --force
   bool json = false;         // --json: the result table as JSON instead of text
+  std::string reference_json;  // --reference-json: the plain matmul (+ top-k) times, as JSON
+  std::string query_device;    // --query-device: engine-step mode
+  int64_t value_dim = 0;       // --value-dim
 };
 
 constexpr int64_t kDefaultDim = 256;
@@ -83,6 +87,12 @@ Sweep parse_sweep(const IndexBenchOptions& o) {
   }
   s.queries = parse_list(o.queries, "--queries");
   s.k = parse_list(o.k, "--k");
+  // recall@k with k above the stored keys would count neighbours that cannot exist as found
+  // (recall 1.000); such a point measures nothing, so it is refused before any work.
+  for (int64_t n : s.n)
+    for (int64_t k : s.k)
+      SEMSKIP_THROW_IF_NOT_MSG(k <= n, "--k {} exceeds --n {}: an index of {} keys has no {} neighbours to find",
+                               k, n, n, k);
   return s;
 }
 
@@ -94,7 +104,8 @@ std::vector<IndexBenchCase> expand(const IndexBenchOptions& o, const Sweep& s) {
       for (int64_t queries : s.queries)
         for (int64_t k : s.k)
           for (const std::string& descriptor : o.indexes)
-            cases.push_back({descriptor, o.data, n, dim, queries, k, o.seed, o.warmup, o.repeat});
+            cases.push_back({descriptor, o.data, n, dim, queries, k, o.seed, o.warmup, o.repeat,
+                             o.query_device, o.value_dim});
   return cases;
 }
 
@@ -122,10 +133,52 @@ std::string printed_table(const std::vector<IndexBenchResult>& results) {
   return report::render_text({desc, n, d, q, k, build, qps, p50, p99, r1, rk, mem, flops});
 }
 
+// The hardware reference an exact GPU search is held to: one plain matmul of a query batch
+// against n random keys ([q, d] × [d, n]; fp16 on a GPU, float32 on CPU), alone and followed
+// by a full-width top-k, timed like a search (warm-up, then `repeat` samples, each ended by a
+// host read of one element, which waits for the device). One JSON object per (n, dim, queries, k).
+nlohmann::ordered_json reference_matmul(const Sweep& s, int64_t warmup, int64_t repeat) {
+  const at::Device device = at::hasCUDA() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  const at::ScalarType dtype = device.is_cuda() ? at::kHalf : at::kFloat;
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (int64_t n : s.n)
+    for (int64_t dim : s.dim)
+      for (int64_t queries : s.queries)
+        for (int64_t k : s.k) {
+          const auto opts = at::TensorOptions().device(device).dtype(dtype);
+          at::Tensor keys = at::randn({n, dim}, opts);     // [n, dim]
+          at::Tensor q = at::randn({queries, dim}, opts);  // [queries, dim]
+          auto time = [&](bool with_topk) {
+            std::vector<double> samples;
+            for (int64_t r = 0; r < warmup + repeat; ++r) {
+              const Stopwatch clock;
+              at::Tensor scores = at::mm(q, keys.t());
+              at::Tensor last = with_topk ? std::get<1>(scores.topk(std::min(k, n), 1)) : scores;
+              (void)last.narrow(0, 0, 1).narrow(1, 0, 1).to(at::kCPU);
+              if (r >= warmup) samples.push_back(clock.seconds());
+            }
+            return summarize_samples(samples).median_s;
+          };
+          const double mm_s = time(false);
+          const double mm_topk_s = time(true);
+          const double flops = 2.0 * static_cast<double>(queries) * dim * n;
+          out.push_back({{"device", device.str()}, {"dtype", c10::toString(dtype)}, {"n_keys", n},
+                         {"dim", dim}, {"n_queries", queries}, {"k", k}, {"matmul_s", mm_s},
+                         {"matmul_topk_s", mm_topk_s}, {"matmul_flops", flops},
+                         {"matmul_tflops_per_s", flops / mm_s / 1e12}});
+          std::fprintf(stderr, "index-bench reference: %s %s matmul n=%lld dim=%lld batch=%lld: %.3f ms, "
+                       "with top-%lld %.3f ms\n", device.str().c_str(), c10::toString(dtype),
+                       static_cast<long long>(n), static_cast<long long>(dim),
+                       static_cast<long long>(queries), 1e3 * mm_s, static_cast<long long>(k),
+                       1e3 * mm_topk_s);
+        }
+  return out;
+}
+
 int run_index_bench(const IndexBenchOptions& o) {
   KokkosScope kokkos;  // kokkos: indexes need it; every index below is gone before it ends
-  SEMSKIP_THROW_IF_NOT_MSG(o.repeat >= 1 && o.warmup >= 0 && o.threads >= 0,
-                           "need --repeat ≥ 1, --warmup ≥ 0, --threads ≥ 0");
+  SEMSKIP_THROW_IF_NOT_MSG(o.repeat >= 1 && o.warmup >= 0 && o.threads >= 0 && o.value_dim >= 0,
+                           "need --repeat ≥ 1, --warmup ≥ 0, --threads ≥ 0, --value-dim ≥ 0");
   if (o.threads > 0) at::set_num_threads(static_cast<int>(o.threads));
   const Sweep sweep = parse_sweep(o);
   const std::vector<IndexBenchCase> cases = expand(o, sweep);
@@ -139,10 +192,21 @@ int run_index_bench(const IndexBenchOptions& o) {
   if (!o.report.empty())
     writer = std::make_unique<report::ReportWriter>(std::filesystem::absolute(o.report).string());
 
+  // Before the sweep, so that a path that cannot be written fails early.
+  if (!o.reference_json.empty()) {
+    const nlohmann::ordered_json ref = reference_matmul(sweep, std::max<int64_t>(o.warmup, 1), o.repeat);
+    std::FILE* f = std::fopen(o.reference_json.c_str(), "w");
+    SEMSKIP_THROW_IF_NOT_MSG(f, "--reference-json {}: cannot open for writing", o.reference_json);
+    const std::string text = ref.dump(2) + "\n";
+    const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    SEMSKIP_THROW_IF_NOT_MSG(std::fclose(f) == 0 && ok, "--reference-json {}: write failed",
+                             o.reference_json);
+  }
   std::vector<IndexBenchResult> results;
   IndexBenchData data;
   std::vector<int64_t> truth;  // int64 [repeat·queries, k]
   std::string data_key, truth_key;
+  IndexBenchCache kept;  // an nprobe / efSearch sweep reuses the index it trained
   for (size_t i = 0; i < cases.size(); ++i) {
     const IndexBenchCase& c = cases[i];
     const int64_t n_query_rows = (c.warmup + c.repeat) * c.queries;
@@ -162,7 +226,7 @@ int run_index_bench(const IndexBenchOptions& o) {
                  cases.size(), c.descriptor.c_str(), static_cast<long long>(c.n),
                  static_cast<long long>(c.dim), static_cast<long long>(c.queries),
                  static_cast<long long>(c.k));
-    results.push_back(run_index_bench_case(c, data, truth));
+    results.push_back(run_index_bench_case(c, data, truth, &kept, dk));
   }
   if (o.json) {
     // One object per result row, every column of /index/bench (the same field table).
@@ -183,7 +247,8 @@ int run_index_bench(const IndexBenchOptions& o) {
     const nlohmann::json config = {
         {"index", o.indexes}, {"n", sweep.n},       {"dim", sweep.dim},       {"queries", sweep.queries},
         {"k", sweep.k},       {"data", o.data},     {"seed", o.seed},         {"warmup", o.warmup},
-        {"repeat", o.repeat}, {"threads", at::get_num_threads()}};
+        {"repeat", o.repeat}, {"threads", at::get_num_threads()}, {"query_device", o.query_device},
+        {"value_dim", o.value_dim}};
     info.config_json = config.dump();
     const std::vector<GpuDescription> visible = visible_gpus();
     for (const IndexBenchResult& r : results)
@@ -233,6 +298,16 @@ void add_index_bench_command(CLI::App& app, CommandRegistry& reg) {
       ->capture_default_str();
   sub->add_option("--report", o->report, "HDF5 report to write (tables /index/bench, /index/bench_samples)");
   add_report_flags(sub, o->report_flags);
+  sub->add_option("--query-device", o->query_device,
+                  "engine-step mode: queries start and results end on this device (cpu, cuda), so a "
+                  "CPU index pays the copies a run with keys on the GPU would");
+  sub->add_option("--value-dim", o->value_dim,
+                  "with each batch, fetch every query's best match's cached value (bf16, this wide) "
+                  "to the queries' device, as a run's lookup does (0: no values)")
+      ->capture_default_str();
+  sub->add_option("--reference-json", o->reference_json,
+                  "also time a plain matmul of each batch against n keys, alone and with top-k (fp16 "
+                  "on the GPU, float32 on CPU), and write the times as JSON to this file");
   sub->add_flag("--json", o->json, "Print the result table as JSON (one object per row, the columns of /index/bench)");
 }
 

@@ -138,22 +138,16 @@ void FaissIndex::classify() {
 void FaissIndex::set_parameters(IndexDescriptor& desc) {
   faiss::ParameterSpace space;
   if (auto nprobe = desc.take("nprobe")) {
-    const auto* ivf = as_ivf(inner_.get());
-    SEMSKIP_THROW_IF_NOT_MSG(ivf, "index descriptor '{}': nprobe applies to IVF indexes only",
+    SEMSKIP_THROW_IF_NOT_MSG(as_ivf(inner_.get()),
+                             "index descriptor '{}': nprobe applies to IVF indexes only",
                              describe());
-    const int64_t v = parse_int(*nprobe, fmt::format("index descriptor '{}': nprobe", describe()));
-    SEMSKIP_THROW_IF_NOT_MSG(v >= 1 && v <= static_cast<int64_t>(ivf->nlist),
-                             "index descriptor '{}': nprobe={} must be in 1..nlist={}", describe(),
-                             v, ivf->nlist);
-    space.set_index_parameter(inner_.get(), "nprobe", static_cast<double>(v));
+    set_nprobe(parse_int(*nprobe, fmt::format("index descriptor '{}': nprobe", describe())));
   }
   if (auto ef = desc.take("efSearch")) {
     SEMSKIP_THROW_IF_NOT_MSG(kind_ == Kind::hnsw,
                              "index descriptor '{}': efSearch applies to HNSW indexes only",
                              describe());
-    const int64_t v = parse_int(*ef, fmt::format("index descriptor '{}': efSearch", describe()));
-    SEMSKIP_THROW_IF_NOT_MSG(v >= 1, "index descriptor '{}': efSearch={} must be ≥ 1", describe(), v);
-    space.set_index_parameter(inner_.get(), "efSearch", static_cast<double>(v));
+    set_ef_search(parse_int(*ef, fmt::format("index descriptor '{}': efSearch", describe())));
   }
   for (const auto& [key, value] : desc.remaining()) {
     const double v = parse_double(value, fmt::format("index descriptor '{}': {}", describe(), key));
@@ -166,6 +160,32 @@ void FaissIndex::set_parameters(IndexDescriptor& desc) {
                         describe(), key, e.what());
     }
   }
+}
+
+void FaissIndex::set_nprobe(int64_t v) {
+  const auto* ivf = as_ivf(inner_.get());
+  SEMSKIP_ASSERT(ivf != nullptr);
+  SEMSKIP_THROW_IF_NOT_MSG(v >= 1 && v <= static_cast<int64_t>(ivf->nlist),
+                           "index descriptor '{}': nprobe={} must be in 1..nlist={}", describe(),
+                           v, ivf->nlist);
+  faiss::ParameterSpace().set_index_parameter(inner_.get(), "nprobe", static_cast<double>(v));
+}
+
+void FaissIndex::set_ef_search(int64_t v) {
+  SEMSKIP_THROW_IF_NOT_MSG(v >= 1, "index descriptor '{}': efSearch={} must be ≥ 1", describe(), v);
+  faiss::ParameterSpace().set_index_parameter(inner_.get(), "efSearch", static_cast<double>(v));
+}
+
+bool FaissIndex::set_search_parameter(const std::string& key, int64_t value) {
+  if (key == "nprobe" && as_ivf(inner_.get())) {
+    set_nprobe(value);
+    return true;
+  }
+  if (key == "efSearch" && kind_ == Kind::hnsw) {
+    set_ef_search(value);
+    return true;
+  }
+  return false;
 }
 
 bool FaissIndex::is_trained() const { return top_->is_trained; }

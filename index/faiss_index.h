@@ -47,6 +47,7 @@ class FaissIndex final : public VectorIndex {
   bool supports_remove() const override;
   int64_t lookup_flops(int64_t n_queries) const override;
   int64_t memory_bytes() const override;
+  bool set_search_parameter(const std::string& key, int64_t value) override;
 
   // Keys waiting in the staging index for training (train_size, above).
   int64_t n_staged() const;
@@ -65,6 +66,8 @@ class FaissIndex final : public VectorIndex {
 
   void classify();
   void set_parameters(IndexDescriptor& desc);
+  void set_nprobe(int64_t v);
+  void set_ef_search(int64_t v);
   void train_and_flush_staging(int64_t n_train);
 
   Kind kind_ = Kind::flat;

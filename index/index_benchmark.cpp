@@ -3,12 +3,16 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
+
+#include <fmt/format.h>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include "core/timing.h"
 #include "core/error.h"
+#include "core/strings.h"
 #include "index/descriptor.h"
 #include "index/index_factory.h"
 #include "index/npy_file.h"
@@ -16,6 +20,21 @@
 #include "index/synthetic_vectors.h"
 
 namespace semskip {
+
+namespace {
+
+// Parameters a built index changes without rebuilding (VectorIndex::set_search_parameter).
+constexpr const char* kSearchParameters[] = {"nprobe", "efSearch"};
+
+}  // namespace
+
+std::string index_build_key(const std::string& descriptor) {
+  IndexDescriptor desc = IndexDescriptor::parse(descriptor);
+  for (const char* key : kSearchParameters) (void)desc.take(key);
+  std::string out = desc.backend() + ":" + desc.body();
+  for (const auto& [k, v] : desc.remaining()) out += "|" + k + "=" + v;
+  return out;
+}
 
 IndexBenchData make_index_bench_data(const std::string& data, int64_t n, int64_t dim,
                                      int64_t n_query_rows, uint64_t seed) {
@@ -57,7 +76,8 @@ SearchFigures derive_search_figures(const std::vector<double>& batch_seconds,
 }
 
 IndexBenchResult run_index_bench_case(const IndexBenchCase& config, const IndexBenchData& data,
-                                      const std::vector<int64_t>& truth) {
+                                      const std::vector<int64_t>& truth, IndexBenchCache* cache,
+                                      const std::string& data_key) {
   const int64_t q = config.queries;
   const int64_t k = config.k;
   SEMSKIP_THROW_IF_NOT_MSG(config.repeat >= 1 && config.warmup >= 0 && q >= 1 && k >= 1,
@@ -69,22 +89,63 @@ IndexBenchResult run_index_bench_case(const IndexBenchCase& config, const IndexB
   r.config = config;
   r.threads = at::get_num_threads();
 
-  const Stopwatch build_clock;
-  std::unique_ptr<VectorIndex> index = make_index(config.descriptor, data.dim);
-  if (!index->is_trained()) index->train(data.n, data.keys.data());
-  std::vector<int64_t> ids(static_cast<size_t>(data.n));  // int64 [n]: key row = id
-  std::iota(ids.begin(), ids.end(), int64_t{0});
-  index->add(data.n, data.keys.data(), ids.data());
-  r.build_s = build_clock.seconds();
+  // Search-time parameters of this descriptor, applied to a kept index.
+  IndexDescriptor desc = IndexDescriptor::parse(config.descriptor);
+  std::vector<std::pair<std::string, int64_t>> search_params;
+  for (const char* key : kSearchParameters)
+    if (auto v = desc.take(key)) search_params.emplace_back(key, parse_int(*v, fmt::format("index descriptor '{}': {}", config.descriptor, key)));
+  // The names set are part of the key: a kept index whose nprobe was set must not serve a
+  // descriptor that means FAISS's default.
+  std::string key = fmt::format("{}@{}/{}", index_build_key(config.descriptor), data_key, data.dim);
+  for (const auto& p : search_params) key += "|" + p.first;
+  std::unique_ptr<VectorIndex> owned;
+  VectorIndex* index = nullptr;
+  if (cache && !data_key.empty() && cache->key == key && cache->index) {
+    bool all_taken = true;
+    for (const auto& [name, value] : search_params)
+      all_taken = cache->index->set_search_parameter(name, value) && all_taken;
+    if (all_taken) {
+      index = cache->index.get();
+      r.build_s = cache->build_s;
+    }
+  }
+  if (!index) {
+    if (cache) cache->index.reset();  // its memory is free before the next index is built
+    const Stopwatch build_clock;
+    owned = make_index(config.descriptor, data.dim);
+    if (!owned->is_trained()) owned->train(data.n, data.keys.data());
+    std::vector<int64_t> ids(static_cast<size_t>(data.n));  // int64 [n]: key row = id
+    std::iota(ids.begin(), ids.end(), int64_t{0});
+    owned->add(data.n, data.keys.data(), ids.data());
+    r.build_s = build_clock.seconds();
+    index = owned.get();
+  }
   r.device = index->device().str();
   r.memory_bytes = index->memory_bytes();
   r.lookup_flops_batch = index->lookup_flops(q);
 
-  // All batches are staged on the index's device before the clock starts.
+  // All batches are staged on the queries' device before the clock starts.
+  at::Device query_device = index->device();
+  if (!config.query_device.empty()) {
+    try {
+      query_device = at::Device(config.query_device);
+    } catch (const c10::Error&) {
+      SEMSKIP_THROW_MSG("index-bench: query device '{}' is not cpu, cuda or cuda:<i>",
+                        config.query_device);
+    }
+    SEMSKIP_THROW_IF_NOT_MSG(!query_device.is_cuda() || at::hasCUDA(),
+                             "index-bench: query device '{}' needs a CUDA build and a GPU",
+                             config.query_device);
+  }
+  r.query_device = query_device.str();
+  at::Tensor values;  // bf16 [n, value_dim] where the index is: the cached updates
+  if (config.value_dim > 0)
+    values = at::randn({data.n, config.value_dim},
+                       at::TensorOptions().device(index->device()).dtype(at::kBFloat16));
   const int64_t n_batches = config.warmup + config.repeat;
   at::Tensor all_queries = at::from_blob(const_cast<float*>(data.queries.data()),
                                          {n_batches * q, data.dim}, at::kFloat)
-                               .to(index->device());  // float32 [n_batches·q, dim]
+                               .to(query_device);  // float32 [n_batches·q, dim]
   // The copy to the device has finished before the first clock starts (a host read waits).
   (void)all_queries.narrow(0, 0, 1).to(at::kCPU);
   std::vector<int64_t> found(static_cast<size_t>(config.repeat * q * k));  // int64 [repeat·q, k]
@@ -92,7 +153,14 @@ IndexBenchResult run_index_bench_case(const IndexBenchCase& config, const IndexB
     at::Tensor batch = all_queries.narrow(0, b * q, q);
     const Stopwatch clock;
     SearchResult res = index->search(batch, k);
+    at::Tensor fetched;  // bf16 [q, value_dim] on the queries' device
+    if (values.defined()) {
+      // −1 (no match) fetches row 0: a run would ignore it, but it costs the same.
+      at::Tensor best = res.ids.select(1, 0).clamp_min(0).to(values.device());
+      fetched = values.index_select(0, best).to(query_device);
+    }
     at::Tensor ids_host = res.ids.to(at::kCPU).contiguous();  // waits for device work
+    if (fetched.defined()) (void)fetched.narrow(0, 0, 1).to(at::kCPU);
     at::Tensor sims_host = res.similarities.to(at::kCPU);
     const double dt = clock.seconds();
     if (b < config.warmup) continue;
@@ -100,6 +168,11 @@ IndexBenchResult run_index_bench_case(const IndexBenchCase& config, const IndexB
     std::copy_n(ids_host.data_ptr<int64_t>(), q * k, found.begin() + (b - config.warmup) * q * k);
   }
   r.figures = derive_search_figures(r.batch_seconds, q);
+  if (owned && cache && !data_key.empty()) {
+    cache->key = key;
+    cache->build_s = r.build_s;
+    cache->index = std::move(owned);
+  }
   const int64_t n_scored = config.repeat * q;
   r.recall_at_1 = recall_at_k(n_scored, 1, found.data(), k, truth.data(), k);
   r.recall_at_k = recall_at_k(n_scored, k, found.data(), k, truth.data(), k);
@@ -121,7 +194,7 @@ const report::FieldTable<IndexBenchResult>& index_bench_fields() {
   static const report::FieldTable<R> t = [] {
     report::FieldTable<R> t;
     t.member("descriptor", "text", "the index descriptor", &R::config, &C::descriptor);
-    t.add_string("backend", "text", "its backend (`faiss`, `torch`, `kokkos`)",
+    t.add_string("backend", "text", "its backend (`faiss`, `faiss-gpu`, `torch`, `kokkos`)",
                  [](const R& r) { return IndexDescriptor::parse(r.config.descriptor).backend(); });
     t.member("device", "text", "where it searched (`cpu`, `cuda:0`)", &R::device);
     t.member("data", "text", "the data: `clustered`, `uniform` or a file", &R::config, &C::data);
@@ -129,6 +202,10 @@ const report::FieldTable<IndexBenchResult>& index_bench_fields() {
     t.member("dim", "elements", "dimension", &R::config, &C::dim);
     t.member("n_queries", "queries", "queries per search batch", &R::config, &C::queries);
     t.member("k", "neighbours", "neighbours per query", &R::config, &C::k);
+    t.member("query_device", "text", "where the queries started and the results ended (engine-step mode)",
+             &R::query_device);
+    t.member("value_dim", "elements", "width of the value fetched per query (0: none)", &R::config,
+             &C::value_dim);
     t.member("seed", "seed", "data seed", &R::config, &C::seed);
     t.member("n_warmup", "batches", "untimed batches", &R::config, &C::warmup);
     t.member("n_repeat", "batches", "timed batches", &R::config, &C::repeat);

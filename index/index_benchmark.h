@@ -2,13 +2,17 @@
 // One measurement of `semskip index-bench` (docs/conventions.md rules 11, 13): build the index from
 // the keys (make_index, train when the index needs it, add with ids 0..n−1; timed once),
 // search `warmup` batches untimed, then `repeat` timed batches of `queries` queries each, a
-// different batch every time. Queries are staged on the index's device beforehand; the clock
-// stops once the results are back on the host, which waits for any device work. recall@1 and
+// different batch every time. Queries are staged on the index's device beforehand (or on
+// query_device, the engine-step mode); the clock stops once the results (and the fetched
+// values) are on the queries' device and their ids on the host, which waits for device work. recall@1 and
 // recall@k are scored over all timed queries against exact_search (index/exact_search.h).
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "index/vector_index.h"
 
 #include "reports/field_table.h"
 
@@ -24,6 +28,15 @@ struct IndexBenchCase {
   uint64_t seed = 0;
   int64_t warmup = 1;   // untimed batches
   int64_t repeat = 0;   // timed batches
+  // Engine-step mode: the queries start on this device ("cpu", "cuda"; empty: the index's own)
+  // and the results end there, as in a run whose keys come out of the model on the GPU; a
+  // CPU index then pays the device→host copy of the queries and the host→device copy of the
+  // results inside the clock.
+  std::string query_device;
+  // > 0: each timed batch also fetches the cached value of every query's best match (bf16
+  // [n, value_dim] rows held where the index is, gathered by id and moved to the queries'
+  // device), the other half of a lookup's cost in a run.
+  int64_t value_dim = 0;
 };
 
 // Keys and queries of one (data, n, dim, batches, seed).
@@ -56,6 +69,7 @@ SearchFigures derive_search_figures(const std::vector<double>& batch_seconds,
 struct IndexBenchResult {
   IndexBenchCase config;
   std::string device;                 // where the index searched ("cpu", "cuda:0")
+  std::string query_device;           // where the queries started and the results ended
   int64_t threads = 0;                // intra-op threads (OpenMP) during the run
   double build_s = 0;                 // make_index + train + add, one measurement
   std::vector<double> batch_seconds;  // raw timed samples, [repeat]
@@ -81,9 +95,27 @@ std::vector<IndexBenchSample> index_bench_samples(const std::vector<IndexBenchRe
 const report::FieldTable<IndexBenchResult>& index_bench_fields();
 const report::FieldTable<IndexBenchSample>& index_bench_sample_fields();
 
+// The descriptor without its search-time parameters (nprobe, efSearch), parameters kept in the
+// order written: "faiss:IVF64,Flat|nprobe=8|train_size=9" → "faiss:IVF64,Flat|train_size=9".
+std::string index_build_key(const std::string& descriptor);
+
+// An index kept from one sweep point for the next: points whose descriptors differ only in
+// search-time parameters, on the same data, share one trained and filled index (the reused
+// rows report the build time of the point that built it), so an nprobe or efSearch sweep
+// trains once.
+struct IndexBenchCache {
+  std::string key;  // index_build_key + the data's identity; empty: nothing kept
+  std::unique_ptr<VectorIndex> index;
+  double build_s = 0;
+};
+
 // data must hold (warmup + repeat)·queries query rows; truth: int64 [repeat·queries, k],
-// the exact neighbours (key rows) of the timed queries, from exact_search.
+// the exact neighbours (key rows) of the timed queries, from exact_search. data_key names the
+// data (the same key, the same keys and queries); with a cache, an index whose backend takes
+// every search-time parameter of the descriptor is reused from and kept in it.
 IndexBenchResult run_index_bench_case(const IndexBenchCase& config, const IndexBenchData& data,
-                                      const std::vector<int64_t>& truth);
+                                      const std::vector<int64_t>& truth,
+                                      IndexBenchCache* cache = nullptr,
+                                      const std::string& data_key = "");
 
 }  // namespace semskip

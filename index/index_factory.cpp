@@ -9,6 +9,9 @@
 #ifdef SEMSKIP_WITH_FAISS
 #include "index/faiss_index.h"
 #endif
+#ifdef SEMSKIP_WITH_FAISS_GPU
+#include "index/faiss_gpu_index.h"
+#endif
 #ifdef SEMSKIP_WITH_KOKKOS
 #include "index/kokkos_flat_index.h"
 #endif
@@ -38,6 +41,12 @@ const std::vector<Backend>& backends() {
       {"faiss", maker<FaissIndex>(), nullptr},
 #else
       {"faiss", {}, "this build has no FAISS (configure with -DSEMSKIP_WITH_FAISS=ON)"},
+#endif
+#ifdef SEMSKIP_WITH_FAISS_GPU
+      {"faiss-gpu", maker<FaissGpuIndex>(), nullptr},
+#else
+      {"faiss-gpu", {}, "this build has no FAISS GPU (a CUDA build against a FAISS built with "
+                        "FAISS_ENABLE_GPU: scripts/gpu/build-faiss-gpu.sh)"},
 #endif
       {"torch", maker<TorchFlatIndex>(), nullptr},
 #ifdef SEMSKIP_WITH_KOKKOS

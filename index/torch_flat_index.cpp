@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include <ATen/detail/CUDAHooksInterface.h>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "index/descriptor.h"
 #include "index/lookup_cost.h"
 
@@ -38,19 +41,57 @@ at::Device parse_device(const std::string& descriptor, const std::string& text) 
   return device;
 }
 
+at::ScalarType parse_dtype(const std::string& descriptor, const std::string& text) {
+  if (text == "fp32") return at::kFloat;
+  if (text == "fp16") return at::kHalf;
+  if (text == "bf16") return at::kBFloat16;
+  SEMSKIP_THROW_MSG("index descriptor '{}': dtype '{}' is not fp32, fp16 or bf16", descriptor,
+                    text);
+}
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
 }  // namespace
 
 TorchFlatIndex::TorchFlatIndex(IndexDescriptor desc, int64_t dim)
-    : VectorIndex(desc.text(), dim), device_(at::kCPU), chunk_(kDefaultChunk) {
+    : VectorIndex(desc.text(), dim), device_(at::kCPU), dtype_(at::kFloat), chunk_(kDefaultChunk),
+      group_(kDefaultGroup) {
   SEMSKIP_THROW_IF_NOT_MSG(desc.body() == "flat",
                            "index descriptor '{}': the torch backend has only 'flat' (got '{}')",
                            describe(), desc.body());
   if (auto dev = desc.take("device")) device_ = parse_device(describe(), *dev);
-  chunk_ = desc.take_int("chunk", kDefaultChunk, 1);
-  desc.check_all_taken("device, chunk");
+  if (auto dt = desc.take("dtype")) dtype_ = parse_dtype(describe(), *dt);
+  const bool reduced = dtype_ != at::kFloat;
+  chunk_ = desc.take_int("chunk", reduced ? 0 : kDefaultChunk, 1);
+  const std::optional<std::string> group_text = desc.take("group");
+  group_given_ = group_text.has_value();
+  if (group_text) {
+    SEMSKIP_THROW_IF_NOT_MSG(reduced,
+                             "index descriptor '{}': group applies to dtype=fp16 or bf16 only",
+                             describe());
+    group_ = parse_int(*group_text, fmt::format("index descriptor '{}': parameter group", describe()));
+    SEMSKIP_THROW_IF_NOT_MSG(group_ >= 1 && group_ <= kRowAlign && (group_ & (group_ - 1)) == 0,
+                             "index descriptor '{}': group={} must be a power of two in 1..{}",
+                             describe(), group_, kRowAlign);
+  }
+  desc.check_all_taken("device, dtype, chunk, group");
+  // A chunk is a whole number of groups, so stage 1 never splits a group between chunks.
+  if (reduced && chunk_ > 0) chunk_ = round_up(chunk_, group_);
   const auto opts = at::TensorOptions().device(device_);
-  keys_ = at::empty({0, dim}, opts.dtype(at::kFloat));
+  keys_ = at::empty({0, dim}, opts.dtype(dtype_));
   row_ids_ = at::empty({0}, opts.dtype(at::kLong));
+  if (reduced) {
+    // Refused here rather than at the first search: LibTorch 1.13 has no fp16 matmul on CPU.
+    try {
+      at::Tensor probe = at::zeros({2, 8}, opts.dtype(dtype_));
+      (void)at::mm(probe, probe.t()).topk(1, 1);
+      (void)probe.view({2, 2, 4}).amax(2);
+    } catch (const c10::Error&) {
+      SEMSKIP_THROW_MSG("index descriptor '{}': this LibTorch cannot multiply {} tensors on {} "
+                        "(use dtype=bf16 or fp32 there)",
+                        describe(), c10::toString(dtype_), device_.str());
+    }
+  }
 }
 
 at::Tensor TorchFlatIndex::normalized(const at::Tensor& x) const {
@@ -65,7 +106,7 @@ void TorchFlatIndex::append(const at::Tensor& keys_unit, const int64_t* ids) {
   const int64_t capacity = keys_.size(0);
   if (n_rows + n > capacity) {
     // Doubling keeps a stream of small adds (one per decode step) amortised O(1) per key.
-    const int64_t new_capacity = std::max({n_rows + n, 2 * capacity, int64_t{1024}});
+    const int64_t new_capacity = round_up(std::max({n_rows + n, 2 * capacity, kRowAlign}), kRowAlign);
     at::Tensor keys = at::empty({new_capacity, dim()}, keys_.options());
     at::Tensor row_ids = at::empty({new_capacity}, row_ids_.options());
     keys.narrow(0, 0, n_rows).copy_(keys_.narrow(0, 0, n_rows));
@@ -73,7 +114,7 @@ void TorchFlatIndex::append(const at::Tensor& keys_unit, const int64_t* ids) {
     keys_ = std::move(keys);
     row_ids_ = std::move(row_ids);
   }
-  keys_.narrow(0, n_rows, n).copy_(keys_unit);
+  keys_.narrow(0, n_rows, n).copy_(keys_unit);  // rounds to dtype_ on the way in
   at::Tensor ids_host = at::from_blob(const_cast<int64_t*>(ids), {n}, at::kLong);
   row_ids_.narrow(0, n_rows, n).copy_(ids_host);
   rows_.append(n, ids);
@@ -89,6 +130,7 @@ void TorchFlatIndex::do_add_tensor(const at::Tensor& keys, const at::Tensor& ids
 }
 
 SearchResult TorchFlatIndex::search_unit(const at::Tensor& queries_unit, int64_t k) const {
+  if (dtype_ != at::kFloat) return search_reduced(queries_unit, k);
   const int64_t n = queries_unit.size(0);
   const int64_t n_rows = rows_.n_rows();
   at::Tensor best_sims;  // float32 [n, ≤k] on device_, sorted descending
@@ -117,6 +159,72 @@ SearchResult TorchFlatIndex::search_unit(const at::Tensor& queries_unit, int64_t
     ids = at::cat({ids, at::full({n, k - found}, int64_t{-1}, ids.options())}, 1);
   }
   return {best_sims, ids};
+}
+
+SearchResult TorchFlatIndex::search_reduced(const at::Tensor& queries_unit, int64_t k) const {
+  const int64_t n = queries_unit.size(0);
+  const int64_t n_rows = rows_.n_rows();
+  const float no_similarity = -std::numeric_limits<float>::infinity();
+  const int64_t n_cand = std::min(k + kRescoreSlack, n_rows);  // k'
+  const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype_));
+  const int64_t chunk =
+      chunk_ > 0 ? chunk_
+                 : std::max(group_, kScoreBudgetBytes / (std::max<int64_t>(n, 1) * elem) / group_ * group_);
+  at::Tensor q = queries_unit.to(dtype_);  // dtype_ [n, dim]
+  at::Tensor best_scores;                  // dtype_ [n, ≤k'] on device_, stage-1 scores
+  at::Tensor best_rows;                    // int64 [n, ≤k'] on device_, rows of keys_
+  for (int64_t start = 0; start < n_rows; start += chunk) {
+    const int64_t len = std::min(chunk, n_rows - start);
+    // Whole groups: the rows past n_rows (inside the buffer, kRowAlign) are scored and then
+    // masked, which is cheaper than copying the chunk into a padded one.
+    const int64_t padded = round_up(len, group_);
+    at::Tensor scores = at::mm(q, keys_.narrow(0, start, padded).t());  // dtype_ [n, padded]
+    if (padded > len) scores.narrow(1, len, padded - len).fill_(no_similarity);
+    const int64_t take = std::min(n_cand, len);
+    const int64_t n_groups = padded / group_;
+    at::Tensor top_scores, top_rows;  // [n, take]
+    if (group_ > 1 && n_groups > take && (group_given_ || padded >= kGroupedMinRows)) {
+      at::Tensor group_max = scores.view({n, n_groups, group_}).amax(2);       // [n, n_groups]
+      at::Tensor groups = std::get<1>(group_max.topk(take, 1, true, false));  // [n, take]
+      at::Tensor cols = (groups.unsqueeze(2) * group_ +
+                         at::arange(group_, groups.options()).view({1, 1, group_}))
+                            .view({n, take * group_});                         // [n, take·group]
+      auto top = scores.gather(1, cols).topk(take, 1, true, false);
+      top_scores = std::get<0>(top);
+      top_rows = cols.gather(1, std::get<1>(top));
+    } else {
+      auto top = scores.topk(take, 1, true, false);
+      top_scores = std::get<0>(top);
+      top_rows = std::get<1>(top);
+    }
+    top_rows.add_(start);
+    if (!best_scores.defined()) {
+      best_scores = top_scores;
+      best_rows = top_rows;
+      continue;
+    }
+    at::Tensor cat_scores = at::cat({best_scores, top_scores}, 1);
+    at::Tensor cat_rows = at::cat({best_rows, top_rows}, 1);
+    auto merged = cat_scores.topk(std::min(n_cand, cat_scores.size(1)), 1, true, false);
+    best_scores = std::get<0>(merged);
+    best_rows = cat_rows.gather(1, std::get<1>(merged));
+  }
+  // Stage 2: the candidates' keys, widened, against the float32 queries.
+  const int64_t found_cand = best_rows.size(1);
+  at::Tensor cand_keys = keys_.index_select(0, best_rows.reshape({-1}))
+                             .view({n, found_cand, dim()})
+                             .to(at::kFloat);                              // float32 [n, k', dim]
+  at::Tensor exact = at::bmm(cand_keys, queries_unit.unsqueeze(2)).squeeze(2);  // [n, k']
+  const int64_t found = std::min(k, found_cand);
+  auto top = exact.topk(found, 1, true, true);
+  at::Tensor sims = std::get<0>(top);
+  at::Tensor rows = best_rows.gather(1, std::get<1>(top));
+  at::Tensor ids = row_ids_.index_select(0, rows.reshape({-1})).view({n, found});
+  if (found < k) {
+    sims = at::cat({sims, at::full({n, k - found}, no_similarity, sims.options())}, 1);
+    ids = at::cat({ids, at::full({n, k - found}, int64_t{-1}, ids.options())}, 1);
+  }
+  return {sims, ids};
 }
 
 void TorchFlatIndex::do_search(int64_t n, const float* queries_unit, int64_t k,
@@ -149,7 +257,7 @@ int64_t TorchFlatIndex::lookup_flops(int64_t n_queries) const {
 }
 
 int64_t TorchFlatIndex::memory_bytes() const {
-  return keys_.numel() * 4 + row_ids_.numel() * 8 +
+  return keys_.numel() * static_cast<int64_t>(keys_.element_size()) + row_ids_.numel() * 8 +
          rows_.memory_bytes() + id_bookkeeping_bytes();
 }
 

@@ -1,14 +1,35 @@
 #pragma once
-// TorchFlatIndex: "torch:flat[|device=cpu|cuda|cuda:<i>][|chunk=<rows>]". Exact search written
-// as matmul + top-k in LibTorch, so it runs wherever LibTorch does: the GPU index of choice
-// where FAISS has no GPU build. The stored keys are scored `chunk` rows at a time (default
-// 65536) and the running top-k merged, so one search holds at most [n_queries, chunk]
-// similarities however large the index grows.
+// TorchFlatIndex: "torch:flat[|device=cpu|cuda|cuda:<i>][|dtype=fp32|fp16|bf16][|chunk=<rows>]
+// [|group=<rows>]". Exact search written as matmul + top-k in LibTorch, so it runs wherever
+// LibTorch does: the GPU index of choice where FAISS has no GPU build. The stored keys are
+// scored `chunk` rows at a time and the running top-k merged, so one search holds at most
+// [n_queries, chunk] similarities however large the index grows.
 //
-// Lookup cost: flat, 2·d·N per query (index/lookup_cost.h). Removal moves the last rows into
-// the holes, so storage stays dense and removal costs O(removed) rows. On GPUs the scores are
-// float32 matmuls under LibTorch's TF32 setting, off for matmul by default since 1.12; turning
-// it on trades the 1e-5 agreement with the other exact backends for speed.
+// dtype=fp32 (the default) scores in float32 and agrees with the other exact backends to 1e-5.
+// On GPUs the scores are float32 matmuls under LibTorch's TF32 setting, off for matmul by
+// default since 1.12.
+//
+// dtype=fp16 or bf16 stores the keys in that type (half the memory) and runs the tensor-core
+// matmul. Its scores are rounded to the type (fp16: ~2.4e-4 at cosine 0.5), too coarse to
+// rank neighbours whose cosines differ by less, so the search selects in two stages:
+//   1. per chunk, the [n, chunk] reduced-precision scores are cut into groups of `group`
+//      consecutive rows (default 64); the best group maxima pick the candidate groups, whose
+//      scores alone are ranked (the full-width top-k is the slow part of matmul + top-k, and
+//      the k' best rows lie in the k' groups of highest maximum, so this loses nothing);
+//      without an explicit `group`, chunks narrower than kGroupedMinRows rows take the plain
+//      top-k of their scores;
+//   2. the k' = k + kRescoreSlack best candidates are rescored in float32 (the stored key,
+//      widened, against the float32 query) and the top k of those returned.
+// Similarities are then exact for the stored (rounded) keys: the difference to float32
+// search is the key's rounding (≲ 1e-3 for bf16, ≲ 1e-4 for fp16 at d ≥ 32), and a true
+// neighbour is lost only if rounding pushes it below the k'-th candidate. Without `chunk`,
+// reduced-precision chunks are sized so that one chunk's scores take at most
+// kScoreBudgetBytes. A dtype this LibTorch cannot multiply on this device (fp16 on CPU before
+// LibTorch 2.x) is refused when the index is made.
+//
+// Lookup cost: flat, 2·d·N per query (index/lookup_cost.h); the rescoring of stage 2
+// (2·d·k' per query) is not charged, like the top-k selection. Removal moves the last rows
+// into the holes, so storage stays dense and removal costs O(removed) rows.
 
 #include <cstdint>
 
@@ -21,7 +42,16 @@ class IndexDescriptor;
 
 class TorchFlatIndex final : public VectorIndex {
  public:
-  static constexpr int64_t kDefaultChunk = 65536;
+  static constexpr int64_t kDefaultChunk = 65536;      // float32 chunks
+  static constexpr int64_t kDefaultGroup = 64;
+  static constexpr int64_t kRescoreSlack = 16;          // extra candidates rescored in float32
+  // Narrower chunks take the plain top-k: there it is cheap and the group stage's extra
+  // kernel launches are what a small search's latency is made of.
+  static constexpr int64_t kGroupedMinRows = 32768;
+  static constexpr int64_t kScoreBudgetBytes = int64_t{1} << 30;  // reduced-precision chunk
+  // Storage grows in whole multiples of this many rows, so a chunk whose length is rounded up
+  // to a whole group still lies inside the buffer; group must divide it (a power of two).
+  static constexpr int64_t kRowAlign = 1024;
 
   // semskip::Error naming the descriptor for a body other than "flat", an unknown
   // parameter, a device that is not cpu/cuda, or cuda without a CUDA build and GPU.
@@ -30,7 +60,10 @@ class TorchFlatIndex final : public VectorIndex {
   at::Device device() const override { return device_; }
   int64_t lookup_flops(int64_t n_queries) const override;
   int64_t memory_bytes() const override;
+  // Rows scored at once: the descriptor's chunk, else kDefaultChunk for float32; for
+  // reduced precision 0 until a search sizes it from kScoreBudgetBytes.
   int64_t chunk() const { return chunk_; }
+  at::ScalarType key_dtype() const { return dtype_; }
 
  protected:
   void do_add(int64_t n, const float* keys_unit, const int64_t* ids) override;
@@ -45,11 +78,17 @@ class TorchFlatIndex final : public VectorIndex {
   void append(const at::Tensor& keys_unit, const int64_t* ids);
   // queries_unit: float32 [n, dim] on device_. Results on device_, padded to k.
   SearchResult search_unit(const at::Tensor& queries_unit, int64_t k) const;
+  // Two-stage search of the reduced-precision keys (the class comment).
+  SearchResult search_reduced(const at::Tensor& queries_unit, int64_t k) const;
   at::Tensor normalized(const at::Tensor& x) const;  // float32 [n, dim] on device_
 
   at::Device device_;
+  at::ScalarType dtype_;
   int64_t chunk_;
-  at::Tensor keys_;                    // float32 [capacity, dim] on device_; rows [0, n_rows) used
+  int64_t group_;                      // rows per group of stage 1 (reduced precision), ≤ kRowAlign
+  bool group_given_ = false;           // group= in the descriptor: grouped at every chunk width
+  at::Tensor keys_;                    // dtype_ [capacity, dim] on device_; rows [0, n_rows) used;
+                                       // capacity a multiple of kRowAlign
   at::Tensor row_ids_;                 // int64 [capacity] on device_; id of each row
   RowTable rows_;                      // host mirror of row_ids_: id <-> row
 };

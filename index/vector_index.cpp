@@ -50,6 +50,8 @@ VectorIndex::VectorIndex(std::string descriptor, int64_t dim)
 
 void VectorIndex::do_train(int64_t, const float*) {}
 
+bool VectorIndex::set_search_parameter(const std::string&, int64_t) { return false; }
+
 int64_t VectorIndex::id_bookkeeping_bytes() const {
   return hash_container_bytes(size(), sizeof(int64_t), static_cast<int64_t>(ids_.bucket_count()));
 }

@@ -62,6 +62,11 @@ class VectorIndex {
   // Bytes held by the index: keys or codes, ids, graphs, staging, id bookkeeping. Container
   // overheads (hash-table nodes) are estimated, so this is approximate.
   virtual int64_t memory_bytes() const = 0;
+  // Sets a search-time parameter of a built index (IVF `nprobe`, HNSW `efSearch`) to value,
+  // as the descriptor parameter of that name would; the stored keys stay as they are. False
+  // where the backend has no such parameter; semskip::Error for a value out of range.
+  // describe() keeps the descriptor the index was made from.
+  virtual bool set_search_parameter(const std::string& key, int64_t value);
 
   // Trains an index that needs it (FAISS IVF, PQ). x: float32 [n, dim]. Training happens
   // once: on a trained index, and on backends that need no training, this is a no-op.

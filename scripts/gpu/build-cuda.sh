@@ -7,6 +7,10 @@
 #                        instance Debian packages unpacked with `dpkg -x pkg.deb $ROOT`):
 #                        searched by CMake and pkg-config, and put on LD_LIBRARY_PATH
 #   SEMSKIP_WITH_FAISS   ON to build the FAISS backends (FAISS must be findable); default OFF
+#   SEMSKIP_FAISS_ROOT   the install prefix of a FAISS (scripts/gpu/build-faiss-gpu.sh): searched
+#                        first, put on LD_LIBRARY_PATH, and SEMSKIP_WITH_FAISS defaults to ON;
+#                        when that FAISS has its GPU headers the faiss-gpu backends are built
+#   SEMSKIP_CMAKE_ARGS   further configure arguments, space-separated (-DSEMSKIP_WITH_FAISS_GPU=OFF)
 #   SEMSKIP_TARGETS      targets to build (default: all)
 #   SEMSKIP_BUILD_TESTS  OFF to configure without the test suites (default ON)
 set -euo pipefail
@@ -22,13 +26,21 @@ if [ -n "${SEMSKIP_EXTRA_ROOT:-}" ]; then
   export LD_LIBRARY_PATH="$SEMSKIP_EXTRA_ROOT/usr/lib/$multiarch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   prefix="$prefix;$SEMSKIP_EXTRA_ROOT/usr"
 fi
+if [ -n "${SEMSKIP_FAISS_ROOT:-}" ]; then
+  prefix="$SEMSKIP_FAISS_ROOT;$prefix"
+  export LD_LIBRARY_PATH="$SEMSKIP_FAISS_ROOT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  SEMSKIP_WITH_FAISS="${SEMSKIP_WITH_FAISS:-ON}"
+  if [ -f "$SEMSKIP_FAISS_ROOT/include/faiss/gpu/GpuIndexFlat.h" ]; then
+    echo "build-cuda: FAISS in $SEMSKIP_FAISS_ROOT has GPU support" >&2
+  fi
+fi
 cuda_home="${CUDA_HOME:-/usr/local/cuda}"
 cmake --preset cuda \
   -DCMAKE_PREFIX_PATH="$prefix" \
   -DNCCL_ROOT="$nccl_root" \
   -DCMAKE_CUDA_COMPILER="$cuda_home/bin/nvcc" \
   -DSEMSKIP_WITH_FAISS="${SEMSKIP_WITH_FAISS:-OFF}" \
-  -DSEMSKIP_BUILD_TESTS="${SEMSKIP_BUILD_TESTS:-ON}"
+  -DSEMSKIP_BUILD_TESTS="${SEMSKIP_BUILD_TESTS:-ON}" ${SEMSKIP_CMAKE_ARGS:-}
 if [ -n "${SEMSKIP_TARGETS:-}" ]; then
   cmake --build --preset cuda -j"$(nproc)" --target ${SEMSKIP_TARGETS}
 else

@@ -47,6 +47,15 @@ std::vector<BackendCase> backend_cases() {
       {"torch:flat"},
       {"torch:flat|chunk=7"},  // many chunks: exercises the running top-k merge
       {"torch:flat|device=cuda"},
+      // Reduced-precision keys: the similarities are exact for the rounded keys, so they
+      // differ from float32 search by the rounding (bf16: 8 bits of mantissa, measured ≤ 2e-3
+      // at d=32) and near-ties may swap; recall is stated, not exactness. group=4 and chunk=96
+      // run the grouped stage 1 and the merge over chunks, group=1 the plain top-k.
+      {"torch:flat|dtype=bf16", false, 0.97, 0.98, true, 1.0, 0.01, 1e-6},
+      {"torch:flat|dtype=bf16|group=4|chunk=96", false, 0.97, 0.98, true, 1.0, 0.01, 1e-6},
+      {"torch:flat|dtype=bf16|group=1|chunk=7", false, 0.97, 0.98, true, 1.0, 0.01, 1e-6},
+      {"torch:flat|device=cuda|dtype=fp16", false, 0.99, 0.99, true, 1.0, 0.002, 1e-6},
+      {"torch:flat|device=cuda|dtype=bf16", false, 0.97, 0.98, true, 1.0, 0.01, 1e-6},
   };
 #ifdef SEMSKIP_WITH_KOKKOS
   v.push_back({"kokkos:flat"});

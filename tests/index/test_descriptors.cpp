@@ -82,6 +82,10 @@ TEST(IndexFactory, BadDescriptorsGiveClearErrors) {
       {"torch:flat|chunk=many", "'many' is not an integer"},
       {"torch:flat|device=mps", "device 'mps' is not cpu, cuda"},
       {"torch:flat|device=gpu", "device 'gpu' is not cpu, cuda"},
+      {"torch:flat|dtype=fp8", "dtype 'fp8' is not fp32, fp16 or bf16"},
+      {"torch:flat|group=8", "group applies to dtype=fp16 or bf16 only"},
+      {"torch:flat|dtype=bf16|group=3", "group=3 must be a power of two in 1..1024"},
+      {"torch:flat|dtype=bf16|group=2048", "group=2048 must be a power of two"},
   };
   if (!at::hasCUDA()) bad.push_back({"torch:flat|device=cuda", "needs a CUDA build"});
 #ifdef SEMSKIP_WITH_KOKKOS
@@ -124,7 +128,13 @@ TEST(IndexFactory, ListsCompiledBackends) {
 #ifdef SEMSKIP_WITH_KOKKOS
   EXPECT_NE(std::find(b.begin(), b.end(), "kokkos"), b.end());
 #endif
-  EXPECT_CONTAINS(error_of([&] { make_index("nope:flat", 4); }), "known: faiss, torch, kokkos");
+#ifdef SEMSKIP_WITH_FAISS_GPU
+  EXPECT_NE(std::find(b.begin(), b.end(), "faiss-gpu"), b.end());
+#else
+  EXPECT_EQ(std::find(b.begin(), b.end(), "faiss-gpu"), b.end());
+  EXPECT_CONTAINS(error_of([&] { make_index("faiss-gpu:Flat", 4); }), "FAISS_ENABLE_GPU");
+#endif
+  EXPECT_CONTAINS(error_of([&] { make_index("nope:flat", 4); }), "known: faiss, faiss-gpu, torch, kokkos");
 }
 
 }  // namespace

@@ -1,17 +1,36 @@
 // MpiCommunicator on 1, 2, 3 and 4 ranks against values worked out by hand from each rank's
-// contribution (rank r contributes something that is a simple function of r).
+// contribution (rank r contributes something that is a simple function of r). With
+// SEMSKIP_TEST_COMM=nccl (CUDA builds) the same tests run on the NCCL communicator, one GPU
+// per rank: CPU inputs travel through the device and come back, so every expected value holds.
 #include <gtest/gtest.h>
+#include <mpi.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "comm/mpi_communicator.h"
+#include "comm/nccl_communicator.h"
 #include "comm/runtime.h"
 
 namespace semskip {
 namespace {
 
-Communicator& world() { return Runtime::get().world(); }
+std::string backend() {
+  const char* kind = std::getenv("SEMSKIP_TEST_COMM");
+  return kind && *kind ? kind : "mpi";
+}
+
+Communicator& world() {
+  static const std::unique_ptr<Communicator> device_comm = []() -> std::unique_ptr<Communicator> {
+    if (backend() == "mpi") return nullptr;
+    Runtime& rt = Runtime::get();
+    return make_communicator(backend(), std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, "world"),
+                             rt.device(at::Device(at::kCUDA)));
+  }();
+  return device_comm ? *device_comm : Runtime::get().world();
+}
 
 std::vector<int64_t> as_vector(const at::Tensor& t) {
   const at::Tensor c = t.to(at::kLong).contiguous();
@@ -20,7 +39,7 @@ std::vector<int64_t> as_vector(const at::Tensor& t) {
 
 TEST(Communicator, DescribesItsGroup) {
   Communicator& c = world();
-  EXPECT_EQ(c.describe(), "mpi:world(" + std::to_string(c.size()) + ")");
+  EXPECT_EQ(c.describe(), backend() + ":world(" + std::to_string(c.size()) + ")");
   EXPECT_EQ(c.rank(), Runtime::get().rank());
   EXPECT_EQ(c.size(), Runtime::get().world_size());
 }
@@ -249,6 +268,50 @@ TEST(Communicator, CountsBytesPerCollectiveKind) {
   EXPECT_GT(c.stats().total().t_ns, 0);
 }
 
+// The result is on the input's device; on NCCL a CUDA input never leaves the device.
+TEST(Communicator, ResultsStayOnTheInputsDevice) {
+  Communicator& c = world();
+  if (backend() != "nccl") GTEST_SKIP() << "CUDA inputs need the NCCL communicator";
+  const at::Device dev = Runtime::get().device(at::Device(at::kCUDA));
+  const int r = c.rank(), n = c.size();
+  const at::Tensor x = at::full({4}, static_cast<double>(r + 1), at::TensorOptions().dtype(at::kDouble).device(dev));
+  const at::Tensor s = c.allreduce(x, ReduceOp::sum);
+  EXPECT_TRUE(s.device() == dev);
+  EXPECT_TRUE(at::equal(s.cpu(), at::full({4}, n * (n + 1) / 2.0, at::kDouble)));
+  const at::Tensor g = c.allgatherv(at::full({r, 3}, r, at::TensorOptions().dtype(at::kBFloat16).device(dev)));
+  EXPECT_TRUE(g.device() == dev);
+  EXPECT_EQ(g.size(0), n * (n - 1) / 2);
+}
+
+// `--comm`: the choices, and what a build without NCCL says.
+TEST(Communicator, CommChoiceIsCheckedAndNamed) {
+  Runtime::get();
+  auto host = [] { return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, "world"); };
+  EXPECT_EQ(make_communicator("mpi", host(), at::Device(at::kCPU))->describe().rfind("mpi:", 0), 0u);
+  EXPECT_EQ(make_communicator("auto", host(), at::Device(at::kCPU))->describe().rfind("mpi:", 0), 0u);
+  try {
+    make_communicator("gloo", host(), at::Device(at::kCPU));
+    ADD_FAILURE() << "gloo accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("option --comm: expected auto, mpi or nccl, got 'gloo'"), std::string::npos);
+  }
+  if (!have_nccl()) {
+    try {
+      make_communicator("nccl", host(), at::Device(at::kCPU));
+      ADD_FAILURE() << "nccl accepted without NCCL";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("this build has no NCCL"), std::string::npos);
+    }
+  } else {
+    try {
+      make_communicator("nccl", host(), at::Device(at::kCPU));
+      ADD_FAILURE() << "nccl accepted on a CPU device";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("NCCL needs a CUDA device"), std::string::npos);
+    }
+  }
+}
+
 TEST(Communicator, SplitMakesIndependentGroups) {
   Communicator& c = world();
   const int me = c.rank(), n = c.size();
@@ -263,7 +326,7 @@ TEST(Communicator, SplitMakesIndependentGroups) {
   }
   EXPECT_EQ(half->size(), members);
   EXPECT_EQ(half->rank(), above);
-  EXPECT_EQ(half->describe(), "mpi:world/" + std::to_string(me % 2) + "(" + std::to_string(members) + ")");
+  EXPECT_EQ(half->describe(), backend() + ":world/" + std::to_string(me % 2) + "(" + std::to_string(members) + ")");
   EXPECT_EQ(half->allreduce(at::tensor({int64_t(me)}), ReduceOp::sum).item<int64_t>(), sum);
   // Traffic of the group is its own.
   EXPECT_EQ(half->stats()[CollectiveKind::allreduce].n_calls, 1);

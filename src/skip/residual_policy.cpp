@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "skip/state_io.h"
 #include "core/timing.h"
 
 namespace semskip {
@@ -28,7 +29,7 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
   SEMSKIP_THROW_IF_NOT_MSG(tau_ >= -1.0 && tau_ <= 1.0, "policy descriptor '{}': tau must be in [-1, 1]", text_);
   SEMSKIP_THROW_IF_NOT_MSG(target_ == SkipTarget::block || !d.has("kv"),
                            "policy descriptor '{}': kv applies to target=block only (with target=mlp "
-                           "attention runs and the KV cache stays exact)", text_);
+                           "attention runs for every token, so every K/V is computed)", text_);
   CachePolicyOptions o = parse_cache_policy_options(d, env, hidden);
   proj_ = KeyProjection(o.projection, hidden, o.key_dim, env.seed);
   const int64_t value_dim = target_ == SkipTarget::block ? hidden : (r_ - p_) * hidden;
@@ -131,6 +132,20 @@ void ResidualPolicy::end_step(StepContext& ctx) {
     miss_value_ = at::empty({0, value_dim}, miss_hp_.options());
   }
   cache_->insert(miss_keys_, miss_value_);
+}
+
+
+// Between steps the miss buffers are empty: the projection and the cache are the whole state.
+void ResidualPolicy::save_state(StateWriter& w) const {
+  w.tag(text_);
+  proj_.save_state(w);
+  cache_->save_state(w);
+}
+
+void ResidualPolicy::load_state(StateReader& r) {
+  r.expect_tag(text_);
+  proj_.load_state(r);
+  cache_->load_state(r);
 }
 
 }  // namespace semskip

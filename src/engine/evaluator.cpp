@@ -6,6 +6,7 @@
 #include "comm/communicator.h"
 #include "engine/step_batch.h"
 #include "metrics/timing.h"
+#include "model/generation.h"
 #include "model/transformer.h"
 #include "skip/baseline_policies.h"
 
@@ -101,43 +102,32 @@ std::vector<std::vector<int64_t>> continue_greedy(const SkipEngine& engine, cons
                                                   FlopCounter* flops, LayerCounts* counts,
                                                   std::vector<int64_t>& block, std::vector<int64_t>& mlp,
                                                   int64_t& t_lookup_ns) {
+  // The decode loop of generate_greedy (model/generation.h), stepping through the engine.
   const ModelConfig& cfg = model.config();
-  const int64_t B = next.size(0);
-  std::vector<std::vector<int64_t>> out(static_cast<size_t>(B));
-  std::vector<bool> done(static_cast<size_t>(B), false);
-  for (int64_t t = 0; t < o.max_new_tokens; ++t) {
-    at::Tensor nc = next.to(at::kCPU);
-    at::Tensor valid = at::zeros({B, 1}, at::kBool);
-    for (int64_t b = 0; b < B; ++b) {
-      if (done[static_cast<size_t>(b)]) continue;
-      const int64_t tok = nc[b].item<int64_t>();
-      out[static_cast<size_t>(b)].push_back(tok);
-      if (tok == o.eos_token) done[static_cast<size_t>(b)] = true;
-      else valid[b][0] = true;
-    }
-    if (t + 1 == o.max_new_tokens) break;
-    const bool mine = B > 0 && valid.any().item<bool>();
-    if (!lockstep.any(mine)) break;
-    if (!mine) {
-      // Nothing of ours to decode; the others' collectives still need this rank.
-      const StepBatch idle = empty_batch(model.device());
-      StepContext ctx(cfg.n_layers, cfg.hidden_size, idle.valid, {}, false);
-      ctx.flops = flops;
-      ctx.union_row_offset = union_offset;
-      SkipKvCache kv_idle = engine.make_cache(0, 1);
-      engine.step(idle.ids, ctx, kv_idle, policy, flops, counts);
-      t_lookup_ns += ctx.t_lookup_ns;
-      continue;
-    }
-    StepContext ctx(cfg.n_layers, cfg.hidden_size, valid.to(model.device()), rows, false);
+  GreedyLoop loop;
+  loop.max_new_tokens = o.max_new_tokens;
+  loop.eos_token_id = o.eos_token;
+  loop.go_on = [&](bool mine) { return lockstep.any(mine); };
+  loop.idle_step = [&] {
+    // Nothing of ours to decode; the others' collectives still need this rank.
+    const StepBatch idle = empty_batch(model.device());
+    StepContext ctx(cfg.n_layers, cfg.hidden_size, idle.valid, {}, false);
     ctx.flops = flops;
     ctx.union_row_offset = union_offset;
-    at::Tensor logits = engine.step(next.unsqueeze(1).to(model.device()), ctx, kv, policy, flops, counts);
+    SkipKvCache kv_idle = engine.make_cache(0, 1);
+    engine.step(idle.ids, ctx, kv_idle, policy, flops, counts);
+    t_lookup_ns += ctx.t_lookup_ns;
+  };
+  loop.step = [&](const at::Tensor& tokens, const at::Tensor& live) {
+    StepContext ctx(cfg.n_layers, cfg.hidden_size, live, rows, false);
+    ctx.flops = flops;
+    ctx.union_row_offset = union_offset;
+    at::Tensor logits = engine.step(tokens, ctx, kv, policy, flops, counts);
     add_row_skips(ctx, block, mlp);
     t_lookup_ns += ctx.t_lookup_ns;
-    next = logits.select(1, 0).argmax(-1);
-  }
-  return out;
+    return logits;
+  };
+  return decode_greedy(next.to(model.device()), loop);
 }
 
 }  // namespace

@@ -1,17 +1,24 @@
 #pragma once
-// SkipEngine: the layer loop of a skipping run. It runs a Transformer's own blocks (norms,
-// attention, MLP / MoE) on the tokens that still run each layer — gathered, computed,
-// scattered back — so executed FLOPs, counted from executed shapes, fall as skips rise.
-// Decisions come from a SkipPolicy through a StepContext. With no skips it computes what
-// Transformer::forward computes (a test holds it to that).
+// SkipEngine: a skipping run's step, as an adapter from a SkipPolicy to the model's own
+// forward. It turns the decisions the policy writes into a StepContext into a per-layer
+// execution plan (model/layer_plan.h) that Transformer::forward reads before each block, and
+// calls the policy back after each MLP and block. Attention, MLP / MoE and the KV cache are
+// the model's; with no skips a step is Transformer::forward (a test holds it to that), and
+// executed FLOPs, counted from executed shapes, fall as skips rise.
 //
-// Expert parallelism (docs/architecture.md §4): with an ExpertParallel, every MoE layer of every step
-// runs through ExpertParallel::forward on the tokens that run its MLP — tokens that skip the
-// block or the MLP never enter the all-to-all — and this rank joins the layer's collectives
-// also with zero tokens (a step of no requests, a layer all its tokens skip). Only when no
-// token of any rank runs the layer and every rank knows it (SkipPolicy::skips_layer_everywhere,
-// StepContext::skipped_by_all) do all ranks leave the layer's all-to-alls out together.
-// A step may have zero sequences (ids [0, S]): it computes nothing and joins every collective.
+// Per step the host waits on the device only where the shapes need it: once to learn whether
+// the step has padding, once per layer that gathers rows (the number of rows that run), once
+// for the attention pairs when FLOPs are counted, and once for the layer counts, which are
+// accumulated on the device.
+//
+// Expert parallelism (docs/architecture.md §4): with an ExpertParallel, every MoE layer of
+// every step runs through it (as the forward's MoeExecutor) on the tokens that run its MLP —
+// tokens that skip the block or the MLP never enter the all-to-all — and this rank joins the
+// layer's collectives also with zero tokens (a step of no requests, a layer all its tokens
+// skip). Only when no token of any rank runs the layer and every rank knows it
+// (SkipPolicy::skips_layer_everywhere, StepContext::skipped_by_all) do all ranks leave the
+// layer's all-to-alls out together. A step may have zero sequences (ids [0, S]): it computes
+// nothing and joins every collective.
 
 #include <cstdint>
 #include <vector>
@@ -42,20 +49,16 @@ class SkipEngine {
   // `ep`: MoE layers expert-parallel over its group (it must outlive the engine); null: local.
   explicit SkipEngine(const Transformer& model, ExpertParallel* ep = nullptr);
 
-  // A KV cache sized for `batch` sequences of up to `capacity` slots.
+  // The model's KV cache for `batch` sequences of up to `capacity` slots, preallocated.
   SkipKvCache make_cache(int64_t batch, int64_t capacity) const;
 
-  // One step: ids int64 [B, S] (left-padded), valid bool [B, S]. The cache holds earlier
-  // steps and receives this one's keys. Returns logits [B, S, V] (compute dtype).
-  // `states`, when given, receives the residual stream [n_layers + 1, B, S, d].
+  // One step: ids int64 [B, S] (left-padded), valid bool [B, S] in ctx. The cache holds earlier
+  // steps and receives this one's keys. Returns logits [B, S, V] (compute dtype; zero at
+  // padding). `states`, when given, receives the residual stream [n_layers + 1, B, S, d].
   at::Tensor step(const at::Tensor& ids, StepContext& ctx, SkipKvCache& kv, SkipPolicy& policy,
                   FlopCounter* flops, LayerCounts* counts, at::Tensor* states = nullptr) const;
 
  private:
-  // Attention of layer l for the step's tokens; adds its output to h (flat [B·S, d]).
-  void attention(int64_t l, at::Tensor& h, const at::Tensor& run, const at::Tensor& propagate,
-                 const at::Tensor& positions, SkipKvCache& kv, FlopCounter* flops) const;
-
   const Transformer& model_;
   ExpertParallel* ep_;
 };

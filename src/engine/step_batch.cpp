@@ -1,30 +1,24 @@
 #include "engine/step_batch.h"
 
-#include <algorithm>
-
 #include "core/error.h"
+#include "model/generation.h"
 
 namespace semskip {
 
 StepBatch make_batch(const std::vector<Request>& requests, size_t begin, size_t end, at::Device device) {
   StepBatch sb;
-  int64_t S = 0;
-  for (size_t i = begin; i < end; ++i) S = std::max(S, requests[i].n_tokens_prompt());
-  const int64_t B = static_cast<int64_t>(end - begin);
-  at::Tensor ids = at::zeros({B, S}, at::kLong);
-  at::Tensor valid = at::zeros({B, S}, at::kBool);
+  std::vector<std::vector<int64_t>> prompts;
   for (size_t i = begin; i < end; ++i) {
     const Request& r = requests[i];
     SEMSKIP_THROW_IF_NOT_MSG(r.n_tokens_prompt() > 0, "request {} ({}) has an empty prompt", r.id, r.where());
-    const int64_t b = static_cast<int64_t>(i - begin), n = r.n_tokens_prompt(), pad = S - n;
-    std::vector<int64_t> toks(r.prompt_tokens.begin(), r.prompt_tokens.end());
-    ids[b].slice(0, pad, S).copy_(at::tensor(toks, at::kLong));
-    valid[b].slice(0, pad, S).fill_(true);
-    sb.rows.push_back(b);
+    prompts.emplace_back(r.prompt_tokens.begin(), r.prompt_tokens.end());
+    sb.rows.push_back(static_cast<int64_t>(i - begin));
     sb.requests.push_back(&r);
   }
-  sb.ids = ids.to(device);
-  sb.valid = valid.to(device);
+  // The padding helper of greedy generation; pad ids are 0 (never attended to).
+  PaddedBatch pb = left_pad(prompts, 0, device);
+  sb.ids = std::move(pb.ids);
+  sb.valid = std::move(pb.valid);
   return sb;
 }
 

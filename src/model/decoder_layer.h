@@ -1,16 +1,18 @@
 #pragma once
 // One pre-norm decoder block: h += attn(norm(h)); h += mlp(norm(h)), where mlp is a dense
-// SwiGLU or a MoE block. Its two sub-blocks are usable on their own (a skip engine that
-// replaces only the MLP of some tokens runs attention_block for all and mlp_block for some).
+// SwiGLU or a MoE block. forward() runs every row; forward_planned() runs the rows a LayerPlan
+// selects (model/layer_plan.h): the same sub-blocks on gathered rows, scattered back.
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include <ATen/ATen.h>
 
 #include "metrics/flop_counter.h"
 #include "model/hooks.h"
 #include "model/kv_cache.h"
+#include "model/layer_plan.h"
 #include "model/layers/attention.h"
 #include "model/layers/attention_mask.h"
 #include "model/layers/moe_block.h"
@@ -21,6 +23,14 @@
 
 namespace semskip {
 
+// Attention pairs of one layer counted on the device, charged once per forward (one host read
+// for all layers instead of one per layer).
+struct PendingPairs {
+  int layer = 0;
+  int64_t n_heads = 0, head_dim = 0, pairs_dense = 0;
+  at::Tensor pairs_causal;  // int64 scalar on the device
+};
+
 // What every layer of one forward shares (built by Transformer::make_context).
 struct LayerContext {
   RopeTable rope;             // cos/sin of the forward's tokens, [B, T, head_dim]
@@ -29,6 +39,11 @@ struct LayerContext {
   const HookSet* hooks = nullptr;
   FlopCounter* flops = nullptr;
   MoeExecutor* moe_executor = nullptr;  // null: routed experts run here (MoeBlock::forward_routed)
+  // Execution plans only: the valid rows bool [B, T] (undefined: all), the forward's first
+  // slot and where attention pairs counted on the device go (null: counted on the host).
+  at::Tensor valid;
+  int64_t first_slot = 0;
+  std::vector<PendingPairs>* pending_pairs = nullptr;
 };
 
 class DecoderLayer {
@@ -42,16 +57,34 @@ class DecoderLayer {
 
   bool is_moe() const { return moe.has_value(); }
 
+  // resid_pre [B, T, d] -> resid_post [B, T, d], with every hook point of the block.
+  at::Tensor forward(const at::Tensor& resid, const LayerContext& ctx) const;
+  // The block under a LayerPlan: jump added, then only plan.run rows (and, of them, the
+  // non-skip_mlp rows for the MLP) computed; K/V of the other valid rows propagated or hidden
+  // in ctx.kv_cache (required). Hooks: resid_pre, resid_post and the MoE routing points, on
+  // the full [B, T, d] streams resp. the routed rows [1, n, k]. `callbacks` receives
+  // after_mlp when the plan wants it.
+  at::Tensor forward_planned(const at::Tensor& resid, const LayerContext& ctx, const LayerPlan& plan,
+                             ExecutionPlan* callbacks) const;
+
+  int64_t n_params() const;
+  int64_t n_params_active() const;  // per token: top_k routed experts only
+
+ private:
   // resid [B, T, d] -> attention output [B, T, d] (before the residual add). Appends this
   // layer's K/V to ctx.kv_cache when there is one.
   at::Tensor attention_block(const at::Tensor& resid, const LayerContext& ctx) const;
   // resid_mid [B, T, d] -> MLP / MoE output [B, T, d]; runs the MoE routing hooks.
   at::Tensor mlp_block(const at::Tensor& resid_mid, const LayerContext& ctx) const;
-  // resid_pre [B, T, d] -> resid_post [B, T, d], with every hook point of the block.
-  at::Tensor forward(const at::Tensor& resid, const LayerContext& ctx) const;
-
-  int64_t n_params() const;
-  int64_t n_params_active() const;  // per token: top_k routed experts only
+  // The attention of the rows `rows` int64 [n] (of run bool [B, T]) over the cache, added to
+  // h_flat [B·T, d] -> their output [n, d] (undefined when n = 0); `prop` int64 [m]: rows whose
+  // K/V only are computed; `visible` bool [B, T]: the new slots with keys (undefined: valid).
+  at::Tensor attention_rows(const at::Tensor& h_flat, const at::Tensor& run, const at::Tensor& rows,
+                            const at::Tensor& prop, const at::Tensor& visible, int64_t batch, int64_t n_tokens,
+                            const LayerContext& ctx) const;
+  // The mask of this layer when its keys differ from the forward's (hidden slots), else ctx.mask.
+  AttentionMask layer_mask(int64_t batch, int64_t n_tokens, const LayerContext& ctx, const at::Tensor& counted,
+                           int64_t n_counted) const;
 };
 
 }  // namespace semskip

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -166,7 +167,11 @@ LayerContext Transformer::make_context(int64_t batch, int64_t n_tokens, int64_t 
   ctx.rope = rotary_.table(positions, dtype());
   if (o.flops) o.flops->add(FlopCounter::kNoLayer, OpGroup::rotary, flops::rotary(rotary_.head_dim(), batch * n_tokens));
 
-  if (!padding) {
+  ctx.first_slot = start;
+  if (o.plan) ctx.valid = valid;
+  if (o.plan && valid.defined()) {
+    // Every layer of a planned forward with padding gathers its rows and builds its own mask.
+  } else if (!padding) {
     ctx.mask = AttentionMask::causal_block(batch, n_tokens, n_keys);
   } else {
     const at::Tensor key_valid = o.kv_cache ? o.kv_cache->key_valid(n_keys) : valid;
@@ -196,11 +201,53 @@ at::Tensor Transformer::forward(const at::Tensor& input, const ForwardOptions& o
     x = input;
   }
   const int64_t batch = x.size(0), n_tokens = x.size(1);
+  // A plan writes keys row by row, so it always has a cache: the caller's or this forward's.
+  std::optional<KvCache> own_cache;
+  ForwardOptions fo = o;
+  if (o.plan && !o.kv_cache) {
+    own_cache.emplace(make_kv_cache(batch, n_tokens));
+    fo.kv_cache = &*own_cache;
+  }
+  at::Tensor valid;  // bool [B, T] under a plan with padding
   if (start < stop) {
-    const LayerContext ctx = make_context(batch, n_tokens, start, o);
-    for (int64_t l = start; l < stop; ++l) x = layers_[static_cast<size_t>(l)].forward(x, ctx);
+    LayerContext ctx = make_context(batch, n_tokens, start, fo);
+    std::vector<PendingPairs> pending;
+    if (o.flops) ctx.pending_pairs = &pending;
+    valid = ctx.valid;
+    for (int64_t l = start; l < stop; ++l) {
+      const DecoderLayer& layer = layers_[static_cast<size_t>(l)];
+      if (!o.plan) {
+        x = layer.forward(x, ctx);
+        continue;
+      }
+      const LayerPlan lp = o.plan->layer(l, x);
+      x = layer.forward_planned(x, ctx, lp, o.plan);
+      o.plan->after_layer(l, x);
+    }
+    // The attention pairs counted on the device, read in one transfer.
+    if (!pending.empty()) {
+      std::vector<at::Tensor> counts;
+      for (const PendingPairs& p : pending) counts.push_back(p.pairs_causal);
+      const at::Tensor host = at::stack(counts).to(at::kCPU, at::kLong);
+      for (size_t i = 0; i < pending.size(); ++i) {
+        const PendingPairs& p = pending[i];
+        o.flops->add_attention(p.layer, p.n_heads, p.head_dim, p.pairs_dense, host[static_cast<int64_t>(i)].item<int64_t>());
+      }
+    }
+  } else if (o.plan && o.attention_mask.defined()) {
+    valid = o.attention_mask.to(device(), at::kBool);
   }
   if (o.stop_at_layer) return x;
+  if (o.plan && valid.defined()) {
+    // Padding runs nothing under a plan, the head included: its logits are zero.
+    const int64_t d = x.size(2), N = batch * n_tokens;
+    const at::Tensor rows = valid.reshape({N}).nonzero().squeeze(1);
+    const at::Tensor lv = lm_head(final_norm(x.reshape({N, d}).index_select(0, rows)), o.flops);  // [n, V]
+    at::Tensor logits = at::zeros({N, lv.size(1)}, lv.options());
+    logits.index_copy_(0, rows, lv);
+    logits = logits.view({batch, n_tokens, lv.size(1)});
+    return o.last_token_logits ? logits.narrow(1, n_tokens - 1, 1) : logits;
+  }
   x = final_norm(x);
   if (o.last_token_logits) x = x.narrow(1, n_tokens - 1, 1);
   return lm_head(x, o.flops);

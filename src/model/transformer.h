@@ -4,8 +4,11 @@
 //   forward(ids [B, T])                                  -> logits [B, T, V]
 //   forward(resid, {.start_at_layer = s})                -> runs blocks [s, L), then norm + head
 //   forward(ids or resid, {.stop_at_layer = e})          -> residual stream after block e - 1
-// and every piece usable on its own (embed, layer(l).attention_block / mlp_block, final_norm,
-// lm_head, make_context), which is what a layer-skipping engine composes.
+//   forward(ids, {.plan = p})                            -> the same model under an execution
+//                                                           plan (model/layer_plan.h): skipping
+// This forward is the only implementation of the model: the full model, greedy generation and
+// every skipping run (SkipEngine fills a plan from its policy) go through it, so an
+// optimisation of attention, MLP / MoE or the KV cache is made once.
 
 #include <cstdint>
 #include <optional>
@@ -18,6 +21,7 @@
 #include "model/decoder_layer.h"
 #include "model/hooks.h"
 #include "model/kv_cache.h"
+#include "model/layer_plan.h"
 #include "model/layers/linear.h"
 #include "model/layers/rms_norm.h"
 #include "model/layers/rotary.h"
@@ -40,6 +44,9 @@ struct ForwardOptions {
   at::Tensor positions;           // int64 [B, T] RoPE positions; undefined: derived (see make_context)
   at::Tensor attention_mask;      // bool [B, T], false on (left) padding; undefined: all tokens valid
   bool last_token_logits = false; // head on the last position only: logits [B, 1, V]
+  // Set: which rows run which block, read before each block (model/layer_plan.h); padding
+  // rows then run nothing and get zero logits. Null: every row runs every block.
+  ExecutionPlan* plan = nullptr;
 };
 
 class Transformer {
@@ -78,7 +85,8 @@ class Transformer {
 
   at::Tensor forward(const at::Tensor& input, const ForwardOptions& o = {}) const;
 
-  // A cache for B sequences with room for `capacity` slots (it grows when needed).
+  // A cache for B sequences with room for `capacity` slots, preallocated (it grows only when
+  // a forward goes past it).
   KvCache make_kv_cache(int64_t batch, int64_t capacity) const;
 
   int64_t n_params() const;         // tied embeddings counted once

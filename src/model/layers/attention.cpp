@@ -108,7 +108,8 @@ at::Tensor Attention::attend(const at::Tensor& q, const at::Tensor& k, const at:
                              const AttentionMask& mask, FlopCounter* flops, int layer) const {
   SEMSKIP_ASSERT(q.dim() == 4 && q.size(1) == n_heads && k.size(1) == n_kv_heads);
   SEMSKIP_ASSERT(q.size(2) == mask.n_queries && k.size(2) == mask.n_keys);
-  if (flops) flops->add_attention(layer, n_heads, head_dim, mask.pairs_dense, mask.pairs_causal);
+  if (flops && !mask.pairs_pending.defined())
+    flops->add_attention(layer, n_heads, head_dim, mask.pairs_dense, mask.pairs_causal);
   const at::Tensor o = impl == AttnImpl::eager ? attend_eager(q, k, v, mask) : attend_sdpa(q, k, v, mask);
   return o.transpose(1, 2).reshape({q.size(0), q.size(2), n_heads * head_dim});  // [B, Tq, H·hd]
 }

@@ -21,7 +21,8 @@ AttentionMask AttentionMask::causal_block(int64_t batch, int64_t n_queries, int6
 
 AttentionMask AttentionMask::from_slots(const at::Tensor& q_slots, const at::Tensor& key_valid,
                                         int64_t batch, int64_t n_keys, at::ScalarType dtype,
-                                        bool count_pairs) {
+                                        bool count_pairs, const at::Tensor& counted,
+                                        int64_t n_counted, bool defer_pairs) {
   SEMSKIP_ASSERT(q_slots.dim() == 1 || q_slots.dim() == 2);
   const at::Tensor slots = (q_slots.dim() == 1 ? q_slots.unsqueeze(0) : q_slots).unsqueeze(-1);  // [B|1, Tq, 1]
   const at::Tensor keys = at::arange(n_keys, q_slots.options().dtype(at::kLong));               // [Tk]
@@ -35,8 +36,12 @@ AttentionMask AttentionMask::from_slots(const at::Tensor& q_slots, const at::Ten
   m.kind = Kind::explicit_;
   m.n_queries = allowed.size(1);
   m.n_keys = n_keys;
-  m.pairs_dense = batch * m.n_queries * n_keys;
-  if (count_pairs) m.pairs_causal = allowed.sum().item<int64_t>();
+  m.pairs_dense = (counted.defined() ? n_counted : batch * m.n_queries) * n_keys;
+  if (count_pairs) {
+    const at::Tensor pairs = counted.defined() ? allowed.logical_and(counted.unsqueeze(-1)).sum() : allowed.sum();
+    if (defer_pairs) m.pairs_pending = pairs;
+    else m.pairs_causal = pairs.item<int64_t>();
+  }
   const auto opts = q_slots.options().dtype(dtype);
   m.additive = at::where(allowed, at::zeros({}, opts),
                          at::full({}, -std::numeric_limits<double>::infinity(), opts))

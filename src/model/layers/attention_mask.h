@@ -22,16 +22,23 @@ struct AttentionMask {
   int64_t n_keys = 0;        // Tk
   int64_t pairs_dense = 0;   // B·Tq·Tk
   int64_t pairs_causal = 0;  // (query, key) pairs the mask lets through, summed over the batch
+  // int64 scalar on the mask's device: pairs_causal not yet read to the host (from_slots with
+  // `defer_pairs`); whoever built the mask charges it, so attend() does not.
+  at::Tensor pairs_pending;
 
   // Queries at slots [n_keys - n_queries, n_keys) of B sequences without padding.
   static AttentionMask causal_block(int64_t batch, int64_t n_queries, int64_t n_keys);
   // General case. q_slots int64 [B, Tq] (or [Tq], the same for all sequences);
   // key_valid bool [B, Tk] (undefined: all valid). `dtype` and the device of q_slots are those
   // of the additive mask. Counting pairs_causal reads the mask back to the host; it is done
-  // only when `count_pairs`.
+  // only when `count_pairs`, and left on the device (pairs_pending) when `defer_pairs`.
+  // `counted` bool [B, Tq] (undefined: all) restricts the count and pairs_dense to the
+  // queries that really run (an execution plan's gathered rows; the others are computed and
+  // dropped).
   static AttentionMask from_slots(const at::Tensor& q_slots, const at::Tensor& key_valid,
                                   int64_t batch, int64_t n_keys, at::ScalarType dtype,
-                                  bool count_pairs);
+                                  bool count_pairs, const at::Tensor& counted = {},
+                                  int64_t n_counted = -1, bool defer_pairs = false);
 };
 
 }  // namespace semskip

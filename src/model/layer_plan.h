@@ -1,0 +1,59 @@
+#pragma once
+// The execution plan of one forward: per layer, which rows of the [B, T] batch run the block,
+// which run attention but take a given value in place of the MLP / MoE, which receive a
+// substituted update before the block, and what the rows that do not run leave in the KV
+// cache. Transformer::forward reads it layer by layer, so a plan may be filled while the
+// forward runs (a semantic-cache policy decides after its probe layer); the empty plan (no
+// ExecutionPlan, or every LayerPlan default) is the full model.
+//
+// DESIGN. There is one implementation of attention, MLP / MoE and the KV cache: the model's.
+// A LayerPlan only selects rows; DecoderLayer::forward_planned gathers the rows that run
+// (index_select on the device), runs the same sub-blocks on them, and scatters the results
+// back (index_add), so executed FLOPs follow executed shapes. Attention of the gathered
+// queries is one batched call over all sequences with a per-layer mask (queries scattered
+// into their [B, T] places, outputs gathered back), never a loop over sequences. Keys of rows
+// that skip a block are either computed from their substituted state (propagate, charged as
+// kv_propagate) or hidden at that layer (KvCache's per-layer visibility). Padding rows
+// (ForwardOptions::attention_mask false) run nothing under a plan, the head included.
+
+#include <cstdint>
+
+#include <ATen/ATen.h>
+
+namespace semskip {
+
+struct LayerPlan {
+  // compute dtype [B, T, d]: added to the residual stream before the block (a cached update
+  // Δ that lands a row at this layer); undefined: none.
+  at::Tensor jump;
+  // Known on the host: no row runs the block (a layer skipped everywhere). Nothing is
+  // computed, the layer's keys of this forward are hidden, MoE collectives are left out.
+  bool bypass = false;
+  // bool [B, T]: rows that skip the block (identity, after the jump); undefined: none. The
+  // rows that run are the valid ones not skipping.
+  at::Tensor skip_block;
+  // bool [B, T]: rows that run attention but take `mlp_replacement` in place of the MLP / MoE.
+  at::Tensor skip_mlp;
+  at::Tensor mlp_replacement;  // compute dtype [B, T, d], read at skip_mlp rows
+  // Valid skip_block rows: K/V computed from their state (true) or hidden at this layer (false).
+  bool propagate_kv = false;
+  // With a MoeExecutor (expert parallelism): join the layer's collectives even with no rows
+  // here. False only when every rank knows that no row of any rank runs the MLP.
+  bool moe_collective = true;
+  // Whether ExecutionPlan::after_mlp wants this layer's MLP output.
+  bool want_mlp_out = false;
+};
+
+class ExecutionPlan {
+ public:
+  virtual ~ExecutionPlan() = default;
+  // Before block `layer`; h: the residual stream entering it, compute dtype [B, T, d].
+  virtual LayerPlan layer(int64_t layer, const at::Tensor& h) = 0;
+  // After the MLP of `layer` (only when LayerPlan::want_mlp_out): its output [B, T, d], zero
+  // at rows that did not run it.
+  virtual void after_mlp(int64_t layer, const at::Tensor& mlp_out) { (void)layer, (void)mlp_out; }
+  // After block `layer`; h: the residual stream leaving it, [B, T, d].
+  virtual void after_layer(int64_t layer, const at::Tensor& h) { (void)layer, (void)h; }
+};
+
+}  // namespace semskip

@@ -162,12 +162,12 @@ nlohmann::ordered_json reference_matmul(const Sweep& s, int64_t warmup, int64_t 
           const double mm_s = time(false);
           const double mm_topk_s = time(true);
           const double flops = 2.0 * static_cast<double>(queries) * dim * n;
-          out.push_back({{"device", device.str()}, {"dtype", c10::toString(dtype)}, {"n_keys", n},
+          out.push_back({{"device", device.str()}, {"dtype", dtype == at::kHalf ? "fp16" : "fp32"}, {"n_keys", n},
                          {"dim", dim}, {"n_queries", queries}, {"k", k}, {"matmul_s", mm_s},
                          {"matmul_topk_s", mm_topk_s}, {"matmul_flops", flops},
                          {"matmul_tflops_per_s", flops / mm_s / 1e12}});
           std::fprintf(stderr, "index-bench reference: %s %s matmul n=%lld dim=%lld batch=%lld: %.3f ms, "
-                       "with top-%lld %.3f ms\n", device.str().c_str(), c10::toString(dtype),
+                       "with top-%lld %.3f ms\n", device.str().c_str(), dtype == at::kHalf ? "fp16" : "fp32",
                        static_cast<long long>(n), static_cast<long long>(dim),
                        static_cast<long long>(queries), 1e3 * mm_s, static_cast<long long>(k),
                        1e3 * mm_topk_s);
@@ -194,7 +194,7 @@ int run_index_bench(const IndexBenchOptions& o) {
 
   // Before the sweep, so that a path that cannot be written fails early.
   if (!o.reference_json.empty()) {
-    const nlohmann::ordered_json ref = reference_matmul(sweep, std::max<int64_t>(o.warmup, 1), o.repeat);
+    const nlohmann::ordered_json ref = reference_matmul(sweep, std::max<int64_t>(o.warmup, 3), o.repeat);
     std::FILE* f = std::fopen(o.reference_json.c_str(), "w");
     SEMSKIP_THROW_IF_NOT_MSG(f, "--reference-json {}: cannot open for writing", o.reference_json);
     const std::string text = ref.dump(2) + "\n";

@@ -31,6 +31,11 @@ def ms(s):
     return f"{1e3 * s:.3f}"
 
 
+def code(text):
+    """A code span that survives inside a markdown table cell."""
+    return "`" + text.replace("|", "\\|") + "`"
+
+
 def table(rows, title_cols):
     out = ["| " + " | ".join(c for c, _ in title_cols) + " |", "|" + "---|" * len(title_cols)]
     for r in rows:
@@ -39,7 +44,7 @@ def table(rows, title_cols):
 
 
 BENCH_COLS = [
-    ("index", lambda r: f"`{r['descriptor']}`"),
+    ("index", lambda r: code(r["descriptor"])),
     ("device", lambda r: r["device"]),
     ("threads", lambda r: str(r["n_threads"]) if r["device"] == "cpu" else "–"),
     ("build s", lambda r: f"{r['build_s']:.2f}"),
@@ -65,13 +70,13 @@ def headline_checks(rows, ref):
     mm = ref[0] if ref else None
     if mm:
         lines.append(f"Plain {mm['dtype']} matmul on {mm['device']} of the same sizes: "
-                     f"{ms(mm['matmul_s'])} ms ({mm['matmul_tflops_per_s']:.0f} TFLOP/s), with a full "
+                     f"{ms(mm['matmul_s'])} ms ({mm['matmul_tflops_per_s']:.3g} TFLOP/s), with a full "
                      f"top-{mm['k']}: {ms(mm['matmul_topk_s'])} ms.")
     gpu_exact = [r for r in rows if r["device"].startswith("cuda") and r["recall_at_k"] >= 0.99]
     faiss_cpu = [r for r in rows if r["descriptor"] == "faiss:Flat"]
     if gpu_exact:
         best = min(gpu_exact, key=lambda r: r["latency_p50_s"])
-        lines.append(f"Fastest GPU search with recall@10 ≥ 0.99: `{best['descriptor']}`, "
+        lines.append(f"Fastest GPU search with recall@10 ≥ 0.99: {code(best['descriptor'])}, "
                      f"{ms(best['latency_p50_s'])} ms per batch, recall@10 {best['recall_at_k']:.4f}.")
         if mm:
             share = mm["matmul_s"] / best["latency_p50_s"]
@@ -92,7 +97,7 @@ def small_checks(rows):
         return []
     best = min(gpu, key=lambda r: r["latency_p50_s"])
     verdict = "met" if best["latency_p50_s"] <= 50e-6 else "not met"
-    return [f"Lowest GPU latency: `{best['descriptor']}`, {1e6 * best['latency_p50_s']:.1f} µs per batch "
+    return [f"Lowest GPU latency: {code(best['descriptor'])}, {1e6 * best['latency_p50_s']:.1f} µs per batch "
             f"(median; target ≤ 50 µs: {verdict})."]
 
 
@@ -224,7 +229,7 @@ def main():
         for d in descs:
             for q in batches:
                 vals = [cell.get((d, q, n)) for n in sizes]
-                out.append(f"| `{d}` | {q} | " + " | ".join(f"{1e3 * v['latency_p50_s']:.3f} ms" if v else "–" for v in vals) + " |")
+                out.append(f"| {code(d)} | {q} | " + " | ".join(f"{1e3 * v['latency_p50_s']:.3f} ms" if v else "–" for v in vals) + " |")
         out.append("")
         series = []
         for d in descs:

@@ -25,7 +25,7 @@
 #   INDEX_STUDY_SIZES=tiny  small sizes everywhere (the CPU check of the pipeline, a test);
 #                     =cpu   sizes a CPU-only machine finishes in minutes (headline N = 100k)
 #   INDEX_STUDY_KOKKOS=0  skip the Kokkos CUDA attempt; KOKKOS_TIMEOUT (s, default 180)
-#   THREADS               CPU threads for FAISS, OpenBLAS and LibTorch (default: nproc)
+#   THREADS               CPU threads for FAISS, OpenBLAS and LibTorch (default: every core)
 #   PYTHON                the Python for the summary (python3; needs no packages)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,7 +37,8 @@ say() { echo "[index-study +$(( $(date +%s) - t0 ))s] $*" >&2; }
 pack() { tar czf "$out/index_study.tgz" -C "$out" index_study; }
 trap pack EXIT
 py="${PYTHON:-python3}"
-threads="${THREADS:-$(nproc)}"
+cores="$(getconf _NPROCESSORS_ONLN)"  # nproc would follow OMP_NUM_THREADS
+threads="${THREADS:-$cores}"
 # FAISS's OpenMP loops and OpenBLAS's pool never nest (FAISS calls BLAS outside its parallel
 # regions), so both get every core; LibTorch's intra-op pool the same (--threads).
 export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
@@ -47,7 +48,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then 
 {
   echo "date_utc: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)"
-  echo "cores: $(nproc)"
+  echo "cores: $cores"
   echo "memory: $(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')"
   echo "threads: OMP_NUM_THREADS=$OMP_NUM_THREADS OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS --threads $threads"
   if [ $have_gpu = 1 ]; then

@@ -78,7 +78,8 @@ def main():
     md = (res / "index_study.md").read_text()
     for name in ["headline", "small", "ann"]:
         for r in rows[name]:
-            expect(f"`{r['descriptor']}`" in md, f"index_study.md lacks {r['descriptor']}")
+            cell = "`" + r["descriptor"].replace("|", "\\|") + "`"
+            expect(cell in md, f"index_study.md lacks {r['descriptor']} (pipes escaped for the table)")
     expect("cores:" in md and "threads:" in md, "index_study.md lacks the machine")
     for svg in ["qps_recall.svg", "step_cost.svg"]:
         f = res / svg

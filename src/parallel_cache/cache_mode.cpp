@@ -25,7 +25,18 @@ const char* cache_mode_name(CacheMode m) {
   return "";
 }
 
-void attach_distribution(PolicyEnv& env, CacheMode mode, Communicator& comm) {
+namespace {
+
+SumOverRanks allreduce_over(Communicator* c) {
+  return [c](std::vector<int64_t>& v) {
+    const at::Tensor s = c->allreduce(at::tensor(v, at::kLong), ReduceOp::sum).cpu();
+    for (size_t i = 0; i < v.size(); ++i) v[i] = s[static_cast<int64_t>(i)].item<int64_t>();
+  };
+}
+
+}  // namespace
+
+void attach_distribution(PolicyEnv& env, CacheMode mode, Communicator& comm, Communicator* ep_group) {
   Communicator* c = &comm;
   switch (mode) {
     case CacheMode::local: env.make_cache = nullptr; break;
@@ -40,13 +51,12 @@ void attach_distribution(PolicyEnv& env, CacheMode mode, Communicator& comm) {
       };
       break;
   }
-  env.sum_over_ranks = nullptr;
-  if (comm.size() > 1) {
-    env.sum_over_ranks = [c](std::vector<int64_t>& v) {
-      const at::Tensor s = c->allreduce(at::tensor(v, at::kLong), ReduceOp::sum);
-      for (size_t i = 0; i < v.size(); ++i) v[i] = s[static_cast<int64_t>(i)].item<int64_t>();
-    };
-  }
+  env.sum_over_ranks = comm.size() > 1 ? allreduce_over(c) : nullptr;
+  env.sum_over_group = ep_group && ep_group->size() > 1 ? allreduce_over(ep_group) : nullptr;
+  SEMSKIP_THROW_IF_NOT_MSG(!env.sync.over_group || ep_group,
+                           "--sync {}: global:group decides over the expert-parallel group; this run has no "
+                           "expert parallelism (use --ep n > 1, or --sync global over the whole job)",
+                           env.sync.describe());
 }
 
 }  // namespace semskip

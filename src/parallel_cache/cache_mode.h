@@ -19,8 +19,10 @@ CacheMode parse_cache_mode(const std::string& s, const std::string& what);
 const char* cache_mode_name(CacheMode m);
 
 // Sets env.make_cache for `mode` (null for local) and, with more than one rank,
-// env.sum_over_ranks to an allreduce over `comm`. `comm` must outlive the policies built
-// from env; every rank must build the same policies in the same order.
-void attach_distribution(PolicyEnv& env, CacheMode mode, Communicator& comm);
+// env.sum_over_ranks to an allreduce over `comm`; with an expert-parallel group `ep_group`
+// (null: none), env.sum_over_group to an allreduce over it (sync global:group). The
+// communicators must outlive the policies built from env; every rank must build the same
+// policies in the same order.
+void attach_distribution(PolicyEnv& env, CacheMode mode, Communicator& comm, Communicator* ep_group = nullptr);
 
 }  // namespace semskip

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "skip/state_io.h"
 #include "core/timing.h"
 
 namespace semskip {
@@ -16,7 +17,7 @@ PlanPolicy::PlanPolicy(const Descriptor& d, const PolicyEnv& env, int64_t n_laye
       hidden_(hidden),
       proj_(KeyProjectionKind::none, hidden, hidden, 0),
       sync_(env.sync),
-      sum_over_ranks_(env.sum_over_ranks) {
+      sum_over_ranks_(env.sync_sum()) {
   std::set<std::string> keys = {"p", "beta", "tau"};
   keys.insert(kCacheDescriptorKeys.begin(), kCacheDescriptorKeys.end());
   d.check_keys(keys);
@@ -135,6 +136,30 @@ void PlanPolicy::end_step(StepContext& ctx) {
     for (int64_t l = p_ + 1; l < n_layers_; ++l)
       if (miss_bi_[i][static_cast<size_t>(l)] < beta_) plans[static_cast<int64_t>(i)][l] = 1.0f;
   cache_->insert(miss_keys_, plans);
+}
+
+
+void PlanPolicy::save_state(StateWriter& w) const {
+  w.tag(text_);
+  proj_.save_state(w);
+  cache_->save_state(w);
+  w.i64(static_cast<int64_t>(plans_.size()));
+  for (const auto& [row, layers] : plans_) {
+    w.i64(row);
+    w.i64s(layers);
+  }
+}
+
+void PlanPolicy::load_state(StateReader& r) {
+  r.expect_tag(text_);
+  proj_.load_state(r);
+  cache_->load_state(r);
+  plans_.clear();
+  const int64_t n = r.i64();
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t row = r.i64();
+    plans_[row] = r.i64s();
+  }
 }
 
 }  // namespace semskip

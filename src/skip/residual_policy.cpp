@@ -19,7 +19,7 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
       hidden_(hidden),
       proj_(KeyProjectionKind::none, hidden, hidden, 0),
       sync_(env.sync),
-      sum_over_ranks_(env.sum_over_ranks) {
+      sum_over_ranks_(env.sync_sum()) {
   std::set<std::string> keys = {"p", "r", "tau", "target", "kv", "k"};
   keys.insert(kCacheDescriptorKeys.begin(), kCacheDescriptorKeys.end());
   d.check_keys(keys);

@@ -16,6 +16,9 @@
 
 namespace semskip {
 
+class StateWriter;
+class StateReader;
+
 // What a block-skipped token leaves in the attention of the layers it skips.
 enum class KvMode {
   propagate,  // K/V computed from the token's substituted state (charged as kv_propagate)
@@ -79,6 +82,14 @@ class SkipPolicy {
   virtual void end_step(StepContext& ctx) { (void)ctx; }
 
   virtual CacheStats cache_stats() const { return {}; }
+
+  // The policy's state at a step boundary (`semskip run --resume`): what it has learnt or
+  // drawn so far (cache contents, calibration, random streams). load_state() restores it into
+  // a policy built from the same descriptor in the same run configuration, so that the steps
+  // that follow decide exactly as they would have. The defaults save only the descriptor, which
+  // load_state() checks: a policy without such state is a function of its descriptor.
+  virtual void save_state(StateWriter& w) const;
+  virtual void load_state(StateReader& r);
 };
 
 class SkipCache;
@@ -104,6 +115,9 @@ struct PolicyEnv {
   // Distribution (docs/architecture.md §4), all optional: the defaults are one process.
   SyncRule sync;               // when cache policies apply their hits (skip/sync_rule.h)
   SumOverRanks sum_over_ranks; // the allreduce of sync global; null: one process
+  SumOverRanks sum_over_group; // the same over the expert-parallel group (global:group); null: none
+  // The sum a policy's sync rule decides over: the group's for global:group, else the job's.
+  const SumOverRanks& sync_sum() const { return sync.over_group ? sum_over_group : sum_over_ranks; }
   CacheFactory make_cache;     // null: a LocalCache
 };
 std::unique_ptr<SkipPolicy> make_policy(const std::string& descriptor, const PolicyEnv& env);

@@ -21,9 +21,16 @@ double parse_fraction(const std::string& text, const std::string& what, const st
 SyncRule SyncRule::parse(const std::string& text, const std::string& what) {
   SyncRule r;
   if (text == "token") return r;
-  if (text == "global") {
+  if (text == "global" || text == "global:group") {
     r.mode = SyncMode::global;
     r.fraction = 0.5;
+    r.over_group = text == "global:group";
+    return r;
+  }
+  if (text.rfind("global:group:", 0) == 0) {
+    r.mode = SyncMode::global;
+    r.over_group = true;
+    r.fraction = parse_fraction(text.substr(13), what, text);
     return r;
   }
   for (const char* name : {"batch", "global"}) {
@@ -34,15 +41,16 @@ SyncRule SyncRule::parse(const std::string& text, const std::string& what) {
       return r;
     }
   }
-  SEMSKIP_THROW_MSG("{}: unknown sync rule '{}' (expected token, batch:<fraction> or global[:<fraction>])", what,
-                    text);
+  SEMSKIP_THROW_MSG("{}: unknown sync rule '{}' (expected token, batch:<fraction>, global[:<fraction>] or "
+                    "global:group[:<fraction>])",
+                    what, text);
 }
 
 std::string SyncRule::describe() const {
   switch (mode) {
     case SyncMode::token: return "token";
     case SyncMode::batch: return fmt::format("batch:{}", fraction);
-    case SyncMode::global: return fmt::format("global:{}", fraction);
+    case SyncMode::global: return fmt::format(over_group ? "global:group:{}" : "global:{}", fraction);
   }
   SEMSKIP_ASSERT(false);
   return "";

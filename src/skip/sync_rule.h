@@ -13,6 +13,10 @@
 //                      the same on every rank, and when it leaves no token of the job running
 //                      the skipped layers (every lookup hit), every rank knows it and leaves out
 //                      those layers' expert all-to-alls together.
+//   global:group[:<f>] the same, summed over this rank's expert-parallel group only (the
+//                      ranks that share the MoE layers' all-to-alls, --ep): each group decides
+//                      for itself, and a group whose every lookup hit leaves out its own
+//                      all-to-alls. Needs expert parallelism (--ep > 1).
 // A step whose lookups are 0 (on this rank for batch, on all ranks for global) applies nothing
 // and needs nothing. In one process, global is batch with the same fraction.
 
@@ -28,10 +32,12 @@ enum class SyncMode { token, batch, global };
 struct SyncRule {
   SyncMode mode = SyncMode::token;
   double fraction = 0.0;  // batch and global: the share of lookups that must hit
+  bool over_group = false;  // global: sum over the expert-parallel group instead of the job
 
   // semskip::Error naming `what` (the option) on a malformed rule.
   static SyncRule parse(const std::string& text, const std::string& what);
-  // The canonical text: "token", "batch:0.5", "global:0.5"; parse(describe()) round-trips.
+  // The canonical text: "token", "batch:0.5", "global:0.5", "global:group:0.5";
+  // parse(describe()) round-trips.
   std::string describe() const;
 };
 

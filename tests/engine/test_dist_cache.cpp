@@ -5,6 +5,7 @@
 // some steps, and the data has near-duplicates so that hits, misses and evictions all occur.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "parallel_cache/cache_mode.h"
 #include "parallel_cache/replicated_cache.h"
 #include "comm/runtime.h"
+#include "core/error.h"
 #include "parallel_cache/sharded_cache.h"
 #include "metrics/flop_counter.h"
 #include "skip/local_cache.h"
@@ -305,6 +307,38 @@ TEST(SyncGlobal, EveryRankTakesTheSameDecisionOnTheJobsHits) {
   const SyncDecision e = decide_sync(rule, env.sum_over_ranks, me % 2 == 0 ? 4 : 0, me % 2 == 0 ? 4 : 0);
   EXPECT_TRUE(e.apply);
   EXPECT_TRUE(e.all_skip);
+}
+
+// global:group: the decision is summed over the expert-parallel group only. Groups of two
+// ranks (0+1, 2+3): rank 0 hits all its 10 lookups, every other rank none. Group 0 sees 10 of
+// 20 (applies at 0.5), group 1 sees 0 of 20 (does not); a lone last rank (3 ranks) sees 0 of 10.
+TEST(SyncGlobal, GroupScopeDecidesPerExpertParallelGroup) {
+  const int me = world().rank(), n = world().size();
+  std::unique_ptr<Communicator> group = world().split(me / 2, me);
+  PolicyEnv env;
+  env.sync = SyncRule::parse("global:group:0.5", "--sync");
+  attach_distribution(env, CacheMode::local, world(), group.get());
+  const SyncDecision d = decide_sync(env.sync, env.sync_sum(), 10, me == 0 ? 10 : 0);
+  const int64_t group_size = std::min(2, n - 2 * (me / 2));
+  EXPECT_EQ(d.group_lookups, 10 * group_size);
+  EXPECT_EQ(d.group_hits, me / 2 == 0 ? 10 : 0);
+  EXPECT_EQ(d.apply, me / 2 == 0);
+  EXPECT_EQ(d.all_skip, n == 1);  // only a lone rank 0 hit every lookup of its group
+  // The job-wide rule over the same counts: 10 of 10n.
+  const SyncDecision j = decide_sync(SyncRule::parse("global:0.5", "x"), env.sum_over_ranks, 10, me == 0 ? 10 : 0);
+  EXPECT_EQ(j.group_lookups, 10 * n);
+  EXPECT_EQ(j.apply, n <= 2);
+  // Without an expert-parallel group the rule is refused, naming what to set.
+  PolicyEnv none;
+  none.sync = env.sync;
+  try {
+    attach_distribution(none, CacheMode::local, world());
+    ADD_FAILURE() << "global:group accepted without a group";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--sync global:group:0.5: global:group decides over the expert-parallel group"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

@@ -49,9 +49,18 @@ TEST(SyncRule, ParsesDescribesAndRefuses) {
   const SyncRule g = SyncRule::parse("global", "--sync");
   EXPECT_EQ(g.mode, SyncMode::global);
   EXPECT_DOUBLE_EQ(g.fraction, 0.5);
-  for (const char* s : {"token", "batch:0.25", "global:0.5", "global:1", "batch:0"})
+  EXPECT_FALSE(g.over_group);
+  const SyncRule gg = SyncRule::parse("global:group", "--sync");
+  EXPECT_TRUE(gg.mode == SyncMode::global && gg.over_group);
+  EXPECT_DOUBLE_EQ(gg.fraction, 0.5);
+  EXPECT_EQ(gg.describe(), "global:group:0.5");
+  const SyncRule gq = SyncRule::parse("global:group:0.25", "--sync");
+  EXPECT_TRUE(gq.over_group);
+  EXPECT_DOUBLE_EQ(gq.fraction, 0.25);
+  for (const char* s : {"token", "batch:0.25", "global:0.5", "global:1", "batch:0", "global:group:0.75"})
     EXPECT_EQ(SyncRule::parse(SyncRule::parse(s, "x").describe(), "x").describe(), SyncRule::parse(s, "x").describe());
-  for (const char* s : {"batch", "batch:1.5", "global:-0.1", "tokens", "batch:x"})
+  for (const char* s : {"batch", "batch:1.5", "global:-0.1", "tokens", "batch:x", "global:group:2", "global:groups",
+                        "global:group:"})
     EXPECT_THROW(SyncRule::parse(s, "--sync"), Error) << s;
 }
 

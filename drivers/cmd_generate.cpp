@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,10 @@
 #include "core/paths.h"
 #include "drivers/command.h"
 #include "metrics/timing.h"
+#include "metrics/finite_check.h"
 #include "model/generation.h"
+#include "model/hooks.h"
+#include "model/safetensors.h"
 #include "model/transformer.h"
 #include "tokenizer/tokenizer.h"
 
@@ -41,14 +45,48 @@ struct GenerateCliOptions {
   bool json = false;
   int warmup = 1;  // untimed generations first (kernel selection, allocator, caches)
   int reps = 1;    // timed generations; rates are their medians
+  int64_t max_model_len = 0;  // 0: the model's max_position_embeddings
+  bool check_weights = false;
 };
+
+// Prompt plus generated tokens must fit the positions the model was trained on, unless the
+// user raised the limit (then positions past training are extrapolated, and we say so).
+void check_context(const ModelConfig& c, const std::string& dir, int64_t n_prompt, int64_t n_new,
+                   int64_t max_model_len) {
+  const int64_t trained = c.max_position_embeddings;
+  if (trained <= 0 && max_model_len == 0) return;  // the config states no limit
+  const int64_t limit = max_model_len > 0 ? max_model_len : trained;
+  if (max_model_len > trained && trained > 0)
+    std::fprintf(stderr,
+                 "semskip generate: warning: --max-model-len %lld exceeds max_position_embeddings %lld of %s/config.json; "
+                 "positions past %lld are extrapolated\n",
+                 (long long)max_model_len, (long long)trained, dir.c_str(), (long long)trained);
+  SEMSKIP_THROW_IF_NOT_MSG(n_prompt + n_new <= limit,
+                           "generate: the prompt ({} tokens) plus --max-new-tokens {} is {} positions, more than the "
+                           "{} of {} ({}); raise the limit with --max-model-len (positions past training are "
+                           "extrapolated)",
+                           n_prompt, n_new, n_prompt + n_new, limit, max_model_len > 0 ? "--max-model-len" : "the model",
+                           max_model_len > 0 ? "given" : fmt::format("max_position_embeddings in {}/config.json", dir));
+}
+
+// --check-weights: every tensor of the checkpoint read once; non-finite ones are named.
+void refuse_non_finite_weights(const std::string& dir) {
+  const std::vector<NonFiniteTensor> bad = non_finite_tensors(Checkpoint(dir));
+  if (bad.empty()) return;
+  std::string list;
+  for (const NonFiniteTensor& t : bad)
+    list += fmt::format("\n  {}: {} NaN, {} inf of {} values", t.name, t.n_nan, t.n_inf, t.numel);
+  SEMSKIP_THROW_MSG("{}: {} tensor(s) hold non-finite weights:{}", dir, bad.size(), list);
+}
 
 int run_generate(const GenerateCliOptions& o) {
   const std::string dir = o.model.empty() ? embedded_model_dir(kDefaultModel) : resolve_model_arg(o.model);
   SEMSKIP_THROW_IF_NOT_MSG(o.prompt.empty() != (o.prompt_tokens == 0),
                            "generate: give exactly one of --prompt TEXT and --prompt-tokens N");
-  SEMSKIP_THROW_IF_NOT_MSG(o.batch >= 1 && o.max_new_tokens >= 1 && o.prompt_tokens >= 0,
-                           "generate: --batch and --max-new-tokens must be >= 1, --prompt-tokens >= 0");
+  SEMSKIP_THROW_IF_NOT_MSG(o.batch >= 1, "generate: --batch must be >= 1, got {}", o.batch);
+  SEMSKIP_THROW_IF_NOT_MSG(o.max_new_tokens >= 1, "generate: --max-new-tokens must be >= 1, got {}", o.max_new_tokens);
+  SEMSKIP_THROW_IF_NOT_MSG(o.prompt_tokens >= 0, "generate: --prompt-tokens must be >= 0, got {}", o.prompt_tokens);
+  SEMSKIP_THROW_IF_NOT_MSG(o.max_model_len >= 0, "generate: --max-model-len must be >= 0, got {}", o.max_model_len);
   ModelOptions mo;
   mo.dtype = parse_dtype(o.dtype, "option --dtype");
   mo.device = parse_device(o.device, "option --device");
@@ -56,6 +94,7 @@ int run_generate(const GenerateCliOptions& o) {
   mo.random_init = o.random_init;
   mo.seed = o.seed;
   const Transformer model = Transformer::load(dir, mo);
+  if (o.check_weights && !o.random_init) refuse_non_finite_weights(dir);
 
   std::unique_ptr<Tokenizer> tok;
   const std::string tok_path = (std::filesystem::path(dir) / "tokenizer.json").string();
@@ -75,6 +114,8 @@ int run_generate(const GenerateCliOptions& o) {
                              "generate: token id {} outside the model's vocabulary of {}", id, model.config().vocab_size);
   }
 
+  check_context(model.config(), dir, static_cast<int64_t>(prompt.size()), o.max_new_tokens, o.max_model_len);
+
   GenerateOptions go;
   go.max_new_tokens = o.max_new_tokens;
   if (!o.ignore_eos && model.config().eos_token_id >= 0) go.eos_token_id = model.config().eos_token_id;
@@ -82,11 +123,35 @@ int run_generate(const GenerateCliOptions& o) {
   SEMSKIP_THROW_IF_NOT_MSG(o.warmup >= 0 && o.reps >= 1, "generate: --warmup must be >= 0 and --reps >= 1");
   // Greedy decoding is deterministic: every repetition generates the same tokens, and the
   // timings of the timed ones are summarised (median, min, max).
-  for (int i = 0; i < o.warmup; ++i) generate_greedy(model, prompts, go);
+  // The first generation (a warm-up one when there is one, so the timed ones carry no check)
+  // folds every layer's output into device flags, read once at its end: a NaN in the weights
+  // or the activations is an error naming the layer, never a run that stops at once.
+  FiniteFlags finite(model.config().n_layers, mo.device);
+  HookSet finite_hooks;
+  for (int64_t l = 0; l < model.config().n_layers; ++l)
+    finite_hooks.add(l, HookPoint::resid_post, [&finite](const at::Tensor& x, const HookSite& site) {
+      finite.fold(site.layer, x);
+      return std::optional<at::Tensor>();
+    });
+  auto generate_checked = [&](bool check) {
+    GenerateOptions g = go;
+    if (check) g.hooks = &finite_hooks;
+    GenerateResult res = generate_greedy(model, prompts, g);
+    if (check) {
+      const int64_t bad = finite.first_bad();
+      SEMSKIP_THROW_IF_NOT_MSG(bad < 0,
+                               "generate: non-finite values (NaN or inf) in the hidden states of {}, first at the "
+                               "output of layer {} ({}) for the prompt of {} tokens; `semskip info --model {} "
+                               "--check-weights` names non-finite weights",
+                               dir, bad, hook_name(bad, HookPoint::resid_post), prompt.size(), dir);
+    }
+    return res;
+  };
+  for (int i = 0; i < o.warmup; ++i) generate_checked(i == 0);
   std::vector<double> t_prefill, t_decode;
   GenerateResult r;
   for (int i = 0; i < o.reps; ++i) {
-    r = generate_greedy(model, prompts, go);
+    r = generate_checked(o.warmup == 0 && i == 0);
     t_prefill.push_back(r.t_prefill_s);
     t_decode.push_back(r.t_decode_s);
   }
@@ -162,6 +227,11 @@ void add_generate_command(CLI::App& app, CommandRegistry& reg) {
   sub->add_flag("--json", o->json, "Print one JSON object");
   sub->add_option("--warmup", o->warmup, "Untimed generations before the timed ones")->capture_default_str();
   sub->add_option("--reps", o->reps, "Timed generations; the rates printed are their medians")->capture_default_str();
+  sub->add_option("--max-model-len", o->max_model_len,
+                  "Positions allowed (prompt + new tokens); 0: the model's max_position_embeddings. Above it, "
+                  "positions past training are extrapolated (a warning says so)")
+      ->capture_default_str();
+  sub->add_flag("--check-weights", o->check_weights, "Read every weight first and refuse non-finite ones, by tensor name");
 }
 
 }  // namespace semskip

@@ -29,6 +29,7 @@ struct InfoOptions {
   bool random_init = false;
   int64_t context = 128;
   bool json = false;
+  bool check_weights = false;
 };
 
 std::string human_bytes(double bytes) {
@@ -45,6 +46,8 @@ json info_json(const InfoOptions& o) {
   const std::string dir = o.model.empty() ? embedded_model_dir(kDefaultModel) : resolve_model_arg(o.model);
   const ModelConfig c = ModelConfig::from_file((std::filesystem::path(dir) / "config.json").string());
   SEMSKIP_THROW_IF_NOT_MSG(o.context >= 1, "option --context: must be >= 1, got {}", o.context);
+  SEMSKIP_THROW_IF_NOT_MSG(!(o.check_weights && o.random_init),
+                           "option --check-weights reads the checkpoint; it cannot go with --random-init");
   // Built on the meta device: every parameter's shape, no memory, no weights needed.
   MetaWeights meta(at::kFloat);
   ModelOptions mo;
@@ -88,6 +91,14 @@ json info_json(const InfoOptions& o) {
       n += numel;
     }
     j["params_in_checkpoint"] = n;
+    if (o.check_weights) {
+      // Every tensor read once; the names of those with NaN or inf, which would otherwise run
+      // to the end of a benchmark as perfect agreement.
+      json bad = json::array();
+      for (const NonFiniteTensor& t : non_finite_tensors(ckpt))
+        bad.push_back({{"name", t.name}, {"n_nan", t.n_nan}, {"n_inf", t.n_inf}, {"numel", t.numel}});
+      j["non_finite_weights"] = bad;
+    }
   }
   json mem = json::object(), kv = json::object();
   for (DType d : {DType::fp32, DType::bf16, DType::fp16}) {
@@ -138,6 +149,13 @@ void print_text(const json& j) {
   for (const char* d : {"fp32", "bf16", "fp16"}) std::printf("%s %s  ", d, human_bytes(j["weights_bytes"][d].get<double>()).c_str());
   std::printf("(on disk: %s)\nKV cache     per token: ", j["dtype_on_disk"].get<std::string>().c_str());
   for (const char* d : {"fp32", "bf16", "fp16"}) std::printf("%s %s  ", d, human_bytes(j["kv_cache_bytes_per_token"][d].get<double>()).c_str());
+  if (j.contains("non_finite_weights")) {
+    const json& bad = j["non_finite_weights"];
+    if (bad.empty()) std::printf("\nweights      all finite (checked every tensor)");
+    for (const json& t : bad)
+      std::printf("\nNON-FINITE   %s: %lld NaN, %lld inf of %lld values", t["name"].get<std::string>().c_str(),
+                  (long long)t["n_nan"], (long long)t["n_inf"], (long long)t["numel"]);
+  }
   const json& f = j["flops_per_token"];
   std::printf("\n\nFLOPs per token attending to %lld keys (matmuls, 2·m·n·k):\n", (long long)f["context"]);
   std::printf("%5s %12s %13s %12s %10s %12s %13s %12s\n", "layer", "attn_proj", "attn_products", "mlp", "router",
@@ -162,12 +180,20 @@ void add_info_command(CLI::App& app, CommandRegistry& reg) {
     } else {
       print_text(j);
     }
+    // Non-finite weights are a failed check: the exit status says so to scripts.
+    if (j.contains("non_finite_weights") && !j["non_finite_weights"].empty()) {
+      std::fprintf(stderr, "semskip info: error: %s: %zu tensor(s) hold non-finite weights\n",
+                   j["model"].get<std::string>().c_str(), j["non_finite_weights"].size());
+      return 1;
+    }
     return 0;
   });
   sub->add_option("--model", o->model, "Hugging Face model folder (default: the embedded tiny-dense)");
   sub->add_flag("--random-init", o->random_init, "Describe the config alone; do not read the checkpoint");
   sub->add_option("--context", o->context, "Keys each token attends to in the FLOPs table")->capture_default_str();
   sub->add_flag("--json", o->json, "Print one JSON object");
+  sub->add_flag("--check-weights", o->check_weights,
+                "Read every weight and name the tensors holding NaN or inf (exit status 1 if any)");
 }
 
 }  // namespace semskip

@@ -13,7 +13,9 @@ namespace {
 constexpr uint64_t kArrivalStream = 0x6172726976616C73ULL;  // "arrivals"
 }  // namespace
 
-Workload::Workload(const WorkloadSpec& spec, const WorkloadContext& ctx) : spec_(spec) {
+Workload::Workload(const WorkloadSpec& spec, const WorkloadContext& ctx)
+    : spec_(spec), model_vocab_size_(ctx.model_vocab_size), max_model_len_(ctx.max_model_len),
+      max_model_len_source_(ctx.max_model_len_source) {
   max_requests_ = spec_.max_requests();
   min_prompt_ = spec_.get_int("min_prompt");
   max_prompt_ = spec_.get_int("max_prompt");
@@ -107,8 +109,27 @@ std::optional<Request> Workload::next() {
         ++next_position_;
       }
     }
+    check_fits_model(*r);
     ++n_returned_;
     return r;
+  }
+}
+
+void Workload::check_fits_model(const Request& r) const {
+  if (model_vocab_size_ > 0)
+    for (size_t i = 0; i < r.prompt_tokens.size(); ++i)
+      SEMSKIP_THROW_IF_NOT_MSG(r.prompt_tokens[i] >= 0 && r.prompt_tokens[i] < model_vocab_size_,
+                               "workload '{}': request {} ({}): prompt token {} is id {}, outside the model's "
+                               "vocabulary of {} (vocab_size in config.json); the tokenizer does not match the model",
+                               spec_.text(), r.id, r.where(), i, r.prompt_tokens[i], model_vocab_size_);
+  if (max_model_len_ > 0) {
+    const int64_t n = r.n_tokens_prompt() + r.n_tokens_output;
+    SEMSKIP_THROW_IF_NOT_MSG(n <= max_model_len_,
+                             "workload '{}': request {} ({}) needs {} positions ({} prompt + {} output tokens), "
+                             "more than the {} of {}; shorten it, or raise the limit with --max-model-len "
+                             "(positions past training are extrapolated)",
+                             spec_.text(), r.id, r.where(), n, r.n_tokens_prompt(), r.n_tokens_output,
+                             max_model_len_, max_model_len_source_);
   }
 }
 

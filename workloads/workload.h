@@ -30,6 +30,14 @@ struct WorkloadContext {
   std::shared_ptr<const Tokenizer> tokenizer;
   // config.json "model_type" of the model the workload is for; resolves chat=auto.
   std::string model_type;
+  // The model's vocabulary (config.json vocab_size): a prompt id at or above it is refused,
+  // naming the request, instead of failing later as an unnamed index error. 0: not checked.
+  int64_t model_vocab_size = 0;
+  // Positions the run allows (max_position_embeddings, or --max-model-len): a request whose
+  // prompt plus output exceeds it is refused with its lengths named. 0: not checked.
+  int64_t max_model_len = 0;
+  // What raised max_model_len, for the message ("--max-model-len", or the config's field).
+  std::string max_model_len_source = "max_position_embeddings";
 };
 
 // One loader or generator: requests in source order. id and (unless traced) arrival_s are set
@@ -68,9 +76,13 @@ class Workload {
  private:
   Workload(const WorkloadSpec& spec, const WorkloadContext& ctx);
   bool passes_filters(const Request& r) const;
+  // semskip::Error naming the request when it does not fit the model (WorkloadContext).
+  void check_fits_model(const Request& r) const;
   std::optional<Request> next_global();
 
   WorkloadSpec spec_;
+  int64_t model_vocab_size_ = 0, max_model_len_ = 0;  // WorkloadContext's limits (0: none)
+  std::string max_model_len_source_;
   LoadCounters counters_;
   std::unique_ptr<RequestSource> source_;
 

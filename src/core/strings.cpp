@@ -55,7 +55,8 @@ int64_t parse_int(std::string_view s, std::string_view what) {
   errno = 0;
   char* end = nullptr;
   long long v = std::strtoll(str.c_str(), &end, 10);
-  SEMSKIP_THROW_IF_NOT_MSG(end && *end == '\0' && errno == 0, "{}: '{}' is not an integer", what, str);
+  // The end must be the string's own end: a NUL inside the text would otherwise hide a tail.
+  SEMSKIP_THROW_IF_NOT_MSG(end == str.c_str() + str.size() && errno == 0, "{}: '{}' is not an integer", what, str);
   return static_cast<int64_t>(v);
 }
 
@@ -65,7 +66,7 @@ double parse_double(std::string_view s, std::string_view what) {
   errno = 0;
   char* end = nullptr;
   double v = std::strtod(str.c_str(), &end);
-  SEMSKIP_THROW_IF_NOT_MSG(end && *end == '\0' && errno == 0, "{}: '{}' is not a number", what, str);
+  SEMSKIP_THROW_IF_NOT_MSG(end == str.c_str() + str.size() && errno == 0, "{}: '{}' is not a number", what, str);
   return v;
 }
 

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/strings.h"
+#include "metrics/finite_check.h"
 #include "model/json_keys.h"
 #include "model/safetensors.h"
 
@@ -84,6 +85,9 @@ Checkpoint::Checkpoint(const std::string& model_dir) : dir_(model_dir) {
     index = json::parse(read_file(index_path));
   } catch (const json::parse_error& e) {
     SEMSKIP_THROW_MSG("{}: malformed JSON at byte {}: {}", index_path, e.byte, e.what());
+  } catch (const json::exception& e) {
+    // A number too large for any type is out_of_range, not a parse error.
+    SEMSKIP_THROW_MSG("{}: malformed JSON: {}", index_path, e.what());
   }
   SEMSKIP_THROW_IF_NOT_MSG(index.is_object(), "{}: must be a JSON object", index_path);
   JsonKeys keys(index, index_path);
@@ -157,6 +161,15 @@ at::Tensor Checkpoint::get(const std::string& name, at::ScalarType dtype, at::De
                            c10::toString(t.scalar_type()), c10::toString(dtype));
   // copy=true: callers get memory of their own, never the read-only mapping.
   return t.to(device, dtype, /*non_blocking=*/false, /*copy=*/true).contiguous();
+}
+
+std::vector<NonFiniteTensor> non_finite_tensors(const Checkpoint& ckpt) {
+  std::vector<NonFiniteTensor> out;
+  for (const std::string& name : ckpt.names()) {
+    const NonFiniteCount c = count_non_finite(ckpt.file_of(name).tensor(name));
+    if (c.any()) out.push_back({name, c.n_nan, c.n_inf, c.numel});
+  }
+  return out;
 }
 
 }  // namespace semskip

@@ -1,6 +1,7 @@
 #include "model/model_config.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -267,6 +268,15 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
 }
 
 ModelConfig ModelConfig::from_file(const std::string& config_json_path) {
+  // A mistyped model folder should be named as such, not as a config.json that cannot be read.
+  const std::filesystem::path folder = std::filesystem::path(config_json_path).parent_path();
+  std::error_code ec;
+  if (!folder.empty() && !std::filesystem::is_directory(folder, ec))
+    SEMSKIP_THROW_MSG("{}: no such model folder (expected a Hugging Face folder with config.json)",
+                      folder.string());
+  if (!std::filesystem::exists(config_json_path, ec))
+    SEMSKIP_THROW_MSG("{}: no such file in the model folder {}", config_json_path,
+                      folder.empty() ? "." : folder.string());
   std::string text = read_file(config_json_path);
   json j;
   try {
@@ -274,6 +284,9 @@ ModelConfig ModelConfig::from_file(const std::string& config_json_path) {
   } catch (const json::parse_error& e) {
     // e.what() carries the line and column; e.byte the offset from the start of the file.
     SEMSKIP_THROW_MSG("{}: malformed JSON at byte {}: {}", config_json_path, e.byte, e.what());
+  } catch (const json::exception& e) {
+    // A number too large for any type is out_of_range, not a parse error.
+    SEMSKIP_THROW_MSG("{}: malformed JSON: {}", config_json_path, e.what());
   }
   return from_json(j, config_json_path);
 }

@@ -6,10 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <set>
 #include <cerrno>
 #include <cstring>
-#include <limits>
 
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -49,18 +47,10 @@ const DTypeInfo& dtype_info(const std::string& dtype, const std::string& what) {
       what, dtype);
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  return fmt::format("[{}]", fmt::join(shape, ", "));
-}
-
 }  // namespace
 
 at::ScalarType safetensors_scalar_type(const std::string& dtype, const std::string& what) {
   return dtype_info(dtype, what).type;
-}
-
-size_t safetensors_dtype_size(const std::string& dtype, const std::string& what) {
-  return dtype_info(dtype, what).size;
 }
 
 const char* safetensors_dtype_name(at::ScalarType t, const std::string& what) {
@@ -93,110 +83,17 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   mapping_ = std::shared_ptr<void>(addr, [file_size](void* p) { ::munmap(p, file_size); });
 
   const auto* base = static_cast<const uint8_t*>(map_);
-  uint64_t header_len = 0;
-  std::memcpy(&header_len, base, 8);
-  SEMSKIP_THROW_IF_NOT_MSG(header_len <= file_size - 8,
-                           "{}: header length {} exceeds the {} bytes after it in the file (truncated "
-                           "file, or not a safetensors file)",
-                           path, header_len, file_size - 8);
-  SEMSKIP_THROW_IF_NOT_MSG(header_len >= 2, "{}: header length {} is too short for a JSON header", path,
-                           header_len);
-  const char* header_begin = reinterpret_cast<const char*>(base + 8);
-  json header;
-  // A JSON parser keeps one of two equal keys silently; a header naming a tensor twice is
-  // ambiguous about which data is meant, so the first repeated top-level key is refused.
-  std::set<std::string> top_keys;
-  std::string repeated_key;
-  const json::parser_callback_t note_keys = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::key && depth == 1 && repeated_key.empty() &&
-        !top_keys.insert(parsed.get<std::string>()).second) {
-      repeated_key = parsed.get<std::string>();
-    }
-    return true;
-  };
-  try {
-    header = json::parse(header_begin, header_begin + header_len, note_keys);
-  } catch (const json::parse_error& e) {
-    SEMSKIP_THROW_MSG("{}: safetensors header is not valid JSON (at byte {} of the header): {}", path, e.byte,
-                      e.what());
-  }
-  SEMSKIP_THROW_IF_NOT_MSG(header.is_object(), "{}: safetensors header must be a JSON object, got {}", path,
-                           header.type_name());
-  SEMSKIP_THROW_IF_NOT_MSG(repeated_key.empty(), "{}: safetensors header names tensor '{}' more than once", path,
-                           repeated_key);
-
-  const uint8_t* data = base + 8 + header_len;
-  const uint64_t data_size = file_size - 8 - header_len;
-  struct Extent {
-    uint64_t begin, end;
-    const std::string* name;
-  };
-  std::vector<Extent> extents;
-
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    const std::string& name = it.key();
-    const json& e = it.value();
-    if (name == "__metadata__") {
-      SEMSKIP_THROW_IF_NOT_MSG(e.is_object(), "{}: '__metadata__' must be an object of strings", path);
-      for (auto m = e.begin(); m != e.end(); ++m) {
-        SEMSKIP_THROW_IF_NOT_MSG(m.value().is_string(),
-                                 "{}: '__metadata__' entry '{}' must be a string, got {}", path, m.key(),
-                                 m.value().type_name());
-        metadata_[m.key()] = m.value().get<std::string>();
-      }
-      continue;
-    }
-    const std::string what = fmt::format("{}: tensor '{}'", path, name);
-    SEMSKIP_THROW_IF_NOT_MSG(
-        e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"),
-        "{}: header entry must be an object with dtype, shape and data_offsets", what);
-    SEMSKIP_THROW_IF_NOT_MSG(e["dtype"].is_string(), "{}: dtype must be a string", what);
+  SafetensorsHeader header = parse_safetensors_header(base, file_size, path);
+  const uint8_t* data = base + 8 + header.header_len;
+  metadata_ = std::move(header.metadata);
+  for (auto& [name, e] : header.tensors) {
     TensorView v;
     v.name = name;
-    v.dtype = e["dtype"].get<std::string>();
-    const size_t itemsize = dtype_info(v.dtype, what).size;
-
-    const json& shape = e["shape"];
-    SEMSKIP_THROW_IF_NOT_MSG(shape.is_array(), "{}: shape must be a list of integers", what);
-    // numel × itemsize computed with overflow checks: a lying header must not wrap around.
-    uint64_t nbytes = itemsize;
-    for (const json& d : shape) {
-      // nlohmann reads non-negative integer literals as unsigned, negative ones as signed.
-      SEMSKIP_THROW_IF_NOT_MSG(d.is_number_unsigned(), "{}: shape {} must hold non-negative integers", what,
-                               shape.dump());
-      const uint64_t extent = d.get<uint64_t>();
-      SEMSKIP_THROW_IF_NOT_MSG(extent <= uint64_t(std::numeric_limits<int64_t>::max()) &&
-                                   !__builtin_mul_overflow(nbytes, extent, &nbytes),
-                               "{}: shape {} is too large", what, shape.dump());
-      v.shape.push_back(static_cast<int64_t>(extent));
-    }
-
-    const json& off = e["data_offsets"];
-    SEMSKIP_THROW_IF_NOT_MSG(
-        off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
-        "{}: data_offsets must be two non-negative integers, got {}", what, off.dump());
-    const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
-    SEMSKIP_THROW_IF_NOT_MSG(begin <= end, "{}: data_offsets [{}, {}] end before they begin", what, begin,
-                             end);
-    SEMSKIP_THROW_IF_NOT_MSG(
-        end <= data_size,
-        "{}: data_offsets [{}, {}] reach beyond the data section of {} bytes (truncated file?)", what, begin,
-        end, data_size);
-    SEMSKIP_THROW_IF_NOT_MSG(end - begin == nbytes,
-                             "{}: data_offsets [{}, {}] span {} bytes, but dtype {} with shape {} needs {}",
-                             what, begin, end, end - begin, v.dtype, shape_str(v.shape), nbytes);
-    v.data = data + begin;
-    v.nbytes = static_cast<size_t>(nbytes);
-    auto inserted = tensors_.emplace(name, std::move(v));
-    if (nbytes > 0) extents.push_back({begin, end, &inserted.first->first});
-  }
-
-  std::sort(extents.begin(), extents.end(),
-            [](const Extent& a, const Extent& b) { return a.begin < b.begin; });
-  for (size_t i = 1; i < extents.size(); ++i) {
-    const Extent &a = extents[i - 1], &b = extents[i];
-    SEMSKIP_THROW_IF_NOT_MSG(b.begin >= a.end, "{}: tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", path,
-                             *a.name, a.begin, a.end, *b.name, b.begin, b.end);
+    v.dtype = std::move(e.dtype);
+    v.shape = std::move(e.shape);
+    v.data = data + e.begin;
+    v.nbytes = static_cast<size_t>(e.end - e.begin);
+    tensors_.emplace(name, std::move(v));
   }
 }
 

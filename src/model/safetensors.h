@@ -11,6 +11,8 @@
 
 #include <ATen/ATen.h>
 
+#include "model/safetensors_header.h"
+
 namespace semskip {
 
 // One tensor's header entry; data points into the mapping owned by its SafetensorsFile.
@@ -55,11 +57,10 @@ class SafetensorsFile {
 };
 
 // Safetensors dtype names ("F32", "BF16", "I64", "BOOL", ...) and ATen scalar types; the
-// supported set is F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL. semskip::Error naming `what` (the
+// supported set is F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL (sizes: safetensors_header.h). semskip::Error naming `what` (the
 // file and tensor) for anything else.
 at::ScalarType safetensors_scalar_type(const std::string& dtype, const std::string& what);
 const char* safetensors_dtype_name(at::ScalarType t, const std::string& what);
-size_t safetensors_dtype_size(const std::string& dtype, const std::string& what);
 
 // A Hugging Face model folder's weights: model.safetensors, or the shards listed by
 // model.safetensors.index.json. A folder holding only pytorch_model*.bin / *.pt / *.pth is
@@ -87,6 +88,14 @@ class Checkpoint {
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const SafetensorsFile*> where_;  // tensor name -> file holding it
 };
+
+// The checkpoint's tensors that hold NaN or ±inf, by name in name order, with their counts;
+// each tensor is read once from the mapping. Empty when every weight is finite.
+struct NonFiniteTensor {
+  std::string name;
+  int64_t n_nan = 0, n_inf = 0, numel = 0;
+};
+std::vector<NonFiniteTensor> non_finite_tensors(const Checkpoint& ckpt);
 
 // Writes tensors (contiguous, CPU) to a safetensors file; used by tests and by tools that
 // dump references. Written to a temporary name and renamed when complete.

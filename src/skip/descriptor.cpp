@@ -59,7 +59,8 @@ std::string canonical_value(const std::string& v) {
   try {
     const double d = parse_double(v, "value");
     if (!std::isfinite(d)) return v;
-    return fmt::format("{}", d);
+    // -0 prints as "-0", which reads back as the integer 0: one zero keeps the form canonical.
+    return fmt::format("{}", d == 0 ? 0.0 : d);
   } catch (const std::exception&) {
     return v;
   }

@@ -134,7 +134,10 @@ BpeModel BpeModel::from_json(const nlohmann::json& m, const std::string& where) 
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     // The legacy merges.txt header, which HF skips when merges are strings.
     if (merges[rank].is_string() && merges[rank].get<std::string>().rfind("#version", 0) == 0) continue;
-    const auto [left, right] = parse_merge(merges[rank], rank, where);
+    // Named pair members rather than a structured binding: C++17 lambdas cannot capture those.
+    const auto pair = parse_merge(merges[rank], rank, where);
+    const std::string& left = pair.first;
+    const std::string& right = pair.second;
     auto find = [&](const std::string& t) {
       auto it = b.vocab_.find(t);
       SEMSKIP_THROW_IF_NOT_MSG(it != b.vocab_.end(), "{}: merge {} ('{}' '{}') names '{}', which is not in the vocab",

@@ -86,7 +86,8 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, or out_of_range for a number too large for any type.
     SEMSKIP_THROW_MSG("tokenizer file {}: not valid JSON: {}", path, e.what());
   }
   const std::string where = "tokenizer file " + path;

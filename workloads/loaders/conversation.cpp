@@ -12,9 +12,10 @@ Request make_request(const Conversation& conv, std::vector<ChatMessage> history,
   Request r;
   r.source_id = source_id;
   r.prompt_text = render_chat(history, tmpl, /*add_generation_prompt=*/true);
-  r.prompt_tokens = encode_if(ctx, r.prompt_text);
+  const std::string where = conv.source_file + ":" + std::to_string(conv.source_line);
+  r.prompt_tokens = encode_if(ctx, r.prompt_text, where);
   r.reference_text = answer.content;
-  r.reference_tokens = encode_if(ctx, r.reference_text);
+  r.reference_tokens = encode_if(ctx, r.reference_text, where);
   set_output_len(spec, r);
   r.source_file = conv.source_file;
   r.source_line = conv.source_line;

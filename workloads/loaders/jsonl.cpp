@@ -70,8 +70,8 @@ class JsonlSource : public RequestSource {
     }
     if (trace_) r.arrival_s = json_seconds(obj, *trace_, where);
     r.prompt_text = render_chat({{ChatRole::user, prompt}}, tmpl_, true);
-    r.prompt_tokens = encode_if(ctx_, r.prompt_text);
-    r.reference_tokens = encode_if(ctx_, r.reference_text);
+    r.prompt_tokens = encode_if(ctx_, r.prompt_text, where);
+    r.reference_tokens = encode_if(ctx_, r.reference_text, where);
     set_output_len(spec_, r);
     r.source_file = reader_.path();
     r.source_line = reader_.line_number();

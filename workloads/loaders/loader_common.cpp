@@ -39,9 +39,17 @@ const Tokenizer& require_tokenizer(const WorkloadSpec& spec, const WorkloadConte
   return *ctx.tokenizer;
 }
 
-std::vector<int32_t> encode_if(const WorkloadContext& ctx, const std::string& text) {
+std::vector<int32_t> encode_from(const Tokenizer& tok, const std::string& text, const std::string& where) {
+  try {
+    return tok.encode(text);
+  } catch (const Error& e) {
+    SEMSKIP_THROW_MSG("{}: {}", where, e.what());
+  }
+}
+
+std::vector<int32_t> encode_if(const WorkloadContext& ctx, const std::string& text, const std::string& where) {
   if (!ctx.tokenizer) return {};
-  return ctx.tokenizer->encode(text);
+  return encode_from(*ctx.tokenizer, text, where);
 }
 
 std::vector<int32_t> ordinary_token_ids(const Tokenizer& tok) {

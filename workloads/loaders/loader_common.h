@@ -28,7 +28,10 @@ ChatTemplate resolve_chat_template(const WorkloadSpec& spec, const WorkloadConte
 // The tokenizer; semskip::Error naming the kind when the context has none.
 const Tokenizer& require_tokenizer(const WorkloadSpec& spec, const WorkloadContext& ctx);
 // Tokenizes when the context has a tokenizer, else returns no tokens (text-only workloads).
-std::vector<int32_t> encode_if(const WorkloadContext& ctx, const std::string& text);
+// A refusal (text that is not valid UTF-8) names `where`, the file and line the text is from.
+std::vector<int32_t> encode_if(const WorkloadContext& ctx, const std::string& text, const std::string& where);
+// tok.encode(text), its refusal naming `where`.
+std::vector<int32_t> encode_from(const Tokenizer& tok, const std::string& text, const std::string& where);
 // Token ids a generator may draw: every id that is not a special token.
 std::vector<int32_t> ordinary_token_ids(const Tokenizer& tok);
 // Sets n_tokens_output from the spec's output_len ("reference": the reference's length).

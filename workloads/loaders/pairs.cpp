@@ -70,7 +70,8 @@ class PairsSource : public RequestSource {
     Request r;
     r.source_id = std::move(source_id);
     r.prompt_text = render_chat({{ChatRole::user, text}}, tmpl_, true);
-    r.prompt_tokens = encode_if(ctx_, r.prompt_text);
+    r.prompt_tokens =
+        encode_if(ctx_, r.prompt_text, reader_->path() + ":" + std::to_string(reader_->line_number()));
     set_output_len(spec_, r);
     r.group = group;
     r.source_file = reader_->path();

@@ -60,9 +60,9 @@ class SyntheticSource : public RequestSource {
     r.group = t;
     const std::string text = vocab_.paraphrase(vocab_.render(t, fillers_, rng), paraphrase_, rng);
     r.prompt_text = render_chat({{ChatRole::user, text}}, tmpl_, true);
-    r.prompt_tokens = encode_if(ctx_, r.prompt_text);
+    r.prompt_tokens = encode_if(ctx_, r.prompt_text, "synthetic workload");
     r.reference_text = vocab_.answer(t, rng);
-    r.reference_tokens = encode_if(ctx_, r.reference_text);
+    r.reference_tokens = encode_if(ctx_, r.reference_text, "synthetic workload");
     r.n_tokens_output = output_len_;
     r.source_file = "synthetic";
     r.source_id = std::to_string(i);

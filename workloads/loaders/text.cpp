@@ -62,7 +62,7 @@ class TextSource : public RequestSource {
       doc += line;
     }
     if (!in_doc) return false;
-    doc_tokens_ = tok_.encode(doc);
+    doc_tokens_ = encode_from(tok_, doc, reader_.path() + ":" + std::to_string(doc_line_));
     pos_ = 0;
     ++n_docs_;
     return true;

@@ -30,7 +30,8 @@ class SonnetSource : public RequestSource {
     while (reader.next(line)) {
       if (line.find_first_not_of(" \t") == std::string::npos) continue;
       lines_.push_back(line + "\n");
-      n_tokens += static_cast<int64_t>(tok_.encode(lines_.back()).size());
+      n_tokens += static_cast<int64_t>(
+          encode_from(tok_, lines_.back(), reader.path() + ":" + std::to_string(reader.line_number())).size());
     }
     SEMSKIP_THROW_IF_NOT_MSG(!lines_.empty(), "{}: the poem has no lines", spec.path());
     const double avg_len = static_cast<double>(n_tokens) / static_cast<double>(lines_.size());

@@ -250,6 +250,15 @@ def main():
                            "queries/s", [(k[:34], v) for k, v in series.items()], logx=False, logy=True):
         out += ["## Queries/s against recall", "", "![queries/s against recall@10](qps_recall.svg)", ""]
 
+    tests = folder / "gpu_index_tests.txt"
+    if tests.exists():
+        summary = [l for l in tests.read_text().splitlines()
+                   if l.startswith(("[  PASSED", "[  FAILED", "[  SKIPPED ]", "exit status"))]
+        out += ["## GPU backends against the reference", "",
+                "`semskip_index_tests` on this machine, the CUDA and faiss-gpu cases of the conformance "
+                "suite (every backend against a brute-force reference) and the reduced-precision tests:", "",
+                "```", *summary[:40], "```", ""]
+
     kokkos = folder / "kokkos_cuda.txt"
     if kokkos.exists():
         out += ["## Kokkos with CUDA", "", "```", kokkos.read_text().rstrip(), "```", ""]

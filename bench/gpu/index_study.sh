@@ -83,8 +83,13 @@ if [ "${INDEX_STUDY_BUILD:-1}" = 1 ]; then
   build_semskip() {
     SEMSKIP_TARGETS=semskip SEMSKIP_BUILD_TESTS=OFF scripts/gpu/build-cuda.sh >> "$res/build_semskip.log" 2>&1
   }
-  say "building semskip (cuda preset)"
-  if ! build_semskip; then
+  say "building semskip and the index tests (cuda preset)"
+  # With the index tests where the machine has GoogleTest: the GPU backends are checked against
+  # the brute-force reference before they are timed.
+  if SEMSKIP_TARGETS="semskip semskip_index_tests" SEMSKIP_BUILD_TESTS=ON scripts/gpu/build-cuda.sh \
+       >> "$res/build_semskip.log" 2>&1; then
+    :
+  elif ! build_semskip; then
     say "build with faiss-gpu failed; again without the faiss-gpu backends"
     grep -m 10 -E "error" "$res/build_semskip.log" >&2
     if ! SEMSKIP_CMAKE_ARGS="-DSEMSKIP_WITH_FAISS_GPU=OFF" build_semskip; then
@@ -98,6 +103,14 @@ if [ "${INDEX_STUDY_BUILD:-1}" = 1 ]; then
   pack
 fi
 [ -x "$bin" ] || { say "no semskip binary at $bin"; exit 1; }
+tests_bin="$(dirname "$bin")/../tests/index/semskip_index_tests"
+if [ $have_gpu = 1 ] && [ -x "$tests_bin" ]; then
+  say "GPU backends against the reference (semskip_index_tests, CUDA and faiss-gpu cases)"
+  timeout 300 "$tests_bin" --gtest_filter='*cuda*:*faiss_gpu*:IndexFactory.*:TorchReducedPrecision.*' \
+    > "$res/gpu_index_tests.txt" 2>&1
+  echo "exit status $?" >> "$res/gpu_index_tests.txt"
+  grep -E "^\[  (PASSED|FAILED) " "$res/gpu_index_tests.txt" >&2
+fi
 backends="$("$bin" index-bench --index nope:x 2>&1 | sed -n 's/.*known: \([^)]*\)).*/\1/p')"
 has() { "$bin" index-bench --index "$1" --n 64 --dim 8 --queries 1 --k 1 --repeat 1 --warmup 0 >/dev/null 2>&1; }
 echo "backends known: $backends" >> "$res/machine.txt"

@@ -82,6 +82,14 @@ std::vector<BackendCase> backend_cases() {
   v.push_back({"faiss:SQ8", false, 0.85, 0.95, true, 0.97, 0.05, 0.01});
   v.push_back({"faiss:PQ8", false, 0.20, 0.70, true, 0.85, 0.30, 0.20});
 #endif
+#ifdef SEMSKIP_WITH_FAISS_GPU
+  // FAISS GPU (compiled only in CUDA builds against a FAISS with GPU support): Flat and an
+  // IVF probing every list are exact in float32; IVF64 with 8 probes is stated like its CPU
+  // twin. Removal re-adds the remaining keys, so it must leave no trace either.
+  v.push_back({"faiss-gpu:Flat"});
+  v.push_back({"faiss-gpu:IVF16,Flat|nprobe=16"});
+  v.push_back({"faiss-gpu:IVF64,Flat|nprobe=8", false, 0.95, 0.95, true, 0.97, kTol, 1e-6});
+#endif
   return v;
 }
 
@@ -94,7 +102,8 @@ std::string case_name(const testing::TestParamInfo<BackendCase>& info) {
 class BackendConformance : public testing::TestWithParam<BackendCase> {
  protected:
   void SetUp() override {
-    if (GetParam().descriptor.find("cuda") != std::string::npos && !at::hasCUDA())
+    if ((GetParam().descriptor.find("cuda") != std::string::npos ||
+         GetParam().descriptor.rfind("faiss-gpu:", 0) == 0) && !at::hasCUDA())
       GTEST_SKIP() << "no CUDA device in this build/machine";
   }
 

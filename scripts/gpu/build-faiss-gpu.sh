@@ -7,7 +7,7 @@
 #   SEMSKIP_FAISS_ROOT  install prefix (default build/faiss-gpu/prefix)
 #   SEMSKIP_DEPS        folder with faiss_1.7.3.orig.tar.gz, faiss_1.7.3-*.debian.tar.xz and,
 #                       where the machine has no BLAS, Debian's libopenblas0-pthread,
-#                       libopenblas-pthread-dev and libgfortran5 .debs (default .gpu-deps)
+#                       libopenblas-pthread-dev, libgfortran5 and libquadmath0 .debs (default .gpu-deps)
 #   CUDA_HOME           the CUDA toolkit (default /usr/local/cuda)
 #   CUDA_ARCH           CMAKE_CUDA_ARCHITECTURES (default 90, the H100/H200)
 #
@@ -47,6 +47,9 @@ tar xJf "$debian_tar" -C "$work/src"
     [ -n "$p" ] && [ "${p#\#}" = "$p" ] || continue
     patch -p1 -s < "debian/patches/$p"
   done < debian/patches/series )
+# 1.7.3 pins C++11 with a plain set(), which a -DCMAKE_CXX_STANDARD cannot override.
+sed -i 's/^set(CMAKE_CXX_STANDARD 11)$/set(CMAKE_CXX_STANDARD 17)/' "$work/src/CMakeLists.txt"
+grep -q '^set(CMAKE_CXX_STANDARD 17)$' "$work/src/CMakeLists.txt" || { echo "build-faiss-gpu: could not set C++17" >&2; exit 1; }
 
 # BLAS and LAPACK: the machine's, else OpenBLAS from the Debian .debs (unpacked next to the
 # install; the prefix's lib/ gets links so that whoever loads libfaiss.so finds it).
@@ -54,7 +57,8 @@ blas_args=()
 if ! ls /usr/lib/"$multiarch"/libopenblas.so /usr/lib/"$multiarch"/libblas.so >/dev/null 2>&1; then
   blas_root="$prefix/deps"
   mkdir -p "$blas_root" "$prefix/lib"
-  for d in "$deps"/libopenblas0-pthread_*.deb "$deps"/libopenblas-pthread-dev_*.deb "$deps"/libgfortran5_*.deb; do
+  for d in "$deps"/libopenblas0-pthread_*.deb "$deps"/libopenblas-pthread-dev_*.deb "$deps"/libgfortran5_*.deb \
+           "$deps"/libquadmath0_*.deb; do
     [ -f "$d" ] || { echo "build-faiss-gpu: no system BLAS and no $d" >&2; exit 2; }
     dpkg -x "$d" "$blas_root"
   done
@@ -62,7 +66,9 @@ if ! ls /usr/lib/"$multiarch"/libopenblas.so /usr/lib/"$multiarch"/libblas.so >/
   ln -sf "$ob/libopenblas.so.0" "$prefix/lib/libopenblas.so.0"
   ln -sf "$ob/libblas.so.3" "$prefix/lib/libblas.so.3"
   ln -sf "$ob/liblapack.so.3" "$prefix/lib/liblapack.so.3"
-  for f in "$blas_root/usr/lib/$multiarch"/libgfortran.so.5*; do ln -sf "$f" "$prefix/lib/"; done
+  for f in "$blas_root/usr/lib/$multiarch"/libgfortran.so.5* "$blas_root/usr/lib/$multiarch"/libquadmath.so.0*; do
+    ln -sf "$f" "$prefix/lib/"
+  done
   export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   blas_args=(-DBLA_VENDOR=OpenBLAS "-DBLAS_LIBRARIES=$ob/libopenblas.so" "-DLAPACK_LIBRARIES=$ob/libopenblas.so"
              "-DCMAKE_SHARED_LINKER_FLAGS=-L$prefix/lib -Wl,-rpath,$prefix/lib -Wl,-rpath-link,$prefix/lib")

@@ -4,11 +4,17 @@
 //   - prefill of B × T tokens into a fresh KV cache (last-token logits);
 //   - greedy decode at each batch size (the decode steps after the prefill, end of sequence
 //     ignored); each figure the median of --reps timed runs after --warmup untimed ones;
+//   - with --skip (repeatable, a policy descriptor such as static:k=6 or random:rate=0.25): the
+//     skipping run (SkipEngine over the model's one forward) against the full model through
+//     the same engine (policy none), for a --skip-prefill B × T prefill and --skip-decode-batch
+//     decode steps: wall-clock saving next to executed-FLOPs saving and their ratio. static:k
+//     picks its k layers by block influence on the bench's own prefill (calibration);
 //   - optionally (CUDA builds) a Kineto trace of one batch-1 generation (--profile-out), which
 //     bench/gpu/summarize_trace.py turns into a table of where the time goes.
 // Prints one JSON document. Prompts are the ids (i·7919 + 13) mod V, the same as
 // `semskip generate --prompt-tokens` and bench/gpu/hf_engine_bench.py use.
 #include <algorithm>
+#include <memory>
 #include <cstdio>
 #include <set>
 #include <string>
@@ -25,9 +31,12 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "engine/skip_engine.h"
+#include "metrics/flop_counter.h"
 #include "metrics/timing.h"
 #include "model/generation.h"
 #include "model/transformer.h"
+#include "skip/skip_policy.h"
 
 namespace {
 
@@ -49,6 +58,11 @@ struct Options {
   int reps = 3;
   double copy_gib = 2.0;
   std::string profile_out;  // Kineto trace of one batch-1 generation (CUDA builds)
+  std::vector<std::string> skip;     // policy descriptors measured against none
+  int64_t skip_decode_batch = 32;
+  int64_t skip_decode_steps = 32;
+  int64_t skip_prefill_batch = 8;
+  int64_t skip_prefill_len = 512;
 };
 
 std::vector<int64_t> prompt_ids(int64_t n, int64_t vocab) {
@@ -59,6 +73,127 @@ std::vector<int64_t> prompt_ids(int64_t n, int64_t vocab) {
 
 json stats_json(const TimingStats& t) {
   return {{"median_s", t.median_s}, {"min_s", t.min_s}, {"max_s", t.max_s}, {"samples_s", t.samples_s}};
+}
+
+// One skipping measurement: a phase (prefill or decode) of one policy, its time and FLOPs.
+struct SkipPhase {
+  TimingStats t;
+  int64_t flops = 0;  // executed, overheads included (one untimed run)
+};
+
+StepContext step_ctx(const Transformer& m, const at::Tensor& valid, bool prefill) {
+  std::vector<int64_t> rows;
+  for (int64_t b = 0; b < valid.size(0); ++b) rows.push_back(b);
+  return StepContext(m.config().n_layers, m.config().hidden_size, valid, rows, prefill);
+}
+
+// Prefill of ids [B, T] into a fresh cache under `policy`.
+SkipPhase skip_prefill(const Transformer& m, const SkipEngine& engine, SkipPolicy& policy, const at::Tensor& ids,
+                       const TimingProtocol& protocol) {
+  const at::Tensor valid = at::ones(ids.sizes(), ids.options().dtype(at::kBool));
+  const auto once = [&](FlopCounter* f) {
+    for (int64_t b = 0; b < ids.size(0); ++b) policy.begin_request(b);
+    SkipKvCache kv = engine.make_cache(ids.size(0), ids.size(1));
+    StepContext ctx = step_ctx(m, valid, true);
+    ctx.flops = f;
+    engine.step(ids, ctx, kv, policy, f, nullptr);
+  };
+  SkipPhase r;
+  r.t = time_repeated([&] { once(nullptr); }, protocol);
+  FlopCounter f;
+  once(&f);
+  r.flops = f.total();
+  return r;
+}
+
+// `steps` decode steps at batch B after a prompt of ids [B, P] (the prefill untimed); tokens
+// are fed back from the device argmax, nothing read to the host inside the timed loop.
+SkipPhase skip_decode(const Transformer& m, const SkipEngine& engine, SkipPolicy& policy, const at::Tensor& ids,
+                      int64_t steps, const TimingProtocol& protocol) {
+  const int64_t B = ids.size(0);
+  const at::Tensor valid = at::ones(ids.sizes(), ids.options().dtype(at::kBool));
+  const at::Tensor live = at::ones({B, 1}, valid.options());
+  const auto once = [&](FlopCounter* f, double* seconds) {
+    for (int64_t b = 0; b < B; ++b) policy.begin_request(b);
+    SkipKvCache kv = engine.make_cache(B, ids.size(1) + steps);
+    StepContext pc = step_ctx(m, valid, true);
+    at::Tensor next = engine.step(ids, pc, kv, policy, nullptr, nullptr).select(1, ids.size(1) - 1).argmax(-1);
+    synchronize(m.device());
+    const Stopwatch clock;
+    for (int64_t s = 0; s < steps; ++s) {
+      StepContext dc = step_ctx(m, live, false);
+      dc.flops = f;
+      next = engine.step(next.view({B, 1}), dc, kv, policy, f, nullptr).select(1, 0).argmax(-1);
+    }
+    synchronize(m.device());
+    if (seconds) *seconds = clock.seconds();
+  };
+  std::vector<double> samples;
+  for (int i = 0; i < protocol.warmup; ++i) once(nullptr, nullptr);
+  for (int i = 0; i < protocol.reps; ++i) {
+    double sec = 0.0;
+    once(nullptr, &sec);
+    samples.push_back(sec);
+  }
+  SkipPhase r;
+  r.t = summarize_samples(samples);
+  FlopCounter f;
+  once(&f, nullptr);
+  r.flops = f.total();
+  return r;
+}
+
+json skip_row(const std::string& policy, const std::string& phase, int64_t batch, int64_t tokens,
+              const SkipPhase& none, const SkipPhase& p) {
+  const double wall = 1.0 - p.t.median_s / none.t.median_s;
+  const double fl = 1.0 - static_cast<double>(p.flops) / static_cast<double>(none.flops);
+  return {{"policy", policy},      {"phase", phase},       {"batch", batch},
+          {"tokens", tokens},      {"t_s", p.t.median_s},  {"t_none_s", none.t.median_s},
+          {"flops", p.flops},      {"flops_none", none.flops},
+          {"wall_saving", wall},   {"flops_saving", fl},
+          {"wall_over_flops_saving", fl > 0 ? wall / fl : 0.0},
+          {"timing", stats_json(p.t)}};
+}
+
+// Every --skip policy against none, prefill and decode.
+json skipping(const Options& o, const Transformer& model, const TimingProtocol& protocol) {
+  const int64_t vocab = model.config().vocab_size;
+  const SkipEngine engine(model);
+  const auto ids_of = [&](int64_t batch, int64_t len) {
+    return at::tensor(prompt_ids(len, vocab), at::kLong).unsqueeze(0).expand({batch, len}).contiguous().to(model.device());
+  };
+  const at::Tensor prefill_ids = ids_of(o.skip_prefill_batch, o.skip_prefill_len);
+  const at::Tensor decode_ids = ids_of(o.skip_decode_batch, o.prompt_len);
+  PolicyEnv env;
+  env.n_layers = model.n_layers();
+  env.hidden = model.config().hidden_size;
+  env.device = model.device();
+  const std::unique_ptr<SkipPolicy> none = make_policy("none", env);
+  const SkipPhase none_prefill = skip_prefill(model, engine, *none, prefill_ids, protocol);
+  const SkipPhase none_decode = skip_decode(model, engine, *none, decode_ids, o.skip_decode_steps, protocol);
+  json rows = json::array();
+  for (const std::string& desc : o.skip) {
+    const std::unique_ptr<SkipPolicy> policy = make_policy(desc, env);
+    if (policy->needs_calibration()) {
+      // Block influence on the bench's own prefill: the residual stream of every layer.
+      const at::Tensor calib_ids = ids_of(1, o.skip_prefill_len);
+      SkipKvCache kv = engine.make_cache(1, calib_ids.size(1));
+      StepContext ctx = step_ctx(model, at::ones(calib_ids.sizes(), calib_ids.options().dtype(at::kBool)), true);
+      at::Tensor states;
+      engine.step(calib_ids, ctx, kv, *none, nullptr, nullptr, &states);
+      policy->calibrate(CalibrationSet{states.flatten(1, 2).to(at::kCPU, at::kFloat)});
+    }
+    SEMSKIP_THROW_IF_NOT_MSG(!policy->needs_full_states(), "--skip {}: a policy that needs the full model's states is not a speed policy", desc);
+    const SkipPhase pre = skip_prefill(model, engine, *policy, prefill_ids, protocol);
+    rows.push_back(skip_row(policy->describe(), "prefill", o.skip_prefill_batch, o.skip_prefill_len, none_prefill, pre));
+    const SkipPhase dec = skip_decode(model, engine, *policy, decode_ids, o.skip_decode_steps, protocol);
+    rows.push_back(skip_row(policy->describe(), "decode", o.skip_decode_batch, o.skip_decode_steps, none_decode, dec));
+    std::fprintf(stderr, "skip %s: prefill wall %.3f / flops %.3f, decode wall %.3f / flops %.3f\n",
+                 policy->describe().c_str(), rows[rows.size() - 2]["wall_saving"].get<double>(),
+                 rows[rows.size() - 2]["flops_saving"].get<double>(), rows.back()["wall_saving"].get<double>(),
+                 rows.back()["flops_saving"].get<double>());
+  }
+  return rows;
 }
 
 int run(const Options& o) {
@@ -143,6 +278,7 @@ int run(const Options& o) {
                  td.rate(static_cast<double>(batch * steps)));
   }
   out["decode"] = decode;
+  if (!o.skip.empty()) out["skipping"] = skipping(o, model, protocol);
 
   if (!o.profile_out.empty()) {
 #ifdef SEMSKIP_CUDA
@@ -186,6 +322,11 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", o.warmup, "Untimed runs before each measurement")->capture_default_str();
   app.add_option("--reps", o.reps, "Timed runs of each measurement (the median is reported)")->capture_default_str();
   app.add_option("--copy-gib", o.copy_gib, "Size of the bandwidth copy, GiB")->capture_default_str();
+  app.add_option("--skip", o.skip, "A skip policy to time against none (repeatable): static:k=6, random:rate=0.25");
+  app.add_option("--skip-decode-batch", o.skip_decode_batch, "Decode batch of the skipping runs")->capture_default_str();
+  app.add_option("--skip-decode-steps", o.skip_decode_steps, "Timed decode steps of the skipping runs")->capture_default_str();
+  app.add_option("--skip-prefill-batch", o.skip_prefill_batch, "Prefill batch of the skipping runs")->capture_default_str();
+  app.add_option("--skip-prefill-len", o.skip_prefill_len, "Prefill tokens per sequence of the skipping runs")->capture_default_str();
   app.add_option("--profile-out", o.profile_out, "Write a Kineto trace of one batch-1 generation (CUDA builds)");
   CLI11_PARSE(app, argc, argv);
   try {

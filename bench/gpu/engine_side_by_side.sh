@@ -8,7 +8,9 @@
 #
 # Settings (environment): MODELS (folders, default the three under bench/models), BATCHES
 # (1,8,32,128), NEW_TOKENS (128), PROMPT_LEN (32), PREFILL (8x512 as "8 512"), WARMUP (1),
-# REPS (3), HF (1: also run transformers), PROFILE (1: trace one batch-1 generation of the
+# REPS (3), SKIP (policies timed against none through the skip engine, space-separated; default
+# "static:k=6 random:rate=0.25"; empty: none), SKIP_DECODE (32 32: batch and decode steps),
+# SKIP_PREFILL (8 512), HF (1: also run transformers), PROFILE (1: trace one batch-1 generation of the
 # first model), SKIP_BUILD (1: reuse build/cuda), TAR_TO (a .tgz rewritten with everything in
 # OUT_DIR after each model, so that a run cut short keeps what it finished).
 set -euo pipefail
@@ -23,6 +25,14 @@ read -r prefill_b prefill_t <<<"${PREFILL:-8 512}"
 warmup="${WARMUP:-1}"
 reps="${REPS:-3}"
 py="${PYTHON:-python3}"
+skip_policies="${SKIP-static:k=6 random:rate=0.25}"
+read -r skip_db skip_ds <<<"${SKIP_DECODE:-32 32}"
+read -r skip_pb skip_pt <<<"${SKIP_PREFILL:-8 512}"
+skip_args=()
+for p in $skip_policies; do skip_args+=(--skip "$p"); done
+if [ ${#skip_args[@]} -gt 0 ]; then
+  skip_args+=(--skip-decode-batch "$skip_db" --skip-decode-steps "$skip_ds" --skip-prefill-batch "$skip_pb" --skip-prefill-len "$skip_pt")
+fi
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   SEMSKIP_TARGETS="bench_engine" scripts/gpu/build-cuda.sh > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
@@ -39,7 +49,7 @@ for m in $models; do
   if [ "${PROFILE:-1}" = 1 ] && [ $first = 1 ]; then prof=(--profile-out "$out/trace_${name}.json"); fi
   build/cuda/bench/bench_engine --model "$m" --random-init --dtype bf16 --device cuda --attn sdpa \
     --decode-batch "$batches" --new-tokens "$new_tokens" --prompt-len "$prompt_len" \
-    --prefill-batch "$prefill_b" --prefill-len "$prefill_t" --warmup "$warmup" --reps "$reps" "${prof[@]}" \
+    --prefill-batch "$prefill_b" --prefill-len "$prefill_t" --warmup "$warmup" --reps "$reps" "${prof[@]}" "${skip_args[@]}" \
     > "$out/semskip_${name}.json"
   if [ ${#prof[@]} -gt 0 ]; then
     "$py" bench/gpu/summarize_trace.py "$out/trace_${name}.json" > "$out/profile_${name}.txt" || true

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The side-by-side table of bench/gpu/engine_side_by_side.sh: reads semskip_<model>.json and
 hf_<model>.json from a folder and prints, per model, decode tokens/s at each batch for both,
-their ratio, the weight-read floor at batch 1, and prefill tokens/s."""
+their ratio, the weight-read floor at batch 1, and prefill tokens/s; and, where bench_engine ran
+--skip policies, their wall-clock saving next to their FLOPs saving against none."""
 import glob
 import json
 import os
@@ -36,6 +37,18 @@ def main():
         ratio = f"{p['tokens_per_s'] / hp:.2f}" if hp else "-"
         hps = f"{hp:.0f}" if hp else "-"
         print(f"| {name} | {p['batch']}x{p['tokens']} | {p['tokens_per_s']:.0f} | {hps} | {ratio} |")
+    skip_rows = []
+    for path in sorted(glob.glob(os.path.join(d, "semskip_*.json"))):
+        name = os.path.basename(path)[len("semskip_"):-len(".json")]
+        for r in json.load(open(path)).get("skipping", []):
+            skip_rows.append((name, r))
+    if skip_rows:
+        print("\n| model | policy | phase | shape | ms | ms none | wall saving | FLOPs saving | wall / FLOPs |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for name, r in skip_rows:
+            shape = f"{r['batch']}x{r['tokens']}" if r["phase"] == "prefill" else f"b{r['batch']}, {r['tokens']} steps"
+            print(f"| {name} | {r['policy']} | {r['phase']} | {shape} | {r['t_s'] * 1e3:.2f} | {r['t_none_s'] * 1e3:.2f} "
+                  f"| {r['wall_saving']:.3f} | {r['flops_saving']:.3f} | {r['wall_over_flops_saving']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -286,10 +286,11 @@ void ReportWriter::flush() {
   h5_check(H5Fflush(impl_->file.get(), H5F_SCOPE_GLOBAL), impl_->where("flushing"));
 }
 
-void ReportWriter::commit() {
+void ReportWriter::commit(const std::string& status) {
   impl_->check_open("commit");
+  SEMSKIP_ASSERT(status == kStatusComplete || status == kStatusPartial);
   // The last attribute written: a file that has it was written to the end.
-  set_attr(kStatusAttr, std::string(kStatusComplete));
+  set_attr(kStatusAttr, status);
   QuietHdf5Errors quiet;
   const std::string ctx = impl_->where("closing");
   h5_check(H5Fflush(impl_->file.get(), H5F_SCOPE_GLOBAL), ctx);

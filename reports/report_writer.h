@@ -4,7 +4,9 @@
 // written under `<path>.tmp` and renamed to `<path>` only by commit(): a run that fails or is
 // killed leaves no partial report under the final name. The root attribute `status` is
 // "incomplete" from creation and becomes "complete" as the last thing commit() writes, so a
-// copy of an unfinished file is recognisable too (read_run_info refuses it). Tables and arrays
+// copy of an unfinished file is recognisable too (read_run_info refuses it). A run stopped on
+// request commits what it completed with status "partial" (`semskip run --resume` continues
+// it); the rename makes a partial report as whole a file as a complete one. Tables and arrays
 // are chunked and compressed (shuffle + deflate). This library knows nothing of Torch or FAISS
 // types.
 
@@ -25,6 +27,7 @@ using AttrValue = std::variant<int64_t, double, std::string>;
 inline constexpr const char* kStatusAttr = "status";
 inline constexpr const char* kStatusComplete = "complete";
 inline constexpr const char* kStatusIncomplete = "incomplete";
+inline constexpr const char* kStatusPartial = "partial";
 
 // Deflate level of every table and array (1 fastest .. 9 smallest).
 inline constexpr unsigned kDeflateLevel = 4;
@@ -64,8 +67,9 @@ class ReportWriter {
 
   // Writes what has been written so far to disk; the file stays open ("incomplete").
   void flush();
-  // Sets status to "complete", flushes, closes and renames `<path>.tmp` to `<path>`.
-  void commit();
+  // Sets status to `status` ("complete", or "partial" for a run stopped on request), flushes,
+  // closes and renames `<path>.tmp` to `<path>`.
+  void commit(const std::string& status = kStatusComplete);
   const std::string& path() const { return path_; }
 
  private:

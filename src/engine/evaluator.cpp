@@ -36,19 +36,27 @@ class Lockstep {
  public:
   explicit Lockstep(Communicator* world) : world_(world && world->size() > 1 ? world : nullptr) {}
 
-  // Whether any rank has rows for the next step; `offset` receives this rank's first row in
-  // the step's union micro-batch (the rows of all ranks in rank order).
-  bool next_step(int64_t my_rows, int64_t& offset) const {
+  enum class Next { run, done, stop };
+  // Whether any rank has rows for the next step and whether any rank asks to stop (`stop`
+  // wins over `run`; `done` when no rank has rows left); `offset` receives this rank's first
+  // row in the step's union micro-batch (the rows of all ranks in rank order).
+  Next next_step(int64_t my_rows, bool my_stop, int64_t& offset) const {
     offset = 0;
-    if (!world_) return my_rows > 0;
-    const at::Tensor all = world_->allgather(at::tensor({my_rows}, at::kLong));  // int64 [n, 1]
-    int64_t total = 0;
-    for (int r = 0; r < world_->size(); ++r) {
-      const int64_t c = all[r][0].item<int64_t>();
-      if (r < world_->rank()) offset += c;
-      total += c;
+    int64_t total = my_rows;
+    bool stop = my_stop;
+    if (world_) {
+      // int64 [n, 2]: rows, stop wish; one allgather decides both, so every rank stops alike.
+      const at::Tensor all = world_->allgather(at::tensor({my_rows, static_cast<int64_t>(my_stop)}, at::kLong));
+      total = 0;
+      for (int r = 0; r < world_->size(); ++r) {
+        const int64_t c = all[r][0].item<int64_t>();
+        if (r < world_->rank()) offset += c;
+        total += c;
+        stop = stop || all[r][1].item<int64_t>() != 0;
+      }
     }
-    return total > 0;
+    if (total == 0) return Next::done;
+    return stop ? Next::stop : Next::run;
   }
 
   // Whether any rank still has a sequence to decode.
@@ -287,6 +295,14 @@ class StepRunner {
 std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
                                          std::vector<std::unique_ptr<SkipPolicy>>& policies,
                                          const CalibrationSet& calib) const {
+  return run(requests, policies, calib, RunControl{}).results;
+}
+
+RunOutcome Evaluator::run(const std::vector<Request>& requests, std::vector<std::unique_ptr<SkipPolicy>>& policies,
+                          const CalibrationSet& calib, const RunControl& control) const {
+  SEMSKIP_THROW_IF_NOT_MSG(control.first_step >= 0, "resume: first step {} must be ≥ 0", control.first_step);
+  SEMSKIP_THROW_IF_NOT_MSG(control.first_step == 0 || control.restored.size() == policies.size(),
+                           "resume: {} restored results for {} policies", control.restored.size(), policies.size());
   const bool has_calibration = calib.states.defined() && calib.states.size(1) > 0;
   const int rank = dist_.world ? dist_.world->rank() : 0;
   std::vector<PolicyResult> results(policies.size());
@@ -307,19 +323,58 @@ std::vector<PolicyResult> Evaluator::run(const std::vector<Request>& requests,
     need_states = need_states || policy.needs_full_states();
   }
 
+  if (control.first_step > 0) {
+    // The restored records and sums stand for the steps already run; this run's calibration
+    // time is the one it spent (none when the restored projection needed no fitting).
+    for (size_t p = 0; p < policies.size(); ++p) {
+      const PolicyResult& r = control.restored[p];
+      SEMSKIP_THROW_IF_NOT_MSG(r.policy == results[p].policy && r.index == results[p].index,
+                               "resume: restored results of policy '{}' (index '{}') where '{}' (index '{}') runs",
+                               r.policy, r.index, results[p].policy, results[p].index);
+      const int64_t t_calib = results[p].t_calib_ns;
+      results[p] = r;
+      results[p].rank = rank;
+      results[p].t_calib_ns += t_calib;
+    }
+  }
+
   const Lockstep lockstep(dist_.world);
   const StepRunner runner(model_, engine_, opts_, dist_, lockstep, rank);
   const size_t batch = static_cast<size_t>(opts_.batch);
-  for (int64_t step_index = 0;; ++step_index) {
+  auto so_far = [&]() {
+    for (size_t p = 0; p < policies.size(); ++p) results[p].cache = policies[p]->cache_stats();
+    return results;
+  };
+  RunOutcome out;
+  int64_t checkpointed = control.first_step;  // the boundary whose state is saved (or restored)
+  for (int64_t step_index = control.first_step;; ++step_index) {
     const size_t begin = std::min(requests.size(), static_cast<size_t>(step_index) * batch);
     const size_t end = std::min(requests.size(), begin + batch);
+    const bool my_stop = control.stop_requested && control.stop_requested(step_index);
     int64_t union_offset = 0;
-    if (!lockstep.next_step(static_cast<int64_t>(end - begin), union_offset)) break;
+    const Lockstep::Next next = lockstep.next_step(static_cast<int64_t>(end - begin), my_stop, union_offset);
+    if (next == Lockstep::Next::done) {
+      out.steps_done = step_index;
+      break;
+    }
+    if (next == Lockstep::Next::stop) {
+      // Every rank stops here; the state of this boundary is saved unless it already is.
+      if (control.checkpoint && (checkpointed != step_index || step_index == control.first_step))
+        control.checkpoint(step_index, so_far());
+      out.steps_done = step_index;
+      out.complete = false;
+      break;
+    }
     const FullStep full = runner.full(requests, begin, end, step_index, union_offset, need_states);
     for (size_t p = 0; p < policies.size(); ++p) runner.policy(*policies[p], full, results[p]);
+    const int64_t steps_done = step_index + 1;
+    if (control.checkpoint && control.checkpoint_every > 0 && steps_done % control.checkpoint_every == 0) {
+      control.checkpoint(steps_done, so_far());
+      checkpointed = steps_done;
+    }
   }
-  for (size_t p = 0; p < policies.size(); ++p) results[p].cache = policies[p]->cache_stats();
-  return results;
+  out.results = so_far();
+  return out;
 }
 
 }  // namespace semskip

@@ -16,8 +16,16 @@
 // continuation of a step runs as many decode steps on every rank (an allreduce per decode
 // step); a rank whose sequences have all stopped decodes empty steps. Each step's full run and
 // each policy's run is timed and its collectives attributed to it.
+//
+// Interruption and resumption (RunControl): at each step boundary every rank says whether it
+// wishes to stop, in the same allgather that starts the step, so the ranks stop together at the
+// first boundary where any of them asked, even when a signal reached only some. A checkpoint
+// callback sees the results so far at a boundary (every N steps, and when stopping); a resumed
+// run starts at the step after the checkpoint with the results and the policies' state of that
+// boundary restored, and continues exactly as the uninterrupted run would have.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -105,6 +113,29 @@ struct PolicyResult {
 // (max_new_tokens 0) for needs_full_states(). semskip::Error naming the policy and the option.
 void check_policy_requirements(const SkipPolicy& policy, bool has_calibration, int64_t max_new_tokens);
 
+// How a run may stop early and where it starts (`semskip run --resume`); the defaults run every
+// step from the first.
+struct RunControl {
+  // The run continues at this step; the results of the steps before it are `restored` (one
+  // per policy, in the order of the policies, as the checkpoint at that boundary saw them), and
+  // the policies' state is restored by the caller before run().
+  int64_t first_step = 0;
+  std::vector<PolicyResult> restored;
+  // This rank's wish to stop at the boundary after `steps_done` steps; null: never.
+  std::function<bool(int64_t steps_done)> stop_requested;
+  // Called on every rank (collective: it may gather) at the boundary after `steps_done` steps
+  // when steps_done is a multiple of checkpoint_every (0: never), and at the boundary where the
+  // ranks stop. `so_far`: the results of steps 0..steps_done−1 with their cache counters.
+  int64_t checkpoint_every = 0;
+  std::function<void(int64_t steps_done, const std::vector<PolicyResult>& so_far)> checkpoint;
+};
+
+struct RunOutcome {
+  std::vector<PolicyResult> results;
+  int64_t steps_done = 0;  // steps run, restored ones included
+  bool complete = true;    // false: the ranks stopped on request before the last step
+};
+
 class Evaluator {
  public:
   Evaluator(const Transformer& model, EvalOptions options, EvalDist dist = {});
@@ -119,6 +150,9 @@ class Evaluator {
   std::vector<PolicyResult> run(const std::vector<Request>& requests,
                                 std::vector<std::unique_ptr<SkipPolicy>>& policies,
                                 const CalibrationSet& calib) const;
+  // The same under `control`: stops at a boundary on request, checkpoints, resumes.
+  RunOutcome run(const std::vector<Request>& requests, std::vector<std::unique_ptr<SkipPolicy>>& policies,
+                 const CalibrationSet& calib, const RunControl& control) const;
 
  private:
   const Transformer& model_;

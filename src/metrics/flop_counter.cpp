@@ -118,4 +118,44 @@ void FlopCounter::reset() {
   attn_dense_.clear();
 }
 
+// Layout: the number of causal rows, each as its layer and kCount group counts, then the
+// number of dense attention entries, each as its layer and count.
+std::vector<int64_t> FlopCounter::to_flat() const {
+  std::vector<int64_t> out{static_cast<int64_t>(causal_.size())};
+  for (const auto& [layer, row] : causal_) {
+    out.push_back(layer);
+    out.insert(out.end(), row.begin(), row.end());
+  }
+  out.push_back(static_cast<int64_t>(attn_dense_.size()));
+  for (const auto& [layer, v] : attn_dense_) {
+    out.push_back(layer);
+    out.push_back(v);
+  }
+  return out;
+}
+
+FlopCounter FlopCounter::from_flat(const std::vector<int64_t>& flat) {
+  FlopCounter c;
+  const size_t width = std::tuple_size<Row>::value;
+  size_t i = 0;
+  auto next = [&]() {
+    SEMSKIP_THROW_IF_NOT_MSG(i < flat.size(), "FLOP counts: the saved list ends early ({} numbers)", flat.size());
+    return flat[i++];
+  };
+  const int64_t n_rows = next();
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const int layer = static_cast<int>(next());
+    Row row{};
+    for (size_t g = 0; g < width; ++g) row[g] = next();
+    c.causal_[layer] = row;
+  }
+  const int64_t n_dense = next();
+  for (int64_t r = 0; r < n_dense; ++r) {
+    const int layer = static_cast<int>(next());
+    c.attn_dense_[layer] = next();
+  }
+  SEMSKIP_THROW_IF_NOT_MSG(i == flat.size(), "FLOP counts: {} numbers left over in the saved list", flat.size() - i);
+  return c;
+}
+
 }  // namespace semskip

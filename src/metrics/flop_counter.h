@@ -59,6 +59,11 @@ class FlopCounter {
   void merge(const FlopCounter& other);
   void reset();
 
+  // Every count as a flat list and back (the checkpoint of `semskip run --resume`):
+  // from_flat(c.to_flat()) equals c. semskip::Error when the list is not such a list.
+  std::vector<int64_t> to_flat() const;
+  static FlopCounter from_flat(const std::vector<int64_t>& flat);
+
  private:
   using Row = std::array<int64_t, static_cast<size_t>(OpGroup::kCount)>;
   std::map<int, Row> causal_;            // layer -> per-group FLOPs, causal attention

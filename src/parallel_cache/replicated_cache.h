@@ -31,6 +31,9 @@ class ReplicatedCache final : public SkipCache {
   // every rank; they describe the one logical cache).
   CacheStats stats() const override;
   std::string index_descriptor() const override { return cache_.index_descriptor(); }
+  // The replica (identical on every rank; each rank saves and restores its own).
+  void save_state(StateWriter& w) const override { cache_.save_state(w); }
+  void load_state(StateReader& r) override { cache_.load_state(r); }
   int64_t comm_ns() const override { return comm_ns_; }
 
  private:

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "comm/collective_timer.h"
 #include "skip/local_cache.h"
+#include "skip/state_io.h"
 
 namespace semskip {
 
@@ -129,5 +130,21 @@ void ShardedCache::count_lookups(int64_t lookups, int64_t hits, int64_t vetoed) 
 }
 
 CacheStats ShardedCache::stats() const { return shard_.stats(); }
+
+void ShardedCache::save_state(StateWriter& w) const {
+  w.tag("sharded_cache");
+  w.i64s({comm_.rank(), comm_.size(), n_offered_});
+  shard_.save_state(w);
+}
+
+void ShardedCache::load_state(StateReader& r) {
+  r.expect_tag("sharded_cache");
+  const std::vector<int64_t> v = r.i64s();
+  SEMSKIP_THROW_IF_NOT_MSG(v.size() == 3 && v[0] == comm_.rank() && v[1] == comm_.size(),
+                           "{}: the saved shard belongs to another rank or world size than rank {} of {}", r.what(),
+                           comm_.rank(), comm_.size());
+  shard_.load_state(r);
+  n_offered_ = v[2];
+}
 
 }  // namespace semskip

@@ -39,6 +39,9 @@ class ShardedCache final : public SkipCache {
   // Lookups and hits: of this rank's queries. Insertions, evictions, size, capacity: its shard's.
   CacheStats stats() const override;
   std::string index_descriptor() const override { return shard_.index_descriptor(); }
+  // This rank's shard and the global insertion counter G.
+  void save_state(StateWriter& w) const override;
+  void load_state(StateReader& r) override;
   int64_t comm_ns() const override { return comm_ns_; }
 
  private:

@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "core/error.h"
+#include "skip/state_io.h"
 #include "skip/block_influence.h"
 
 namespace semskip {
@@ -96,6 +97,34 @@ void OraclePolicy::begin_step(StepContext& ctx) {
                            "teacher-forced evaluation only", text_);
   at::Tensor rel = relative_update(ctx.full_states);  // fp32 [n_layers, B, S]
   for (int64_t l : layers_) ctx.skip_block(l).copy_(rel[l].lt(eps_).logical_and(ctx.valid()));
+}
+
+
+void StaticPolicy::save_state(StateWriter& w) const {
+  w.tag(text_);
+  w.i64s(layers_);
+}
+
+void StaticPolicy::load_state(StateReader& r) {
+  r.expect_tag(text_);
+  std::vector<int64_t> layers = r.i64s();
+  for (int64_t l : layers)
+    SEMSKIP_THROW_IF_NOT_MSG(l >= 0 && l < n_layers_, "{}: policy '{}': saved layer {} out of range", r.what(), text_,
+                             l);
+  layers_ = std::move(layers);
+}
+
+void RandomPolicy::save_state(StateWriter& w) const {
+  w.tag(text_);
+  w.tensor(gen_.get_state());
+}
+
+void RandomPolicy::load_state(StateReader& r) {
+  r.expect_tag(text_);
+  const at::Tensor state = r.tensor();
+  SEMSKIP_THROW_IF_NOT_MSG(state.defined() && state.scalar_type() == at::kByte,
+                           "{}: policy '{}': the saved generator state is damaged", r.what(), text_);
+  gen_.set_state(state);
 }
 
 }  // namespace semskip

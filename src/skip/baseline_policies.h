@@ -36,6 +36,8 @@ class StaticPolicy : public SkipPolicy {
   void begin_step(StepContext& ctx) override;
   bool skips_layer_everywhere(int64_t layer) const override;
   const std::vector<int64_t>& layers() const { return layers_; }
+  void save_state(StateWriter& w) const override;  // the calibrated layers
+  void load_state(StateReader& r) override;
 
  private:
   std::string text_;
@@ -50,6 +52,8 @@ class RandomPolicy : public SkipPolicy {
   std::string describe() const override { return text_; }
   KvMode kv_mode() const override { return kv_; }
   void begin_step(StepContext& ctx) override;
+  void save_state(StateWriter& w) const override;  // the generator's position in its stream
+  void load_state(StateReader& r) override;
 
  private:
   std::string text_;

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "metrics/flop_counter.h"
+#include "skip/state_io.h"
 
 namespace semskip {
 
@@ -65,6 +66,27 @@ at::Tensor KeyProjection::operator()(const at::Tensor& h, FlopCounter* flops, in
   at::Tensor k = at::matmul(x, m);  // fp32 [N, key_dim]
   if (flops) flops->add_matmul(layer, OpGroup::key_proj, x.size(0), key_dim_, input_dim_);
   return (k / k.norm(2, -1, true).clamp_min(1e-12)).contiguous();
+}
+
+
+void KeyProjection::save_state(StateWriter& w) const {
+  w.tag("key_projection");
+  w.i64s({static_cast<int64_t>(kind_), input_dim_, key_dim_});
+  w.tensor(matrix_);
+}
+
+void KeyProjection::load_state(StateReader& r) {
+  r.expect_tag("key_projection");
+  const std::vector<int64_t> v = r.i64s();
+  SEMSKIP_THROW_IF_NOT_MSG(v.size() == 3 && v[0] == static_cast<int64_t>(kind_) && v[1] == input_dim_ &&
+                               v[2] == key_dim_,
+                           "{}: the saved key projection is of another kind or size than {} [{}, {}]", r.what(),
+                           key_projection_name(kind_), input_dim_, key_dim_);
+  at::Tensor m = r.tensor();
+  SEMSKIP_THROW_IF_NOT_MSG(!m.defined() || (m.dim() == 2 && m.size(0) == input_dim_ && m.size(1) == key_dim_ &&
+                                            m.scalar_type() == at::kFloat),
+                           "{}: the saved key projection matrix is damaged", r.what());
+  matrix_ = m;
 }
 
 }  // namespace semskip

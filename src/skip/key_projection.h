@@ -11,6 +11,8 @@
 namespace semskip {
 
 class FlopCounter;
+class StateWriter;
+class StateReader;
 
 enum class KeyProjectionKind { none, random, pca };
 KeyProjectionKind parse_key_projection(const std::string& s, const std::string& what);
@@ -26,6 +28,11 @@ class KeyProjection {
   int64_t key_dim() const { return kind_ == KeyProjectionKind::none ? input_dim_ : key_dim_; }
   // PCA needs fitting before use; none and random are ready at construction.
   bool ready() const { return kind_ != KeyProjectionKind::pca || matrix_.defined(); }
+
+  // The map (a fitted PCA's included), restored bit for bit into a projection of the same
+  // kind and dimensions.
+  void save_state(StateWriter& w) const;
+  void load_state(StateReader& r);
 
   // samples: [N, input_dim] residual vectors (normalised inside); N ≥ key_dim.
   void fit(const at::Tensor& samples);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "skip/state_io.h"
 
 namespace semskip {
 
@@ -25,6 +26,15 @@ at::Tensor values_or_zero(const SemanticCache& cache, const at::Tensor& slots, a
   const at::Tensor none = s.lt(0);
   if (none.any().item<bool>()) v.masked_fill_(none.to(v.device()).unsqueeze(1), 0);
   return v;
+}
+
+void SkipCache::save_state(StateWriter& w) const {
+  (void)w;
+  SEMSKIP_THROW_MSG("cache over index '{}' cannot be checkpointed for --resume", index_descriptor());
+}
+
+void SkipCache::load_state(StateReader& r) {
+  SEMSKIP_THROW_MSG("{}: cache over index '{}' cannot be restored", r.what(), index_descriptor());
 }
 
 LocalCache::LocalCache(int64_t key_dim, int64_t value_dim, const CacheOptions& opts)

@@ -19,6 +19,8 @@ class LocalCache final : public SkipCache {
   void count_lookups(int64_t lookups, int64_t hits, int64_t vetoed) override;
   CacheStats stats() const override;
   std::string index_descriptor() const override { return cache_.index_descriptor(); }
+  void save_state(StateWriter& w) const override { cache_.save_state(w); }
+  void load_state(StateReader& r) override { cache_.load_state(r); }
 
  private:
   SemanticCache cache_;

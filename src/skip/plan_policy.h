@@ -29,6 +29,8 @@ class PlanPolicy : public SkipPolicy {
   void after_layer(int64_t layer, const at::Tensor& h, StepContext& ctx) override;
   void end_step(StepContext& ctx) override;
   CacheStats cache_stats() const override { return cache_->stats(); }
+  void save_state(StateWriter& w) const override;
+  void load_state(StateReader& r) override;
 
  private:
   void apply_plan(int64_t b, const std::vector<int64_t>& layers, StepContext& ctx) const;

@@ -1,11 +1,16 @@
 // make_policy: descriptor string → SkipPolicy. The grammar of each policy is documented in
 // its header (baseline_policies.h, residual_policy.h, plan_policy.h).
 #include "core/error.h"
+#include "skip/state_io.h"
 #include "skip/baseline_policies.h"
 #include "skip/plan_policy.h"
 #include "skip/residual_policy.h"
 
 namespace semskip {
+
+void SkipPolicy::save_state(StateWriter& w) const { w.tag(describe()); }
+
+void SkipPolicy::load_state(StateReader& r) { r.expect_tag(describe()); }
 
 const char* kv_mode_name(KvMode m) { return m == KvMode::mask ? "mask" : "propagate"; }
 

@@ -34,6 +34,8 @@ class ResidualPolicy : public SkipPolicy {
   void after_mlp(int64_t layer, const at::Tensor& mlp_out, StepContext& ctx) override;
   void end_step(StepContext& ctx) override;
   CacheStats cache_stats() const override { return cache_->stats(); }
+  void save_state(StateWriter& w) const override;
+  void load_state(StateReader& r) override;
 
   int64_t probe() const { return p_; }
   int64_t resume() const { return r_; }

@@ -1,12 +1,14 @@
 #include "skip/semantic_cache.h"
 
 #include <limits>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/strings.h"
 #include "index/index_factory.h"
 #include "index/vector_index.h"
 #include "metrics/flop_counter.h"
+#include "skip/state_io.h"
 
 namespace semskip {
 
@@ -161,16 +163,127 @@ void SemanticCache::insert(const at::Tensor& keys, const at::Tensor& values) {
     uses_[static_cast<size_t>(slot)] = 0;
     slots.push_back(slot);
   }
-  if (!evicted.empty()) index_->remove(static_cast<int64_t>(evicted.size()), evicted.data());
+  if (!evicted.empty()) {
+    index_->remove(static_cast<int64_t>(evicted.size()), evicted.data());
+    index_log_.push_back({evicted, at::Tensor()});
+  }
   at::Tensor row_idx = at::tensor(rows, at::kLong);
   at::Tensor slot_idx = at::tensor(slots, at::kLong);
   at::Tensor k = keys.to(at::kCPU, at::kFloat).index_select(0, row_idx).contiguous();
   index_->add(k.size(0), k.data_ptr<float>(), slots.data());
+  index_log_.push_back({slots, k});
   values_.index_copy_(0, slot_idx.to(values_.device()),
                       values.index_select(0, row_idx.to(values.device())).to(values_.device(), values_.scalar_type()));
   stats_.insertions += static_cast<int64_t>(slots.size());
   stats_.size = n_used_;
   stats_.value_bytes = n_used_ * value_dim_ * static_cast<int64_t>(values_.element_size());
+}
+
+namespace {
+
+std::vector<int64_t> bools_to_i64(const std::vector<bool>& v) { return std::vector<int64_t>(v.begin(), v.end()); }
+
+void write_stats(StateWriter& w, const CacheStats& s) {
+  w.i64s({s.lookups, s.hits, s.insertions, s.evictions, s.rejected, s.vetoed, s.size, s.capacity, s.key_dim,
+          s.value_bytes});
+}
+
+CacheStats read_stats(StateReader& r) {
+  const std::vector<int64_t> v = r.i64s();
+  SEMSKIP_THROW_IF_NOT_MSG(v.size() == 10, "{}: cache counters: expected 10 numbers, found {}", r.what(), v.size());
+  CacheStats s;
+  s.lookups = v[0], s.hits = v[1], s.insertions = v[2], s.evictions = v[3], s.rejected = v[4], s.vetoed = v[5];
+  s.size = v[6], s.capacity = v[7], s.key_dim = v[8], s.value_bytes = v[9];
+  return s;
+}
+
+}  // namespace
+
+void SemanticCache::save_state(StateWriter& w) const {
+  w.tag("semantic_cache");
+  w.str(index_->describe());
+  w.i64s({key_dim_, value_dim_, opts_.capacity, n_used_, clock_});
+  w.i64s(free_slots_);
+  w.i64s(inserted_at_);
+  w.i64s(used_at_);
+  w.i64s(uses_);
+  w.i64s(bools_to_i64(live_));
+  std::ostringstream rng;
+  rng << rng_;
+  w.str(rng.str());
+  write_stats(w, stats_);
+  std::vector<int64_t> live_slots;
+  for (int64_t s = 0; s < opts_.capacity; ++s)
+    if (live_[static_cast<size_t>(s)]) live_slots.push_back(s);
+  w.i64s(live_slots);
+  w.tensor(live_slots.empty() ? at::Tensor() : values(at::tensor(live_slots, at::kLong), at::kCPU));
+  w.i64(static_cast<int64_t>(index_log_.size()));
+  for (const IndexOp& op : index_log_) {
+    w.i64s(op.ids);
+    w.tensor(op.keys);
+  }
+}
+
+void SemanticCache::load_state(StateReader& r) {
+  r.expect_tag("semantic_cache");
+  const std::string desc = r.str();
+  SEMSKIP_THROW_IF_NOT_MSG(desc == index_->describe(), "{}: the saved cache searched index '{}', this run's '{}'",
+                           r.what(), desc, index_->describe());
+  const std::vector<int64_t> dims = r.i64s();
+  SEMSKIP_THROW_IF_NOT_MSG(dims.size() == 5 && dims[0] == key_dim_ && dims[1] == value_dim_ &&
+                               dims[2] == opts_.capacity,
+                           "{}: the saved cache has other dimensions or capacity than this run's ({}, {}, {})",
+                           r.what(), key_dim_, value_dim_, opts_.capacity);
+  const size_t cap = static_cast<size_t>(opts_.capacity);
+  std::vector<int64_t> free_slots = r.i64s(), inserted = r.i64s(), used = r.i64s(), uses = r.i64s(),
+                       live = r.i64s();
+  SEMSKIP_THROW_IF_NOT_MSG(free_slots.size() <= cap && inserted.size() == cap && used.size() == cap &&
+                               uses.size() == cap && live.size() == cap,
+                           "{}: the saved cache's slot tables do not match its capacity {}", r.what(), cap);
+  std::istringstream rng(r.str());
+  std::mt19937_64 restored_rng;
+  rng >> restored_rng;
+  SEMSKIP_THROW_IF_NOT_MSG(!rng.fail(), "{}: the saved cache's admission stream is damaged", r.what());
+  const CacheStats stats = read_stats(r);
+  const std::vector<int64_t> live_slots = r.i64s();
+  const at::Tensor live_values = r.tensor();
+  SEMSKIP_THROW_IF_NOT_MSG(live_slots.empty() || (live_values.defined() && live_values.dim() == 2 &&
+                                                  live_values.size(0) == static_cast<int64_t>(live_slots.size()) &&
+                                                  live_values.size(1) == value_dim_ &&
+                                                  live_values.scalar_type() == values_.scalar_type()),
+                           "{}: the saved cache's values do not match its entries", r.what());
+  std::unique_ptr<VectorIndex> index = make_index(opts_.index_descriptor, key_dim_);
+  std::vector<IndexOp> log(static_cast<size_t>(r.i64()));
+  for (IndexOp& op : log) {
+    op.ids = r.i64s();
+    op.keys = r.tensor();
+    const int64_t n = static_cast<int64_t>(op.ids.size());
+    if (op.keys.defined()) {
+      SEMSKIP_THROW_IF_NOT_MSG(op.keys.dim() == 2 && op.keys.size(0) == n && op.keys.size(1) == key_dim_ &&
+                                   op.keys.scalar_type() == at::kFloat,
+                               "{}: the saved index log is damaged", r.what());
+      index->add(n, op.keys.data_ptr<float>(), op.ids.data());
+    } else {
+      index->remove(n, op.ids.data());
+    }
+  }
+  SEMSKIP_THROW_IF_NOT_MSG(index->size() == dims[3], "{}: the saved index log rebuilds {} entries, the cache held {}",
+                           r.what(), index->size(), dims[3]);
+  // Everything read and checked: only now does this cache change.
+  index_ = std::move(index);
+  index_log_ = std::move(log);
+  n_used_ = dims[3];
+  clock_ = dims[4];
+  free_slots_ = std::move(free_slots);
+  inserted_at_ = std::move(inserted);
+  used_at_ = std::move(used);
+  uses_ = std::move(uses);
+  for (size_t s = 0; s < cap; ++s) live_[s] = live[s] != 0;
+  rng_ = restored_rng;
+  stats_ = stats;
+  values_.zero_();
+  if (!live_slots.empty())
+    values_.index_copy_(0, at::tensor(live_slots, at::kLong).to(values_.device()), live_values.to(values_.device()));
 }
 
 }  // namespace semskip

@@ -2,6 +2,14 @@
 // SemanticCache: keys in a VectorIndex, values in a tensor of slots, capacity with LRU/LFU/FIFO
 // eviction and an admission rule (docs/architecture.md §1). Keys are made by the caller's
 // KeyProjection; the cache never sees model types.
+//
+// Checkpointing (`semskip run --resume`): save_state() writes the slots, values, eviction
+// bookkeeping, counters and admission stream, and the log of every add and remove made on the
+// index; load_state() replays that log into a fresh index of the same descriptor. Replaying the
+// same calls in the same order rebuilds any deterministic backend (flat, IVF with its training
+// point, HNSW's graph) exactly, where restoring the live entries alone would not (an IVF trained
+// at another point, a flat index's row order after removals). The log holds the keys of every
+// entry ever admitted (fp32 [insertions, key_dim] in all), kept on the host.
 
 #include <cstdint>
 #include <memory>
@@ -18,6 +26,8 @@ namespace semskip {
 
 class FlopCounter;
 class VectorIndex;
+class StateWriter;
+class StateReader;
 
 enum class Eviction { lru, lfu, fifo };
 Eviction parse_eviction(const std::string& s, const std::string& what);
@@ -56,6 +66,11 @@ class SemanticCache {
   // keys: fp32 [M, key_dim]; values: [M, value_dim].
   void insert(const at::Tensor& keys, const at::Tensor& values);
 
+  // The state at a step boundary, and its restoration into a cache built with the same
+  // dimensions and options (semskip::Error naming the reader's file on any mismatch).
+  void save_state(StateWriter& w) const;
+  void load_state(StateReader& r);
+
   int64_t size() const { return n_used_; }
   int64_t capacity() const { return opts_.capacity; }
   int64_t key_dim() const { return key_dim_; }
@@ -84,6 +99,13 @@ class SemanticCache {
   int64_t clock_ = 0;
   std::mt19937_64 rng_;
   CacheStats stats_;
+  // Every add (keys fp32 [n, key_dim] on the host, ids) and remove (ids, no keys) made on
+  // index_, in order: what load_state() replays.
+  struct IndexOp {
+    std::vector<int64_t> ids;
+    at::Tensor keys;  // undefined for a remove
+  };
+  std::vector<IndexOp> index_log_;
 };
 
 }  // namespace semskip

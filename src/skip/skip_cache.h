@@ -18,6 +18,8 @@
 namespace semskip {
 
 class FlopCounter;
+class StateWriter;
+class StateReader;
 
 class SkipCache {
  public:
@@ -51,6 +53,11 @@ class SkipCache {
   // the entries this rank stores (its shard, its replica, or its whole local cache).
   virtual CacheStats stats() const = 0;
   virtual std::string index_descriptor() const = 0;
+  // This rank's part of the cache at a step boundary (`semskip run --resume`), and its
+  // restoration into a cache built with the same options on the same rank of the same world.
+  // Not collective. The defaults refuse: a cache that cannot be checkpointed says so.
+  virtual void save_state(StateWriter& w) const;
+  virtual void load_state(StateReader& r);
   // Nanoseconds spent in collectives so far (0 for a local cache): lookup timings exclude them.
   virtual int64_t comm_ns() const { return 0; }
 };

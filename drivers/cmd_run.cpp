@@ -11,6 +11,15 @@
 // the requests in lockstep with the others; calibration runs on rank 0 and its residual
 // streams are broadcast; the results are gathered and rank 0 prints the table and writes the
 // report. Without mpirun the process is a world of one and the run is the single-process one.
+//
+// Interruption (core/signals.h): SIGTERM, SIGINT or SIGUSR1 finishes the step in flight; the
+// ranks agree to stop at that step boundary, every rank saves its state beside the report and
+// rank 0 writes the report of the completed steps with status "partial"; the exit status is
+// kExitInterrupted (75). `--resume <report>` rebuilds the same configuration from the report,
+// restores the saved state (engine/run_checkpoint.h) and continues at the next step, so the
+// final report equals the uninterrupted run's. With --report the same is saved every
+// --checkpoint-every steps, so a run killed outright loses at most that many steps.
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -23,6 +32,7 @@
 
 #include "core/error.h"
 #include "core/paths.h"
+#include "core/signals.h"
 #include "core/strings.h"
 #include "parallel_cache/cache_mode.h"
 #include "comm/expert_parallel_group.h"
@@ -32,6 +42,7 @@
 #include "engine/evaluator.h"
 #include "engine/run_config.h"
 #include "drivers/report_flags.h"
+#include "engine/run_checkpoint.h"
 #include "engine/run_requests.h"
 #include "engine/run_summary.h"
 #include "model/transformer.h"
@@ -46,6 +57,9 @@
 namespace semskip {
 
 namespace {
+
+// Steps between checkpoints of a run with a report (--checkpoint-every).
+constexpr int64_t kDefaultCheckpointEvery = 16;
 
 // Sets every option in `values` (key → texts) not given on the command line nor by an earlier
 // source; `source` names the file in messages.
@@ -183,22 +197,84 @@ RunPlan decide_plan(const RunConfig& cfg, int world_size) {
   return plan;
 }
 
+// What identifies a run's configuration for --resume: config_json without the report's own
+// path (a report may be moved before it is resumed).
+nlohmann::json resume_key(nlohmann::json config) {
+  config.erase("report");
+  return config;
+}
+
+struct AgreedRun {
+  RunPlan plan;
+  int64_t first_step = 0;     // > 0: resuming the partial report plan.report after these steps
+  bool resuming = false;      // plan.report is a partial report to continue
+  std::string user_metadata;  // a resumed report's own (rank 0)
+};
+
+// The partial report that `--resume <path>` continues, checked against the resolved plan:
+// its steps_done, or a refusal naming the path and what differs.
+int64_t check_resumable(const std::string& path, const RunPlan& plan, int world_size, std::string& user_metadata) {
+  report::ReportReader reader(path);
+  const std::string status =
+      reader.has_attr(report::kStatusAttr) ? report::attr_to_string(reader.attr(report::kStatusAttr)) : "";
+  SEMSKIP_THROW_IF_NOT_MSG(status != report::kStatusComplete,
+                           "{}: the report is complete (status \"complete\"); there is nothing to resume", path);
+  SEMSKIP_THROW_IF_NOT_MSG(status == report::kStatusPartial && reader.has_attr("steps_done") &&
+                               reader.has_attr("config_json"),
+                           "{}: not a partial report of `semskip run` (status \"{}\"); only a run stopped by a "
+                           "signal can be resumed", path, status);
+  const nlohmann::json saved = resume_key(nlohmann::json::parse(report::attr_to_string(reader.attr("config_json"))));
+  const nlohmann::json mine = resume_key(plan.to_json());
+  if (saved != mine) {
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : mine.items())
+      if (!saved.contains(k) || saved[k] != v) keys.push_back(k);
+    for (const auto& [k, v] : saved.items())
+      if (!mine.contains(k)) keys.push_back(k);
+    SEMSKIP_THROW_MSG("{}: the report was written by another configuration (differing keys: {}); resume it with "
+                      "its own options (`semskip run --resume {}` alone)", path, join(keys, ", "), path);
+  }
+  const int64_t saved_world = std::get<int64_t>(reader.attr("world_size"));
+  SEMSKIP_THROW_IF_NOT_MSG(saved_world == world_size,
+                           "{}: the report was written by {} ranks, this run has {}; resume it with as many", path,
+                           saved_world, world_size);
+  if (reader.has_attr("user_metadata")) user_metadata = report::attr_to_string(reader.attr("user_metadata"));
+  return std::get<int64_t>(reader.attr("steps_done"));
+}
+
 // Rank 0's decision on every rank (the caller's own in one process); a refusal is thrown on
-// every rank.
-RunPlan agree_on_plan(RunConfig& cli, CLI::App* sub, const std::string& config_file, const std::string& config_from,
-                      Runtime& rt) {
+// every rank. With `resume` naming an existing file, its recorded configuration fills every
+// option given neither on the command line nor by --config / --config-from, and the result
+// must equal it; a missing file starts the run from its beginning (a requeued job stopped
+// before its first checkpoint).
+AgreedRun agree_on_plan(RunConfig& cli, CLI::App* sub, const std::string& config_file, const std::string& config_from,
+                        const std::string& resume, Runtime& rt) {
   auto decide = [&]() {
-    // Both write into `cli` through CLI11: the command line first, then --config, then the report.
+    // All write into `cli` through CLI11: the command line first, then --config, then the
+    // report of --config-from, then the report being resumed.
+    AgreedRun a;
+    a.resuming = !resume.empty() && std::filesystem::exists(resume);
     if (!config_file.empty()) apply_toml(sub, config_file);
     apply_slurm_array_shard(sub, cli.shard_of);
     if (!config_from.empty()) apply_report_config(sub, config_from);
-    return decide_plan(cli, rt.world_size());
+    if (a.resuming) apply_report_config(sub, resume);
+    a.plan = decide_plan(cli, rt.world_size());
+    if (!resume.empty()) {
+      SEMSKIP_THROW_IF_NOT_MSG(a.resuming || a.plan.report.empty() || a.plan.report == resume,
+                               "--resume {} with --report {}: a resumed run writes the report it resumes", resume,
+                               a.plan.report);
+      a.plan.report = resume;
+      if (a.resuming) a.first_step = check_resumable(resume, a.plan, rt.world_size(), a.user_metadata);
+    }
+    return a;
   };
   if (rt.world_size() == 1) return decide();
   nlohmann::json decided;
+  AgreedRun mine;
   if (rt.is_root()) {
     try {
-      decided = {{"config", decide().to_json()}};
+      mine = decide();
+      decided = {{"config", mine.plan.to_json()}, {"first_step", mine.first_step}, {"resuming", mine.resuming}};
     } catch (const std::exception& e) {
       decided = {{"error", e.what()}};
     }
@@ -209,7 +285,12 @@ RunPlan agree_on_plan(RunConfig& cli, CLI::App* sub, const std::string& config_f
     if (rt.is_root()) throw Error(msg);
     SEMSKIP_THROW_MSG("rank 0 refused the configuration: {}", msg);
   }
-  return RunPlan::from_json(decided["config"]);
+  AgreedRun a;
+  a.plan = RunPlan::from_json(decided["config"]);
+  a.first_step = decided["first_step"].get<int64_t>();
+  a.resuming = decided["resuming"].get<bool>();
+  a.user_metadata = mine.user_metadata;
+  return a;
 }
 
 // The result table as JSON: one object per policy row, the fields of the printed table
@@ -273,19 +354,56 @@ std::pair<std::vector<std::string>, std::vector<int64_t>> gpus_of_ranks(const at
   return out;
 }
 
+// The test hooks of interruption, read from the environment: SEMSKIP_TEST_SIGNAL_AT_STEP=<k>
+// or <k>@<rank> raises SIGTERM in this process (on that rank only) at the boundary after k
+// steps, as a signal from outside would arrive; SEMSKIP_TEST_SIGNAL_IN_WRITE=1 raises it again
+// while a report is being written after a stop was requested (a second signal mid-write).
+struct TestSignals {
+  int64_t at_step = -1;
+  bool in_write = false;
+};
+
+TestSignals test_signals(int rank) {
+  TestSignals t;
+  if (const char* v = std::getenv("SEMSKIP_TEST_SIGNAL_AT_STEP"); v != nullptr && *v != '\0') {
+    const std::string text(v);
+    const size_t at = text.find('@');
+    const int64_t step = parse_int(text.substr(0, at), "SEMSKIP_TEST_SIGNAL_AT_STEP");
+    const bool mine = at == std::string::npos || parse_int(text.substr(at + 1), "SEMSKIP_TEST_SIGNAL_AT_STEP") == rank;
+    if (mine) t.at_step = step;
+  }
+  if (const char* v = std::getenv("SEMSKIP_TEST_SIGNAL_IN_WRITE")) t.in_write = std::string(v) == "1";
+  return t;
+}
+
 int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file, const std::string& config_from,
-                   const ReportFlags& report_flags) {
+                   const ReportFlags& report_flags, const std::string& resume, int64_t checkpoint_every) {
+  install_stop_handlers();
   // Before any policy exists: a kokkos: index needs Kokkos, and its views must go first.
   KokkosScope kokkos;
   Runtime& rt = Runtime::get();
   Communicator& world = rt.world();
   const bool distributed = rt.world_size() > 1;
-  const RunPlan plan = agree_on_plan(cli, sub, config_file, config_from, rt);
+  SEMSKIP_THROW_IF_NOT_MSG(checkpoint_every >= 0, "--checkpoint-every must be ≥ 0, got {}", checkpoint_every);
+  const AgreedRun agreed = agree_on_plan(cli, sub, config_file, config_from, resume, rt);
+  const RunPlan& plan = agreed.plan;
   if (plan.threads > 0) at::set_num_threads(static_cast<int>(plan.threads));
   // Before any work: the report can be written (and --force allows replacing one), the
-  // metadata is well formed. Rank 0 writes the report; its refusal ends every rank.
+  // metadata is well formed. Rank 0 writes the report; its refusal ends every rank. A resumed
+  // report is replaced by its continuation and keeps its metadata unless new is given.
   std::string user_metadata = "{}";
-  if (rt.is_root() && !plan.report.empty()) user_metadata = check_report_flags(report_flags, plan.report);
+  if (rt.is_root() && !plan.report.empty()) {
+    ReportFlags flags = report_flags;
+    flags.force = flags.force || !resume.empty();
+    if (agreed.resuming && flags.metadata.empty()) {
+      report::check_report_path(plan.report, true);
+      if (!agreed.user_metadata.empty()) user_metadata = agreed.user_metadata;
+    } else {
+      user_metadata = check_report_flags(flags, plan.report);
+    }
+  }
+  const std::string report_path = plan.report.empty() ? "" : std::filesystem::absolute(plan.report).string();
+  const std::string resume_json = resume_key(plan.to_json()).dump();
 
   ModelOptions mo;
   mo.dtype = plan.dtype;
@@ -310,12 +428,11 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
                            "workload '{}' has no requests left after the {} calibration requests", workload,
                            reqs.calibration.size());
 
-  PolicyEnv env = base_policy_env(plan, mc, model.device());
-  attach_distribution(env, plan.cache_mode, world);
-  std::vector<std::unique_ptr<SkipPolicy>> policies = make_policies(plan, env);
-
   std::unique_ptr<ExpertParallelGroup> ep;
   if (plan.ep > 1) ep = std::make_unique<ExpertParallelGroup>(world, static_cast<int>(plan.ep), &mc);
+  PolicyEnv env = base_policy_env(plan, mc, model.device());
+  attach_distribution(env, plan.cache_mode, world, ep ? &ep->comm() : nullptr);
+  std::vector<std::unique_ptr<SkipPolicy>> policies = make_policies(plan, env);
   EvalOptions eo;
   eo.batch = plan.batch;
   eo.max_new_tokens = plan.max_new_tokens;
@@ -337,23 +454,36 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     if (ep) std::fprintf(stderr, ", %s", ep->describe(mc.n_experts).c_str());
     std::fputc('\n', stderr);
   }
+  // A resumed run's policies continue from the saved state (a fitted projection needs no new
+  // calibration); a fresh run forgets any state left by an earlier run of this report.
+  RunControl control;
+  if (agreed.resuming) {
+    control.first_step = agreed.first_step;
+    control.restored =
+        load_checkpoint(report_path, rt.rank(), rt.world_size(), resume_json, agreed.first_step, policies);
+    if (rt.is_root())
+      std::fprintf(stderr, "semskip run: resuming %s after step %lld\n", plan.report.c_str(),
+                   static_cast<long long>(agreed.first_step));
+  } else if (!report_path.empty()) {
+    remove_checkpoints(report_path, rt.rank());
+  }
   const CalibrationSet calib = agree_on_calibration(ev, reqs.calibration, policies, rt);
-  const std::vector<PolicyResult> results = ev.run(reqs.evaluated, policies, calib);
-  const std::vector<GatheredResult> gathered = gather_results(results, distributed ? &world : nullptr);
   const auto gpus = gpus_of_ranks(model.device(), rt);
-  if (!rt.is_root()) return 0;
+  const TestSignals hooks = test_signals(rt.rank());
 
-  std::vector<PolicySummary> summaries;
-  for (const GatheredResult& r : gathered)
-    summaries.push_back(summarize(r, static_cast<int>(plan.bootstrap), plan.seed,
-                                  plan.cache_mode == CacheMode::replicated));
-  if (plan.json)
-    std::fputs((summary_json(summaries).dump(2) + "\n").c_str(), stdout);
-  else
-    std::fputs(format_summary_text(summaries).c_str(), stdout);
-
-  if (!plan.report.empty()) {
-    report::ReportWriter writer(std::filesystem::absolute(plan.report).string());
+  auto summaries_of = [&](const std::vector<GatheredResult>& gathered) {
+    std::vector<PolicySummary> summaries;
+    for (const GatheredResult& r : gathered)
+      summaries.push_back(summarize(r, static_cast<int>(plan.bootstrap), plan.seed,
+                                    plan.cache_mode == CacheMode::replicated));
+    return summaries;
+  };
+  // Rank 0's report of the steps done so far; `status` complete or partial. The temporary file
+  // is registered so that a second signal mid-write removes it.
+  auto write_report = [&](const std::vector<GatheredResult>& gathered, const std::vector<PolicySummary>& summaries,
+                          const std::string& status, int64_t steps_done) {
+    set_inflight_temp((report_path + ".tmp").c_str());
+    report::ReportWriter writer(report_path);
     report::RunInfo info = collect_environment({});
     info.config_json = plan.to_json().dump();
     info.user_metadata_json = user_metadata;
@@ -371,13 +501,65 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     writer.set_attr("sync", plan.sync.describe());
     writer.set_attr("ep_size", plan.ep);
     writer.set_attr("shard", std::string(shard_strategy_name(plan.shard)));
+    writer.set_attr("steps_done", steps_done);
     writer.write_table("/summary", summary_table(summaries));
     writer.write_table("/per_layer", per_layer_table(gathered));
     writer.write_table("/per_rank", per_rank_table(gathered, rt.hosts()));
     writer.write_table("/requests", requests_table(gathered));
     writer.write_table("/steps", steps_table(gathered));
-    writer.commit();
-    std::fprintf(stderr, "semskip run: report written to %s\n", plan.report.c_str());
+    if (hooks.in_write && stop_requested()) std::raise(stop_signal());
+    writer.commit(status);
+    set_inflight_temp(nullptr);
+  };
+
+  if (!report_path.empty()) {
+    int64_t last_checkpoint = agreed.first_step;
+    control.checkpoint_every = checkpoint_every;
+    // Every rank's state first, then the report: once the report of boundary k exists, so do
+    // the state files it needs (the gather in between waits for every rank's write).
+    control.checkpoint = [&, last_checkpoint](int64_t steps_done, const std::vector<PolicyResult>& so_far) mutable {
+      save_checkpoint(report_path, rt.rank(), rt.world_size(), resume_json, steps_done, so_far, policies,
+                      last_checkpoint);
+      last_checkpoint = steps_done;
+      const std::vector<GatheredResult> gathered = gather_results(so_far, distributed ? &world : nullptr);
+      if (rt.is_root()) write_report(gathered, summaries_of(gathered), report::kStatusPartial, steps_done);
+    };
+  }
+  control.stop_requested = [&](int64_t steps_done) {
+    if (steps_done == hooks.at_step) std::raise(SIGTERM);
+    return stop_requested();
+  };
+  const RunOutcome outcome = ev.run(reqs.evaluated, policies, calib, control);
+  if (!outcome.complete) {
+    if (rt.is_root()) {
+      if (report_path.empty())
+        std::fprintf(stderr, "semskip run: stopped by signal %d after step %lld; no --report, nothing was saved\n",
+                     stop_signal(), static_cast<long long>(outcome.steps_done));
+      else
+        std::fprintf(stderr, "semskip run: stopped by signal %d after step %lld; partial report written to %s "
+                     "(continue with `semskip run --resume %s`)\n", stop_signal(),
+                     static_cast<long long>(outcome.steps_done), plan.report.c_str(), plan.report.c_str());
+    }
+    return kExitInterrupted;
+  }
+  const std::vector<GatheredResult> gathered = gather_results(outcome.results, distributed ? &world : nullptr);
+  if (rt.is_root()) {
+    const std::vector<PolicySummary> summaries = summaries_of(gathered);
+    if (plan.json)
+      std::fputs((summary_json(summaries).dump(2) + "\n").c_str(), stdout);
+    else
+      std::fputs(format_summary_text(summaries).c_str(), stdout);
+    if (!report_path.empty()) {
+      write_report(gathered, summaries, report::kStatusComplete, outcome.steps_done);
+      std::fprintf(stderr, "semskip run: report written to %s\n", plan.report.c_str());
+    }
+  }
+  if (!report_path.empty()) {
+    // The state files go only once the complete report is in place on rank 0.
+    if (distributed) world.barrier();
+    remove_checkpoints(report_path, rt.rank());
+    if (distributed) world.barrier();
+    if (rt.is_root()) remove_checkpoint_dir(report_path);
   }
   return 0;
 }
@@ -405,11 +587,14 @@ void add_run_command(CLI::App& app, CommandRegistry& reg) {
   auto config_from = std::make_shared<std::string>();
   auto sub_ptr = std::make_shared<CLI::App*>(nullptr);
   auto report_flags = std::make_shared<ReportFlags>();
+  auto resume = std::make_shared<std::string>();
+  auto checkpoint_every = std::make_shared<int64_t>(kDefaultCheckpointEvery);
   CLI::App* sub = reg.add(app, "run",
                           "Compare skip policies against the full model on one workload: FLOPs saved, "
                           "accuracy lost (Stage-1 experiment)",
-                          [cfg, config_file, config_from, sub_ptr, report_flags]() {
-                            return run_experiment(*cfg, *sub_ptr, *config_file, *config_from, *report_flags);
+                          [cfg, config_file, config_from, sub_ptr, report_flags, resume, checkpoint_every]() {
+                            return run_experiment(*cfg, *sub_ptr, *config_file, *config_from, *report_flags, *resume,
+                                                  *checkpoint_every);
                           });
   *sub_ptr = sub;
   sub->add_option("--config", *config_file,
@@ -447,6 +632,22 @@ void add_run_command(CLI::App& app, CommandRegistry& reg) {
   // What the report records about the run beyond its configuration, and whether it may replace
   // an existing report: not part of the configuration (config_json), so not TOML keys.
   add_report_flags(sub, *report_flags);
+  // Interruption and resumption: how the run is carried out, not what it computes, so not part
+  // of config_json either.
+  sub->add_option("--resume", *resume,
+                  "continue the partial report of a run stopped by a signal: its recorded configuration, its "
+                  "saved state (<report>.checkpoint/), the steps not yet run; the result equals the uninterrupted "
+                  "run's. Other options must agree with the recorded ones. A missing file starts the run from the "
+                  "beginning and writes it (a requeued job stopped before its first checkpoint)");
+  sub->add_option("--checkpoint-every", *checkpoint_every,
+                  "with a report: save the state and a partial report every this many micro-batch steps (0: only "
+                  "when stopped by a signal)")
+      ->default_str(std::to_string(kDefaultCheckpointEvery));
+  sub->footer(fmt::format(
+      "Interruption: SIGTERM, SIGINT or SIGUSR1 (sbatch --signal) finishes the micro-batch step in flight, writes "
+      "the completed steps to the report with status \"partial\" and exits with status {}; `semskip run --resume "
+      "<report>` continues it. A second signal ends the run at once, leaving the previous report as it was.",
+      kExitInterrupted));
 }
 
 }  // namespace semskip

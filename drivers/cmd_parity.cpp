@@ -1,6 +1,7 @@
 // semskip parity: checks this build against reference dumps (the fixture format of
 // tests/data/parity: ids_i, logits_i, resid_post_i, greedy_i, and for MoE topk_experts_i and
-// router_logits_i), and the dense-convention FLOP count against reference.json when present.
+// router_logits_i, for the MoE layers only, in layer order), and the dense-convention FLOP
+// count against reference.json when present.
 // Prints one JSON object; exits 1 when any check fails.
 #include <algorithm>
 #include <cstdio>
@@ -66,6 +67,14 @@ int64_t topk_set_mismatches(const at::Tensor& ours, const at::Tensor& ref) {
   return (a != b).any(-1).sum().item<int64_t>();
 }
 
+// The indices of the model's MoE layers, in order.
+std::vector<int64_t> moe_layers(const Transformer& model) {
+  std::vector<int64_t> out;
+  for (int64_t l = 0; l < model.n_layers(); ++l)
+    if (model.layer(l).is_moe()) out.push_back(l);
+  return out;
+}
+
 json check_sequence(const Transformer& model, const SafetensorsFile& ref, int i, const json* flop_ref,
                     bool flops_see_experts, double tol, bool& all_pass, ExpertParallelGroup* ep) {
   const auto pass = [&](bool ok) {
@@ -114,17 +123,30 @@ json check_sequence(const Transformer& model, const SafetensorsFile& ref, int i,
     const double worst = *std::max_element(per_layer.begin(), per_layer.end());
     s["resid_post"] = {{"rel_err_per_layer", per_layer}, {"max_rel_err", worst}, {"pass", pass(worst <= tol)}};
   }
+  // Routing is given for the MoE layers only, in layer order (a model may mix dense and MoE
+  // layers: Qwen2-MoE's mlp_only_layers / decoder_sparse_step, first dense layers).
+  const std::vector<int64_t> moe = moe_layers(model);
+  const auto moe_stack = [&](const std::vector<at::Tensor>& per_layer, const std::string& name) {
+    const at::Tensor r = ref.tensor(name);
+    SEMSKIP_THROW_IF_NOT_MSG(!moe.empty(), "{}: {} is given but the model has no MoE layer", ref.path(), name);
+    SEMSKIP_THROW_IF_NOT_MSG(r.dim() == 3 && r.size(0) == static_cast<int64_t>(moe.size()),
+                             "{}: {} must be [{}, T, ...]: one entry per MoE layer ({}), in layer order, got [{}]",
+                             ref.path(), name, moe.size(), fmt::join(moe, ", "), fmt::join(r.sizes().vec(), ", "));
+    std::vector<at::Tensor> ours;
+    for (int64_t l : moe) ours.push_back(per_layer[static_cast<size_t>(l)]);
+    return std::make_pair(at::stack(ours), r);
+  };
   const std::string topk_name = fmt::format("topk_experts_{}", i);
   if (ref.has(topk_name)) {
-    SEMSKIP_THROW_IF_NOT_MSG(std::all_of(topk.begin(), topk.end(), [](const at::Tensor& t) { return t.defined(); }),
-                             "{}: {} is given but the model has dense layers", ref.path(), topk_name);
-    const int64_t mismatches = topk_set_mismatches(at::stack(topk), ref.tensor(topk_name));
-    s["topk_experts"] = {{"mismatching_tokens", mismatches}, {"pass", pass(mismatches == 0)}};
+    const auto [ours, theirs] = moe_stack(topk, topk_name);
+    const int64_t mismatches = topk_set_mismatches(ours, theirs);
+    s["topk_experts"] = {{"layers", moe}, {"mismatching_tokens", mismatches}, {"pass", pass(mismatches == 0)}};
   }
   const std::string router_name = fmt::format("router_logits_{}", i);
   if (ref.has(router_name)) {
-    const double e = rel_err(at::stack(router), ref.tensor(router_name));
-    s["router_logits"] = {{"rel_err", e}, {"pass", pass(e <= tol)}};
+    const auto [ours, theirs] = moe_stack(router, router_name);
+    const double e = rel_err(ours, theirs);
+    s["router_logits"] = {{"layers", moe}, {"rel_err", e}, {"pass", pass(e <= tol)}};
   }
   const std::string greedy_name = fmt::format("greedy_{}", i);
   if (ref.has(greedy_name)) {
@@ -183,6 +205,18 @@ int run_parity(const ParityOptions& o) {
                              "{}: expected a \"sequences\" list", flop_path);
   }
   const bool see_experts = have_flops ? flop_json.value("flop_counter_sees_routed_experts", true) : true;
+  if (have_flops && flop_json.contains("moe_layers")) {
+    // The dump names the layers its routing tensors belong to; they must be this model's.
+    std::vector<int64_t> named;
+    try {
+      named = flop_json["moe_layers"].get<std::vector<int64_t>>();
+    } catch (const json::exception&) {
+      SEMSKIP_THROW_MSG("{}: \"moe_layers\" must be a list of layer indices", flop_path);
+    }
+    const std::vector<int64_t> ours = moe_layers(model);
+    SEMSKIP_THROW_IF_NOT_MSG(named == ours, "{}: \"moe_layers\" is [{}] but the model's MoE layers are [{}]",
+                             flop_path, fmt::join(named, ", "), fmt::join(ours, ", "));
+  }
 
   json out;
   out["model"] = o.model;

@@ -13,12 +13,13 @@ reference.safetensors, for each sequence i = 0, 1, ...:
                                        (before the final norm)
   greedy_i         int64 [G]           G greedy tokens after ids_i (argmax of a full forward
                                        per step; EOS does not stop it)
-  router_logits_i  fp32  [L, T, E]     MoE models only: each layer's router logits (before
-                                       the softmax)
-  topk_experts_i   int64 [L, T, k]     MoE models only: each token's k experts, by
-                                       descending router logit
+  router_logits_i  fp32  [M, T, E]     MoE models only: the router logits (before the
+                                       softmax) of each of the M MoE layers, in layer order
+                                       (M = L unless the model mixes dense and MoE layers)
+  topk_experts_i   int64 [M, T, k]     MoE models only: each token's k experts per MoE
+                                       layer, by descending router logit
 
-reference.json: the dump's name, the model folder's config layout ("classic": rope_theta,
+reference.json: the dump's name, for MoE models the MoE layers' indices ("moe_layers"), the model folder's config layout ("classic": rope_theta,
 torch_dtype; "new": rope_parameters, dtype), the config as transformers resolved it
 ("hf_config"), and per sequence the FLOP count of one forward under
 torch.utils.flop_counter.FlopCounterMode ("flop_counter_total", "flop_counter_by_op"). For
@@ -304,12 +305,8 @@ def main(argv=None):
 
     layers = decoder_layers(model)
     gates = [moe_gate(layer) for layer in layers]
-    is_moe = any(g is not None for g in gates)
-    all_moe = all(g is not None for g in gates)
-    if is_moe and not all_moe:
-        print("warning: only some layers are MoE; router_logits_i and topk_experts_i are left out "
-              "(semskip parity expects them for every layer)", file=sys.stderr)
-    k = n_experts_per_tok(config) if all_moe else 0
+    moe_layers = [l for l, g in enumerate(gates) if g is not None]
+    k = n_experts_per_tok(config) if moe_layers else 0
 
     tensors = {}
     flop_entries = []
@@ -322,8 +319,8 @@ def main(argv=None):
         tensors["resid_post_%d" % i] = resid
         if args.greedy_tokens > 0:
             tensors["greedy_%d" % i] = greedy(model, ids, args.greedy_tokens)
-        if all_moe:
-            r = torch.stack(router)  # [L, T, E]
+        if moe_layers:
+            r = torch.stack([router[l] for l in moe_layers])  # [M, T, E]
             tensors["router_logits_%d" % i] = r
             tensors["topk_experts_%d" % i] = torch.topk(r, k, dim=-1, sorted=True).indices.to(torch.int64)
         total, by_op, experts = count_flops(model, ids)
@@ -344,7 +341,8 @@ def main(argv=None):
         "sequences": flop_entries,
         "hf_config": json.loads(config.to_json_string(use_diff=True)),
     }
-    if is_moe:
+    if moe_layers:
+        meta["moe_layers"] = moe_layers
         meta["flop_counter_sees_routed_experts"] = bool(sees_experts)
     json_path = os.path.join(args.out, "reference.json")
     with open(json_path, "w") as f:

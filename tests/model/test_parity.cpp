@@ -1,4 +1,4 @@
-// The four fixture models against the outputs Hugging Face transformers produced for them
+// The fixture models against the outputs Hugging Face transformers produced for them
 // (tests/data/parity/*/reference.*): logits, every layer's residual stream, greedy tokens,
 // MoE routing, and the FLOP count of torch.utils.flop_counter.
 #include <gtest/gtest.h>
@@ -56,13 +56,19 @@ TEST_P(Parity, LogitsResidualsRoutingAndGreedyMatchReference) {
     }
     const std::string topk_name = fmt::format("topk_experts_{}", i);
     if (ref.has(topk_name)) {
-      const at::Tensor ref_topk = ref.tensor(topk_name);  // int64 [L, T, k]
+      // The reference holds the MoE layers only, in layer order (qwen2moe-mixed: layers 1, 3).
+      const at::Tensor ref_topk = ref.tensor(topk_name);  // int64 [M, T, k]
       const at::Tensor ref_router = ref.tensor(fmt::format("router_logits_{}", i));
-      ASSERT_EQ(static_cast<int64_t>(topk.size()), n_layers);
-      for (int64_t l = 0; l < n_layers; ++l) {
+      std::vector<int64_t> moe;
+      for (int64_t l = 0; l < n_layers; ++l)
+        if (model.config().is_moe_layer(l)) moe.push_back(l);
+      ASSERT_EQ(static_cast<int64_t>(topk.size()), static_cast<int64_t>(moe.size()));
+      ASSERT_EQ(ref_topk.size(0), static_cast<int64_t>(moe.size()));
+      for (size_t m = 0; m < moe.size(); ++m) {
+        const int64_t l = moe[m];
         // The reference lists the top-k by descending logit; so do we.
-        EXPECT_TRUE(at::equal(topk[l][0], ref_topk[l])) << "layer " << l;
-        EXPECT_LT(rel_err(router[l][0], ref_router[l]), kTol) << "layer " << l;
+        EXPECT_TRUE(at::equal(topk.at(l)[0], ref_topk[static_cast<int64_t>(m)])) << "layer " << l;
+        EXPECT_LT(rel_err(router.at(l)[0], ref_router[static_cast<int64_t>(m)]), kTol) << "layer " << l;
       }
     } else {
       EXPECT_TRUE(topk.empty());

@@ -72,7 +72,13 @@ TEST(ParityCli, PassesOnEveryFixture) {
     const nlohmann::json& s = r.out["sequences"][1];
     EXPECT_LT(s["logits"]["rel_err"].get<double>(), 1e-4);
     EXPECT_TRUE(s["flops"]["pass"].get<bool>());
-    EXPECT_EQ(s.contains("topk_experts"), name == "qwen2moe" || name == "mixtral");
+    const bool moe = name == "qwen2moe" || name == "mixtral" || name == "qwen2moe-mixed";
+    EXPECT_EQ(s.contains("topk_experts"), moe);
+    if (name == "qwen2moe-mixed") {
+      // Dense layers 0 and 2 (mlp_only_layers, decoder_sparse_step 2): routing of layers 1, 3.
+      EXPECT_EQ(s["topk_experts"]["layers"], nlohmann::json({1, 3}));
+      EXPECT_TRUE(s["router_logits"]["pass"].get<bool>());
+    }
   }
 }
 
@@ -130,6 +136,63 @@ TEST(ParityCli, FailsOnTamperedResidualsAndFlops) {
   const nlohmann::json& per_layer = r.out["sequences"][1]["resid_post"]["rel_err_per_layer"];
   EXPECT_LT(per_layer[1].get<double>(), 1e-4);
   EXPECT_GT(per_layer[2].get<double>(), 1e-4);
+}
+
+// stderr of a parity run that must fail.
+std::string parity_error(const std::string& model_dir, const std::string& reference) {
+  const std::string cmd = fmt::format("OMP_NUM_THREADS=1 '{}/bin/semskip' parity --model '{}' --reference '{}' 2>&1 >/dev/null",
+                                      SEMSKIP_BINARY_DIR, model_dir, reference);
+  FILE* p = ::popen(cmd.c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) text.append(buf, n);
+  EXPECT_NE(::pclose(p), 0) << text;
+  return text;
+}
+
+// qwen2moe-mixed has dense layers 0 and 2: routing is given and checked for layers 1 and 3.
+TEST(ParityCli, MixedDenseAndMoeRoutingIsCheckedPerMoeLayer) {
+  TempFolder tmp;
+  auto t = reference_tensors("qwen2moe-mixed");
+  at::Tensor topk = t["topk_experts_1"];  // int64 [2, T, 2]: layers 1 and 3
+  ASSERT_EQ(topk.size(0), 2);
+  for (int64_t e = 0; e < 8; ++e) {      // layer 3, token 5: a set that differs
+    if (e != topk[1][5][0].item<int64_t>() && e != topk[1][5][1].item<int64_t>()) {
+      topk[1][5][1] = e;
+      break;
+    }
+  }
+  const std::string ref = tmp.path() + "/reference.safetensors";
+  write_safetensors(ref, t);
+  const CliResult r = run_parity(fixture_dir("qwen2moe-mixed"), ref);
+  EXPECT_EQ(r.exit_code, 1);
+  ASSERT_TRUE(r.out.is_object());
+  EXPECT_TRUE(r.out["sequences"][0]["topk_experts"]["pass"].get<bool>());
+  EXPECT_EQ(r.out["sequences"][1]["topk_experts"]["mismatching_tokens"].get<int64_t>(), 1);
+  EXPECT_EQ(r.out["sequences"][1]["topk_experts"]["layers"], nlohmann::json({1, 3}));
+
+  // Routing for every layer, dense ones included, is not this model's layout.
+  auto all = reference_tensors("qwen2moe-mixed");
+  const at::Tensor r0 = all["router_logits_0"];
+  all["router_logits_0"] = at::cat({at::zeros_like(r0[0]).unsqueeze(0), r0[0].unsqueeze(0),
+                                    at::zeros_like(r0[0]).unsqueeze(0), r0[1].unsqueeze(0)});
+  const std::string ref_all = tmp.path() + "/all_layers.safetensors";
+  write_safetensors(ref_all, all);
+  EXPECT_NE(parity_error(fixture_dir("qwen2moe-mixed"), ref_all).find("router_logits_0 must be [2, T, ...]: one entry per MoE layer (1, 3)"),
+            std::string::npos);
+
+  // reference.json naming other MoE layers than the model's.
+  fs::create_directories(tmp.path() + "/named");
+  write_safetensors(tmp.path() + "/named/reference.safetensors", reference_tensors("qwen2moe-mixed"));
+  nlohmann::json meta = fixture_json("qwen2moe-mixed");
+  EXPECT_EQ(meta["moe_layers"], nlohmann::json({1, 3}));
+  meta["moe_layers"] = {1, 2};
+  std::ofstream(tmp.path() + "/named/reference.json") << meta.dump();
+  EXPECT_NE(parity_error(fixture_dir("qwen2moe-mixed"), tmp.path() + "/named/reference.safetensors")
+                .find("\"moe_layers\" is [1, 2] but the model's MoE layers are [1, 3]"),
+            std::string::npos);
 }
 
 TEST(ParityCli, BadReferenceIsAnError) {

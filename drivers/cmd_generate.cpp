@@ -50,17 +50,13 @@ struct GenerateCliOptions {
 };
 
 // Prompt plus generated tokens must fit the positions the model was trained on, unless the
-// user raised the limit (then positions past training are extrapolated, and we say so).
+// user raised the limit (then positions past training are extrapolated).
 void check_context(const ModelConfig& c, const std::string& dir, int64_t n_prompt, int64_t n_new,
                    int64_t max_model_len) {
   const int64_t trained = c.max_position_embeddings;
   if (trained <= 0 && max_model_len == 0) return;  // the config states no limit
   const int64_t limit = max_model_len > 0 ? max_model_len : trained;
-  if (max_model_len > trained && trained > 0)
-    std::fprintf(stderr,
-                 "semskip generate: warning: --max-model-len %lld exceeds max_position_embeddings %lld of %s/config.json; "
-                 "positions past %lld are extrapolated\n",
-                 (long long)max_model_len, (long long)trained, dir.c_str(), (long long)trained);
+  // (Transformer::build warns when max_model_len exceeds the trained positions.)
   SEMSKIP_THROW_IF_NOT_MSG(n_prompt + n_new <= limit,
                            "generate: the prompt ({} tokens) plus --max-new-tokens {} is {} positions, more than the "
                            "{} of {} ({}); raise the limit with --max-model-len (positions past training are "
@@ -93,6 +89,7 @@ int run_generate(const GenerateCliOptions& o) {
   mo.attn_impl = parse_attn_impl(o.attn, "option --attn");
   mo.random_init = o.random_init;
   mo.seed = o.seed;
+  mo.max_model_len = o.max_model_len;
   const Transformer model = Transformer::load(dir, mo);
   if (o.check_weights && !o.random_init) refuse_non_finite_weights(dir);
 

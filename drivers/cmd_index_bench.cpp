@@ -184,6 +184,8 @@ int run_index_bench(const IndexBenchOptions& o) {
   const std::vector<IndexBenchCase> cases = expand(o, sweep);
   // Every descriptor is checked for every dimension before anything is measured.
   for (const IndexBenchCase& c : cases) make_index(c.descriptor, c.dim);
+  if (std::any_of(o.indexes.begin(), o.indexes.end(), [](const std::string& d) { return d.rfind("kokkos:", 0) == 0; }))
+    std::fprintf(stderr, "index-bench: kokkos execution space: %s\n", kokkos_execution_space().c_str());
   // Before any work: the report can be written (--force to replace one), the metadata parses.
   const std::string user_metadata = o.report.empty() ? "{}" : check_report_flags(o.report_flags, o.report);
   report::RunInfo info = collect_environment({});  // created_utc: when the run started

@@ -21,11 +21,15 @@ KokkosScope::~KokkosScope() {
 
 bool kokkos_ready() { return Kokkos::is_initialized(); }
 
+std::string kokkos_execution_space() { return Kokkos::DefaultExecutionSpace::name(); }
+
 #else
 
 KokkosScope::KokkosScope() = default;
 KokkosScope::~KokkosScope() = default;
 bool kokkos_ready() { return false; }
+
+std::string kokkos_execution_space() { return "none"; }
 
 #endif
 

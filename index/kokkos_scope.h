@@ -5,6 +5,8 @@
 // destroyed before Kokkos is finalised: hold one KokkosScope in main() (drivers, tests,
 // benchmarks) around everything else. Without SEMSKIP_WITH_KOKKOS this does nothing.
 
+#include <string>
+
 namespace semskip {
 
 class KokkosScope {
@@ -23,5 +25,8 @@ class KokkosScope {
 
 // Whether Kokkos is compiled in and initialised now.
 bool kokkos_ready();
+// The execution space kokkos: indexes run on ("Serial", "OpenMP", "Cuda", …, as Kokkos names
+// it), or "none" in a build without Kokkos.
+std::string kokkos_execution_space();
 
 }  // namespace semskip

@@ -114,6 +114,9 @@ fi
 backends="$("$bin" index-bench --index nope:x 2>&1 | sed -n 's/.*known: \([^)]*\)).*/\1/p')"
 has() { "$bin" index-bench --index "$1" --n 64 --dim 8 --queries 1 --k 1 --repeat 1 --warmup 0 >/dev/null 2>&1; }
 echo "backends known: $backends" >> "$res/machine.txt"
+if has "kokkos:flat"; then
+  echo "kokkos execution space: $("$bin" index-bench --index kokkos:flat --n 64 --dim 8 --queries 1 --k 1 --repeat 1 --warmup 0 2>&1 >/dev/null | sed -n 's/.*kokkos execution space: //p')" >> "$res/machine.txt"
+fi
 
 # Sizes: the issue's, or tiny ones for the CPU check.
 if [ "${INDEX_STUDY_SIZES:-full}" = tiny ]; then

@@ -6,6 +6,7 @@
 
 #include "index/descriptor.h"
 #include "index/index_factory.h"
+#include "index/kokkos_scope.h"
 #include "index_test_util.h"
 
 namespace semskip {
@@ -127,6 +128,14 @@ TEST(IndexFactory, ListsCompiledBackends) {
 #endif
 #ifdef SEMSKIP_WITH_KOKKOS
   EXPECT_NE(std::find(b.begin(), b.end(), "kokkos"), b.end());
+#endif
+#ifdef SEMSKIP_WITH_KOKKOS
+  // The space kokkos: runs on is named, whichever Kokkos backend the build has.
+  const std::string space = kokkos_execution_space();
+  EXPECT_TRUE(space == "Serial" || space == "OpenMP" || space == "Threads" || space == "Cuda" ||
+              space == "HIP") << space;
+#else
+  EXPECT_EQ(kokkos_execution_space(), "none");
 #endif
 #ifdef SEMSKIP_WITH_FAISS_GPU
   EXPECT_NE(std::find(b.begin(), b.end(), "faiss-gpu"), b.end());

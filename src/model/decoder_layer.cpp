@@ -109,7 +109,11 @@ at::Tensor DecoderLayer::attention_rows(const at::Tensor& h_flat, const at::Tens
   at::Tensor q_dense = at::zeros({N, a.n_heads, a.head_dim}, q.options());
   q_dense.index_copy_(0, rows, q);
   const at::Tensor q4 = q_dense.view({batch, n_tokens, a.n_heads, a.head_dim}).transpose(1, 2);
-  const AttentionMask mask = layer_mask(batch, n_tokens, ctx, run.view({batch, n_tokens}), n);
+  // A layer whose keys are all the valid ones shares the padding mask of the forward's other
+  // such layers (same queries, same keys); hidden keys or skipped queries need their own.
+  const bool shared = !visible.defined() && m == 0 && !kv.has_hidden(index) && rows.is_same(ctx.valid_rows);
+  if (shared && !ctx.valid_mask) ctx.valid_mask = layer_mask(batch, n_tokens, ctx, run.view({batch, n_tokens}), n);
+  const AttentionMask mask = shared ? *ctx.valid_mask : layer_mask(batch, n_tokens, ctx, run.view({batch, n_tokens}), n);
   charge_pairs(mask, a, layer, ctx);
   const int64_t n_keys = mask.n_keys;
   const at::Tensor o = a.attend(q4, kv.keys(index, n_keys), kv.values(index, n_keys), mask, ctx.flops, layer);
@@ -141,7 +145,10 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
     mid = (h + attention_block(h, ctx)).reshape({N, d});
   } else {
     run = and_not(valid, skip, N, bool_opts);
-    const at::Tensor rows = rows_of(run);
+    // Only padding left out: the same rows at every such layer, found once per forward.
+    const bool padding_only = !skip.defined();
+    if (padding_only && !ctx.valid_rows.defined()) ctx.valid_rows = rows_of(run);
+    const at::Tensor rows = padding_only ? ctx.valid_rows : rows_of(run);
     const at::Tensor prop = plan.propagate_kv && skip.defined() ? rows_of(skip) : at::empty({0}, rows.options());
     const at::Tensor h_flat = h.reshape({N, d});
     // kv=mask: of this forward's slots, only the rows that ran have keys at this layer.
@@ -160,7 +167,9 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
     if (want_out) callbacks->after_mlp(index, y);
     post = mid + y.reshape({N, d});
   } else {
-    const at::Tensor mlp_rows = rows_of(and_not(run, skip_mlp, N, bool_opts));
+    const at::Tensor mlp_rows = !skip_mlp.defined() && !skip.defined() && ctx.valid_rows.defined()
+                                    ? ctx.valid_rows
+                                    : rows_of(and_not(run, skip_mlp, N, bool_opts));
     const int64_t n = mlp_rows.size(0);
     at::Tensor y;  // [n, d]
     // Expert parallelism: this rank joins the layer's collectives even with no rows.

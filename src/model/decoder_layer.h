@@ -44,6 +44,10 @@ struct LayerContext {
   at::Tensor valid;
   int64_t first_slot = 0;
   std::vector<PendingPairs>* pending_pairs = nullptr;
+  // Execution plans: what every layer without skips shares when only padding is left out —
+  // the valid rows, int64 [n], and their mask — built by the first such layer.
+  mutable at::Tensor valid_rows;
+  mutable std::optional<AttentionMask> valid_mask;
 };
 
 class DecoderLayer {

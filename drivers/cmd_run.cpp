@@ -410,12 +410,17 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   mo.device = rt.device(plan.device);
   mo.random_init = plan.random_init;
   mo.seed = plan.seed;
+  mo.max_model_len = plan.max_model_len;
   Transformer model = Transformer::load(plan.model, mo);
   const ModelConfig& mc = model.config();
 
   WorkloadContext wctx;
   wctx.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file(plan.model + "/tokenizer.json"));
   wctx.model_type = mc.model_type;
+  // Requests past the model's vocabulary or positions are refused by name while loading.
+  wctx.model_vocab_size = mc.vocab_size;
+  wctx.max_model_len = plan.max_model_len > 0 ? plan.max_model_len : mc.max_position_embeddings;
+  wctx.max_model_len_source = plan.max_model_len > 0 ? "--max-model-len" : "max_position_embeddings in config.json";
   ShardChoice shard;
   shard.strategy = plan.shard;
   shard.n_shards = distributed ? rt.world_size() : std::max<int>(1, static_cast<int>(plan.shard_of));
@@ -614,6 +619,7 @@ void add_run_command(CLI::App& app, CommandRegistry& reg) {
   add_table_option(sub, "calib_requests", c.calib_requests, added);
   add_table_option(sub, "batch", c.batch, added);
   add_table_option(sub, "max_new_tokens", c.max_new_tokens, added);
+  add_table_option(sub, "max_model_len", c.max_model_len, added);
   add_table_option(sub, "policies", c.policies, added);
   add_table_option(sub, "indexes", c.indexes, added);
   add_table_option(sub, "capacity", c.capacity, added);

@@ -27,6 +27,7 @@ void RunConfig::validate() const {
   SEMSKIP_THROW_IF_NOT_MSG(calib_requests >= 0, "--calib-requests must be ≥ 0, got {}", calib_requests);
   SEMSKIP_THROW_IF_NOT_MSG(batch >= 1, "--batch must be ≥ 1, got {}", batch);
   SEMSKIP_THROW_IF_NOT_MSG(max_new_tokens >= 0, "--max-new-tokens must be ≥ 0, got {}", max_new_tokens);
+  SEMSKIP_THROW_IF_NOT_MSG(max_model_len >= 0, "--max-model-len must be ≥ 0, got {}", max_model_len);
   SEMSKIP_THROW_IF_NOT_MSG(capacity >= 1, "--capacity must be ≥ 1, got {}", capacity);
   SEMSKIP_THROW_IF_NOT_MSG(bootstrap >= 1, "--bootstrap must be ≥ 1, got {}", bootstrap);
   SEMSKIP_THROW_IF_NOT_MSG(threads >= 0, "--threads must be ≥ 0, got {}", threads);
@@ -64,6 +65,7 @@ nlohmann::json config_json(const RunConfig& c) {
       {"calib_requests", c.calib_requests},
       {"batch", c.batch},
       {"max_new_tokens", c.max_new_tokens},
+      {"max_model_len", c.max_model_len},
       {"policies", c.policies},
       {"indexes", c.indexes},
       {"capacity", c.capacity},
@@ -101,6 +103,8 @@ const std::vector<RunOptionInfo>& run_option_table() {
         {"calib_requests", "leading requests used only to calibrate (static:k, PCA keys)"},
         {"batch", "sequences per micro-batch step"},
         {"max_new_tokens", "greedy tokens generated per request and compared (0: teacher-forced only)"},
+        {"max_model_len", "positions a request may use, prompt plus output (0: the model's "
+                          "max_position_embeddings; above it positions past training are extrapolated)"},
         {"policies", "skip policy descriptor, repeatable; rows are keyed by its canonical form"},
         {"indexes", "index descriptor of cache policies, repeatable"},
         {"capacity", "cache capacity in entries (policy key cap= overrides)"},
@@ -169,6 +173,7 @@ RunPlan RunPlan::resolve(RunConfig cfg) {
   p.calib_requests = cfg.calib_requests;
   p.batch = cfg.batch;
   p.max_new_tokens = cfg.max_new_tokens;
+  p.max_model_len = cfg.max_model_len;
   for (const std::string& d : cfg.policies.empty() ? RunConfig::default_policies() : cfg.policies)
     p.policies.push_back(Descriptor::parse(d));
   p.indexes = cfg.indexes.empty() ? std::vector<std::string>{kDefaultIndexDescriptor} : cfg.indexes;
@@ -199,6 +204,7 @@ RunConfig RunPlan::to_config() const {
   c.calib_requests = calib_requests;
   c.batch = batch;
   c.max_new_tokens = max_new_tokens;
+  c.max_model_len = max_model_len;
   for (const Descriptor& d : policies) c.policies.push_back(d.text());
   c.indexes = indexes;
   c.capacity = capacity;
@@ -230,6 +236,7 @@ RunPlan RunPlan::from_json(const nlohmann::json& j) {
   j.at("calib_requests").get_to(c.calib_requests);
   j.at("batch").get_to(c.batch);
   j.at("max_new_tokens").get_to(c.max_new_tokens);
+  c.max_model_len = j.value("max_model_len", int64_t{0});  // reports written before the option lack it
   j.at("policies").get_to(c.policies);
   j.at("indexes").get_to(c.indexes);
   j.at("capacity").get_to(c.capacity);

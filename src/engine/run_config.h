@@ -39,6 +39,7 @@ struct RunConfig {
   int64_t calib_requests = 8;        // leading requests used for calibration only
   int64_t batch = 1;                 // sequences per micro-batch step
   int64_t max_new_tokens = 0;        // greedy tokens generated per request (0: teacher-forced only)
+  int64_t max_model_len = 0;         // positions per request (0: the model's max_position_embeddings)
   std::vector<std::string> policies; // policy descriptors; empty: default_policies()
   std::vector<std::string> indexes;  // index descriptors for cache policies; empty: kDefaultIndexDescriptor
   int64_t capacity = kDefaultCacheCapacity;  // cache capacity (entries)
@@ -86,6 +87,7 @@ struct RunPlan {
   at::Device device = at::kCPU;  // "cuda" without an index: each rank's own GPU
   WorkloadSpec workload;
   int64_t chunk = 0, max_requests = 0, calib_requests = 0, batch = 1, max_new_tokens = 0;
+  int64_t max_model_len = 0;  // 0: the model's max_position_embeddings
   std::vector<Descriptor> policies;  // canonical descriptors
   std::vector<std::string> indexes;
   int64_t capacity = kDefaultCacheCapacity;

@@ -10,6 +10,7 @@
 #   workload     the file as <kind>:<file>, kind the name's first dot-separated part
 #                                                                            (workload stats)
 #   cli          one argument per line; @WORK@ is the scratch folder, @SOURCE@ the repository
+cmake_minimum_required(VERSION 3.22)  # new policies: @WORK@ below is text, not a variable
 foreach(v SEMSKIP KIND CASE WORK SOURCE_DIR)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "run_case.cmake: -D${v}= is missing")

@@ -33,8 +33,18 @@ std::vector<int64_t> parse_layers(const Descriptor& d, int64_t n_layers) {
 
 NonePolicy::NonePolicy(const Descriptor& d) : text_(d.text()) { d.check_keys({}); }
 
-StaticPolicy::StaticPolicy(const Descriptor& d, int64_t n_layers) : text_(d.text()), n_layers_(n_layers) {
-  d.check_keys({"layers", "k"});
+SkipTarget parse_target(const Descriptor& d) {
+  const SkipTarget t = d.get_choice("target", "block", {"block", "mlp"}) == "mlp" ? SkipTarget::mlp : SkipTarget::block;
+  SEMSKIP_THROW_IF_NOT_MSG(t == SkipTarget::block || !d.has("kv"),
+                           "policy descriptor '{}': kv applies to target=block only (with target=mlp attention "
+                           "runs for every token, so every K/V is computed)",
+                           d.text());
+  return t;
+}
+
+StaticPolicy::StaticPolicy(const Descriptor& d, int64_t n_layers)
+    : text_(d.text()), n_layers_(n_layers), target_(parse_target(d)) {
+  d.check_keys({"layers", "k", "target"});
   SEMSKIP_THROW_IF_NOT_MSG(d.has("layers") != d.has("k"),
                            "policy descriptor '{}': give exactly one of layers=<l+l…> and k=<n>", d.text());
   if (d.has("k")) {
@@ -59,20 +69,30 @@ void StaticPolicy::calibrate(const CalibrationSet& calib) {
 
 void StaticPolicy::begin_step(StepContext& ctx) {
   SEMSKIP_ASSERT(k_ == 0 || !layers_.empty());  // calibrate() ran
-  for (int64_t l : layers_) ctx.skip_block(l).copy_(ctx.valid());
+  for (int64_t l : layers_) {
+    if (target_ == SkipTarget::block) {
+      ctx.skip_block(l).copy_(ctx.valid());
+    } else {
+      // Attention runs, the MLP / MoE block does not: an identity MLP update. Every rank's
+      // static policy is the same, so every rank knows that no token runs these MLPs.
+      ctx.skip_mlp(l).copy_(ctx.valid());
+      ctx.set_skipped_by_all(l);
+    }
+  }
 }
 
 bool StaticPolicy::skips_layer_everywhere(int64_t layer) const {
-  return std::find(layers_.begin(), layers_.end(), layer) != layers_.end();
+  return target_ == SkipTarget::block && std::find(layers_.begin(), layers_.end(), layer) != layers_.end();
 }
 
 RandomPolicy::RandomPolicy(const Descriptor& d, int64_t n_layers, uint64_t seed)
     : text_(d.text()),
       rate_(d.require_double("rate")),
       kv_(parse_kv_mode(d)),
+      target_(parse_target(d)),
       layers_(parse_layers(d, n_layers)),
       gen_(at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(d.get_int("seed", static_cast<int64_t>(seed))))) {
-  d.check_keys({"rate", "layers", "seed", "kv"});
+  d.check_keys({"rate", "layers", "seed", "kv", "target"});
   SEMSKIP_THROW_IF_NOT_MSG(rate_ >= 0.0 && rate_ <= 1.0, "policy descriptor '{}': rate must be in [0, 1]",
                            d.text());
 }
@@ -81,7 +101,8 @@ void RandomPolicy::begin_step(StepContext& ctx) {
   // Drawn on the CPU so a seed gives the same decisions on every device.
   for (int64_t l : layers_) {
     at::Tensor u = at::rand({ctx.batch(), ctx.n_step_tokens()}, gen_, at::TensorOptions().dtype(at::kFloat));
-    ctx.skip_block(l).copy_(u.lt(rate_).to(ctx.valid().device()).logical_and(ctx.valid()));
+    at::Tensor& decision = target_ == SkipTarget::block ? ctx.skip_block(l) : ctx.skip_mlp(l);
+    decision.copy_(u.lt(rate_).to(ctx.valid().device()).logical_and(ctx.valid()));
   }
 }
 

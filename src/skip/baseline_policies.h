@@ -1,10 +1,14 @@
 #pragma once
 // Baselines under the same accounting as the cache policies (docs/architecture.md §1):
 //   none                              the full model
-//   static:layers=<l+l…> | static:k=<n>   skip fixed layers; k picks the n of lowest block
+//   static:layers=<l+l…> | static:k=<n>   [,target=block|mlp]
+//                                     skip fixed layers; k picks the n of lowest block
 //                                     influence on the calibration set (ShortGPT)
-//   random:rate=<r>[,layers=<l+l…>][,seed=<s>][,kv=propagate|mask]
+//   random:rate=<r>[,layers=<l+l…>][,seed=<s>][,kv=propagate|mask][,target=block|mlp]
 //                                     every (token, layer) skipped with probability r
+// target=mlp (the matching baseline of a cache policy's target=mlp): attention runs and only
+// the MLP / MoE block (router, routed and shared experts) of the chosen (token, layer) pairs
+// is skipped, so exactly its FLOPs are saved, under the same accounting.
 //   oracle:eps=<e>[,layers=<l+l…>][,kv=propagate|mask]
 //                                     skip where the full model's update is small:
 //                                     ‖h_l − h_{l−1}‖ / ‖h_{l−1}‖ < e (needs the full run)
@@ -42,6 +46,7 @@ class StaticPolicy : public SkipPolicy {
  private:
   std::string text_;
   int64_t n_layers_;
+  SkipTarget target_;
   int64_t k_ = 0;
   std::vector<int64_t> layers_;
 };
@@ -59,6 +64,7 @@ class RandomPolicy : public SkipPolicy {
   std::string text_;
   double rate_;
   KvMode kv_;
+  SkipTarget target_;
   std::vector<int64_t> layers_;
   at::Generator gen_;
 };
@@ -80,6 +86,8 @@ class OraclePolicy : public SkipPolicy {
 
 // Parses `kv=` of a descriptor.
 KvMode parse_kv_mode(const Descriptor& d);
+// Parses `target=` (block by default); kv= with target=mlp is refused.
+SkipTarget parse_target(const Descriptor& d);
 // `layers=` of a descriptor, checked against n_layers; the default excludes the first and
 // last layer.
 std::vector<int64_t> parse_layers(const Descriptor& d, int64_t n_layers);

@@ -16,8 +16,6 @@
 
 namespace semskip {
 
-enum class SkipTarget { block, mlp };
-
 class ResidualPolicy : public SkipPolicy {
  public:
   ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_t n_layers, int64_t hidden);

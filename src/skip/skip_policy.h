@@ -19,6 +19,9 @@ namespace semskip {
 class StateWriter;
 class StateReader;
 
+// What a skip replaces: the whole block, or the MLP / MoE block only (attention runs).
+enum class SkipTarget { block, mlp };
+
 // What a block-skipped token leaves in the attention of the layers it skips.
 enum class KvMode {
   propagate,  // K/V computed from the token's substituted state (charged as kv_propagate)

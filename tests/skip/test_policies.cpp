@@ -175,6 +175,35 @@ TEST(Policies, RandomSkipsAtTheRateAndIsSeeded) {
   EXPECT_FALSE(ca.skip_block_or_null(3).defined());
 }
 
+// target=mlp: the same (token, layer) choices as target=block, written as MLP skips; the
+// block and its K/V stay; a static MLP skip is known to every rank.
+TEST(Policies, BaselinesWithTargetMlpSkipTheMlpOnly) {
+  StaticPolicy s(Descriptor::parse("static:layers=2+3,target=mlp"), 6);
+  StepContext cs = ctx_of(2, 3);
+  s.begin_step(cs);
+  for (int64_t l = 0; l < 6; ++l) {
+    const bool chosen = l == 2 || l == 3;
+    EXPECT_FALSE(cs.skip_block_or_null(l).defined()) << l;
+    EXPECT_EQ(cs.skip_mlp_or_null(l).defined(), chosen) << l;
+    if (chosen) { EXPECT_TRUE(cs.skip_mlp(l).all().item<bool>()) << l; }
+    EXPECT_EQ(cs.skipped_by_all(l), chosen) << l;
+    EXPECT_FALSE(s.skips_layer_everywhere(l)) << l;  // attention still runs there
+  }
+  RandomPolicy block(Descriptor::parse("random:rate=0.25,layers=1+2"), 6, 3);
+  RandomPolicy mlp(Descriptor::parse("random:rate=0.25,layers=1+2,target=mlp"), 6, 3);
+  StepContext cb = ctx_of(4, 500), cm = ctx_of(4, 500);
+  block.begin_step(cb);
+  mlp.begin_step(cm);
+  for (int64_t l : {1, 2}) {
+    EXPECT_FALSE(cm.skip_block_or_null(l).defined());
+    EXPECT_TRUE(at::equal(cm.skip_mlp(l), cb.skip_block(l))) << l;  // same stream, same pairs
+    EXPECT_FALSE(cm.skipped_by_all(l));
+  }
+  for (const char* d : {"random:rate=0.2,target=mlp,kv=mask", "static:k=2,target=attention", "static:layers=1,kv=mask"})
+    EXPECT_THROW(make_policy(d, env()), Error) << d;
+  EXPECT_EQ(make_policy("static:layers=2+3,target=mlp", env())->describe(), "static:layers=2+3,target=mlp");
+}
+
 TEST(Policies, OracleSkipsWhereTheFullUpdateIsSmall) {
   OraclePolicy p(Descriptor::parse("oracle:eps=0.5,layers=0+1"), 2);
   StepContext ctx = ctx_of(1, 2, 2, 2);

@@ -5,7 +5,7 @@
 #   SEMSKIP_BIN       the semskip binary [semskip on PATH, else $SEMSKIP_HOME/build/cpu/bin/semskip]
 #   SEMSKIP_ENV_FILE  a file sourced first, for `module load` lines and the like [none]
 #   SEMSKIP_MPI       srun's --mpi plugin [pmix]
-#   SEMSKIP_CPU_BIND  srun's --cpu-bind [cores]
+#   SEMSKIP_CPU_BIND  srun's --cpu-bind; none leaves it out [cores]
 #   SEMSKIP_SRUN_ARGS further srun options, split at blanks [none]
 # sbatch has copied the batch script into its spool folder, so paths come from these variables
 # and SLURM_SUBMIT_DIR, never from $0.
@@ -46,5 +46,7 @@ semskip_srun() {
   local extra=()
   # shellcheck disable=SC2206
   [[ -n ${SEMSKIP_SRUN_ARGS:-} ]] && extra=($SEMSKIP_SRUN_ARGS)
-  srun --mpi="$SEMSKIP_MPI" --cpu-bind="$SEMSKIP_CPU_BIND" "${extra[@]}" "$SEMSKIP_BIN" "$@"
+  # none: no --cpu-bind at all, for clusters whose task plugin cannot bind (the local one).
+  [[ $SEMSKIP_CPU_BIND == none ]] || extra=(--cpu-bind="$SEMSKIP_CPU_BIND" "${extra[@]}")
+  srun --mpi="$SEMSKIP_MPI" "${extra[@]}" "$SEMSKIP_BIN" "$@"
 }

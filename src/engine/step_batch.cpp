@@ -15,7 +15,7 @@ StepBatch make_batch(const std::vector<Request>& requests, size_t begin, size_t 
     sb.rows.push_back(static_cast<int64_t>(i - begin));
     sb.requests.push_back(&r);
   }
-  // The padding helper of greedy generation; pad ids are 0 (never attended to).
+  // Greedy generation's left padding (left_pad); pad ids are 0 (never attended to).
   PaddedBatch pb = left_pad(prompts, 0, device);
   sb.ids = std::move(pb.ids);
   sb.valid = std::move(pb.valid);

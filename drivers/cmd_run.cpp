@@ -260,10 +260,7 @@ AgreedRun agree_on_plan(RunConfig& cli, CLI::App* sub, const std::string& config
     if (a.resuming) apply_report_config(sub, resume);
     a.plan = decide_plan(cli, rt.world_size());
     if (!resume.empty()) {
-      SEMSKIP_THROW_IF_NOT_MSG(a.resuming || a.plan.report.empty() || a.plan.report == resume,
-                               "--resume {} with --report {}: a resumed run writes the report it resumes", resume,
-                               a.plan.report);
-      a.plan.report = resume;
+      a.plan.report = resume;  // a resumed run writes the report it resumes, whatever --report says
       if (a.resuming) a.first_step = check_resumable(resume, a.plan, rt.world_size(), a.user_metadata);
     }
     return a;

@@ -250,6 +250,11 @@ def main():
                            "queries/s", [(k[:34], v) for k, v in series.items()], logx=False, logy=True):
         out += ["## Queries/s against recall", "", "![queries/s against recall@10](qps_recall.svg)", ""]
 
+    skipped = folder / "skipped.txt"
+    if skipped.exists():
+        out += ["## Skipped", "", "Sweeps the run's time limit left out (running the script again, with the "
+                "builds kept, measures them):", "", "```", skipped.read_text().rstrip(), "```", ""]
+
     tests = folder / "gpu_index_tests.txt"
     if tests.exists():
         summary = [l for l in tests.read_text().splitlines()

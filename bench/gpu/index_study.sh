@@ -4,9 +4,9 @@
 # `semskip index-bench` on the same data for every backend the build has (FAISS CPU on all
 # cores, faiss-gpu, torch:flat on CPU and GPU in float32 / fp16 / bf16, kokkos:flat where
 # compiled), tries Kokkos' CUDA backend (scripts/gpu/build-kokkos-cuda.sh), and writes JSON,
-# a markdown summary and SVG plots (bench/gpu/index_study.py) into OUT_DIR/index_study/,
-# packed as OUT_DIR/index_study.tgz (rewritten after every stage, so a run cut short keeps
-# what it finished).
+# a markdown summary and SVG plots (bench/gpu/index_study.py), packed as
+# OUT_DIR/index_study.tgz (rewritten after every stage, so a run cut short keeps what it
+# finished).
 #
 #   bench/gpu/index_study.sh OUT_DIR
 #
@@ -20,7 +20,14 @@
 #              decode step of a batch against the cache size, GPU index vs CPU index with the
 #              copies, at the batch sizes of real runs
 #
+# The run keeps to INDEX_STUDY_DEADLINE_S seconds (default 540, under a 10-minute job limit):
+# a sweep that would start later is skipped and named in skipped.txt, one that runs long is
+# stopped there. Builds are kept (FAISS is not rebuilt once installed, semskip builds
+# incrementally), so when the builds alone take most of that time, running the script again
+# measures everything.
+#
 # Settings (environment):
+#   INDEX_STUDY_WORK      working folder (default build/index_study); OUT_DIR gets the tarball
 #   INDEX_STUDY_BUILD=0   use an existing binary (SEMSKIP_BIN, default build/cuda/bin/semskip)
 #   INDEX_STUDY_SIZES=tiny  small sizes everywhere (the CPU check of the pipeline, a test);
 #                     =cpu   sizes a CPU-only machine finishes in minutes (headline N = 100k)
@@ -30,11 +37,18 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${1:?usage: index_study.sh OUT_DIR}"
-res="$out/index_study"
+mkdir -p "$out"
+out="$(realpath "$out")"
+# The working folder stays outside OUT_DIR, which receives the one tarball.
+work="${INDEX_STUDY_WORK:-$(pwd)/build/index_study}"
+res="$work/index_study"
+rm -rf "$res"
 mkdir -p "$res"
 t0=$(date +%s)
+deadline="${INDEX_STUDY_DEADLINE_S:-540}"
+left() { echo $(( deadline - ($(date +%s) - t0) )); }
 say() { echo "[index-study +$(( $(date +%s) - t0 ))s] $*" >&2; }
-pack() { tar czf "$out/index_study.tgz" -C "$out" index_study; }
+pack() { tar czf "$out/index_study.tgz" -C "$work" index_study; }
 trap pack EXIT
 py="${PYTHON:-python3}"
 cores="$(getconf _NPROCESSORS_ONLN)"  # nproc would follow OMP_NUM_THREADS
@@ -154,8 +168,12 @@ if has "kokkos:flat"; then kokkos=1; fi
 
 bench() {  # name, index-bench arguments...
   local name="$1"; shift
+  if [ "$(left)" -lt 30 ]; then
+    say "sweep $name skipped: the time is up"; echo "$name: skipped at +$(( $(date +%s) - t0 ))s" >> "$res/skipped.txt"
+    return
+  fi
   say "sweep $name"
-  if "$bin" index-bench "$@" --threads "$threads" --json --report "$res/$name.h5" --force \
+  if timeout "$(left)" "$bin" index-bench "$@" --threads "$threads" --json --report "$res/$name.h5" --force \
        > "$res/$name.json" 2> "$res/$name.log"; then
     say "sweep $name done"
   else
@@ -186,6 +204,17 @@ args+=(--index torch:flat)
 # shellcheck disable=SC2086
 bench small "${args[@]}" --data clustered $small --reference-json "$res/small_reference.json"
 
+
+step_dev=cpu
+[ ${#gpu_step[@]} -gt 0 ] && step_dev=cuda
+args=("${gpu_step[@]}")
+[ $faiss_gpu = 1 ] && args+=(--index "faiss-gpu:Flat")
+[ $cpu_faiss = 1 ] && args+=(--index faiss:Flat)
+args+=(--index torch:flat)
+# shellcheck disable=SC2086
+bench step "${args[@]}" --data clustered --n "$step_n" --dim "$step_dim" --queries "$step_q" --k 1 \
+  --query-device "$step_dev" --value-dim "$step_value" $step_rep
+
 args=()
 if [ $faiss_gpu = 1 ]; then
   for p in $probes; do args+=(--index "faiss-gpu:IVF$nlist_ann,Flat|nprobe=$p"); done
@@ -202,19 +231,13 @@ args+=(--index torch:flat)
 # shellcheck disable=SC2086
 bench ann "${args[@]}" --data clustered $ann
 
-step_dev=cpu
-[ ${#gpu_step[@]} -gt 0 ] && step_dev=cuda
-args=("${gpu_step[@]}")
-[ $faiss_gpu = 1 ] && args+=(--index "faiss-gpu:Flat")
-[ $cpu_faiss = 1 ] && args+=(--index faiss:Flat)
-args+=(--index torch:flat)
-# shellcheck disable=SC2086
-bench step "${args[@]}" --data clustered --n "$step_n" --dim "$step_dim" --queries "$step_q" --k 1 \
-  --query-device "$step_dev" --value-dim "$step_value" $step_rep
-
-if [ $have_gpu = 1 ] && [ "${INDEX_STUDY_KOKKOS:-1}" = 1 ]; then
-  say "trying Kokkos with CUDA"
-  KOKKOS_LOG="$res/build_kokkos_cuda.log" timeout "${KOKKOS_TIMEOUT:-180}" scripts/gpu/build-kokkos-cuda.sh \
+kokkos_time=$(( $(left) - 20 ))
+[ "$kokkos_time" -gt "${KOKKOS_TIMEOUT:-180}" ] && kokkos_time="${KOKKOS_TIMEOUT:-180}"
+if [ $have_gpu = 1 ] && [ "${INDEX_STUDY_KOKKOS:-1}" = 1 ] && [ "$kokkos_time" -lt 60 ]; then
+  echo "kokkos-cuda: skipped, ${kokkos_time}s left of the run's time" > "$res/kokkos_cuda.txt"
+elif [ $have_gpu = 1 ] && [ "${INDEX_STUDY_KOKKOS:-1}" = 1 ]; then
+  say "trying Kokkos with CUDA (at most ${kokkos_time}s)"
+  KOKKOS_LOG="$res/build_kokkos_cuda.log" timeout "$kokkos_time" scripts/gpu/build-kokkos-cuda.sh \
     > "$res/kokkos_cuda.txt" 2>&1 || echo "kokkos-cuda: stopped (exit $?; 124 is the time limit)" >> "$res/kokkos_cuda.txt"
   tail -n 1 "$res/kokkos_cuda.txt" >&2
 fi

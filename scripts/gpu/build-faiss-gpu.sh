@@ -39,17 +39,22 @@ debian_tar="$(ls "$deps"/faiss_1.7.3-*.debian.tar.xz 2>/dev/null | head -n 1)"
 [ -n "$debian_tar" ] || { echo "build-faiss-gpu: no faiss_1.7.3-*.debian.tar.xz in $deps" >&2; exit 2; }
 [ -x "$cuda_home/bin/nvcc" ] || { echo "build-faiss-gpu: no nvcc in $cuda_home/bin" >&2; exit 2; }
 
-rm -rf "$work/src" "$work/build"
-mkdir -p "$work/src"
-tar xzf "$orig" -C "$work/src" --strip-components=1
-tar xJf "$debian_tar" -C "$work/src"
-( cd "$work/src" && while read -r p; do
-    [ -n "$p" ] && [ "${p#\#}" = "$p" ] || continue
-    patch -p1 -s < "debian/patches/$p"
-  done < debian/patches/series )
-# 1.7.3 pins C++11 with a plain set(), which a -DCMAKE_CXX_STANDARD cannot override.
-sed -i 's/^set(CMAKE_CXX_STANDARD 11)$/set(CMAKE_CXX_STANDARD 17)/' "$work/src/CMakeLists.txt"
-grep -q '^set(CMAKE_CXX_STANDARD 17)$' "$work/src/CMakeLists.txt" || { echo "build-faiss-gpu: could not set C++17" >&2; exit 1; }
+# A build stopped half-way (a job's time limit) continues where it was: the prepared sources
+# and the build folder are kept until the install is complete.
+if [ ! -f "$work/src/.prepared" ]; then
+  rm -rf "$work/src" "$work/build"
+  mkdir -p "$work/src"
+  tar xzf "$orig" -C "$work/src" --strip-components=1
+  tar xJf "$debian_tar" -C "$work/src"
+  ( cd "$work/src" && while read -r p; do
+      [ -n "$p" ] && [ "${p#\#}" = "$p" ] || continue
+      patch -p1 -s < "debian/patches/$p"
+    done < debian/patches/series )
+  # 1.7.3 pins C++11 with a plain set(), which a -DCMAKE_CXX_STANDARD cannot override.
+  sed -i 's/^set(CMAKE_CXX_STANDARD 11)$/set(CMAKE_CXX_STANDARD 17)/' "$work/src/CMakeLists.txt"
+  grep -q '^set(CMAKE_CXX_STANDARD 17)$' "$work/src/CMakeLists.txt" || { echo "build-faiss-gpu: could not set C++17" >&2; exit 1; }
+  touch "$work/src/.prepared"
+fi
 
 # BLAS and LAPACK: the machine's, else OpenBLAS from the Debian .debs (unpacked next to the
 # install; the prefix's lib/ gets links so that whoever loads libfaiss.so finds it).

@@ -29,15 +29,19 @@ def main():
     ap.add_argument("--workdir", required=True)
     a = ap.parse_args()
     out = Path(tempfile.mkdtemp(prefix="index_study_", dir=a.workdir))
+    work = out / "work"
     env = dict(os.environ, INDEX_STUDY_BUILD="0", INDEX_STUDY_SIZES="tiny", INDEX_STUDY_KOKKOS="0",
-               SEMSKIP_BIN=a.semskip, THREADS="1")
-    p = subprocess.run(["bash", f"{a.source}/bench/gpu/index_study.sh", str(out)], env=env,
+               SEMSKIP_BIN=a.semskip, THREADS="1", INDEX_STUDY_WORK=str(work))
+    target = out / "target"
+    p = subprocess.run(["bash", f"{a.source}/bench/gpu/index_study.sh", str(target)], env=env,
                        capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
         print(p.stdout, p.stderr, sep="\n")
         raise SystemExit(f"index_study.sh exited with {p.returncode}")
-    tgz = out / "index_study.tgz"
-    expect(tgz.exists(), "no index_study.tgz")
+    tgz = target / "index_study.tgz"
+    # OUT_DIR receives one file: a job that returns a few files gets the whole study.
+    expect(sorted(x.name for x in target.iterdir()) == ["index_study.tgz"],
+           f"OUT_DIR holds {sorted(x.name for x in target.iterdir())}, not only index_study.tgz")
     unpacked = out / "unpacked"
     with tarfile.open(tgz) as t:
         t.extractall(unpacked)

@@ -159,6 +159,10 @@ def case_single():
     check(meta.get("sbatch_script") == "run.sbatch", f"metadata {meta}")
     check(meta.get("sbatch_time_limit") == "5:00", f"the job's time limit in the metadata: {meta}")
     check("2 tasks on 1 nodes" in out, f"the job's first line names its tasks:\n{out}")
+    # Into a file (the job's output), rank 0's progress is a plain line, the last at the end.
+    check("6/6 requests" in out and "tokens/s" in out and "\r" not in out, f"the progress line in the log:\n{out}")
+    quiet = subprocess.run([semskip, "run", *args, "--quiet"], capture_output=True, text=True, env=env, cwd=scratch)
+    check(quiet.returncode == 0 and "tokens/s" not in quiet.stderr, f"--quiet leaves the progress out:\n{quiet.stderr}")
     run_local(args, f"{scratch}/one.h5")
     same_rows(requests_sorted(table(f"{scratch}/one.h5", "/requests")),
               requests_sorted(table(f"{scratch}/single.h5", "/requests")), ["request_id", "n_tokens", "n_positions"],

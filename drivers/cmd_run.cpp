@@ -32,6 +32,7 @@
 
 #include "core/error.h"
 #include "core/paths.h"
+#include "core/progress.h"
 #include "core/signals.h"
 #include "core/strings.h"
 #include "parallel_cache/cache_mode.h"
@@ -531,7 +532,30 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     if (steps_done == hooks.at_step) std::raise(SIGTERM);
     return stop_requested();
   };
+  // Rank 0's progress at each step boundary (core/progress.h): its own shard's requests and
+  // tokens scaled to the job (the ranks step in lockstep), the first cache policy's hit rate.
+  ProgressLine progress(rt.is_root() && sub->get_option("--quiet")->count() == 0, reqs.n_evaluated_total);
+  control.stop_requested = [&, stop = control.stop_requested](int64_t steps_done) {
+    if (progress.enabled()) {
+      const size_t mine = std::min(reqs.evaluated.size(), static_cast<size_t>(steps_done * plan.batch));
+      int64_t tokens = 0;
+      for (size_t i = 0; i < mine; ++i) tokens += reqs.evaluated[i].n_tokens_prompt();
+      const int64_t done = std::min<int64_t>(reqs.n_evaluated_total, static_cast<int64_t>(mine) * rt.world_size());
+      double hit_rate = -1;
+      std::string name = fmt::format("{} policies", policies.size());
+      for (const auto& p : policies) {
+        const CacheStats cs = p->cache_stats();
+        if (p->index_descriptor().empty()) continue;
+        hit_rate = cs.lookups > 0 ? static_cast<double>(cs.hits) / static_cast<double>(cs.lookups) : 0.0;
+        name = p->describe();
+        break;
+      }
+      progress.update(done, tokens * rt.world_size(), hit_rate, name);
+    }
+    return stop ? stop(steps_done) : false;
+  };
   const RunOutcome outcome = ev.run(reqs.evaluated, policies, calib, control);
+  progress.finish();
   if (!outcome.complete) {
     if (rt.is_root()) {
       if (report_path.empty())
@@ -635,6 +659,8 @@ void add_run_command(CLI::App& app, CommandRegistry& reg) {
   // What the report records about the run beyond its configuration, and whether it may replace
   // an existing report: not part of the configuration (config_json), so not TOML keys.
   add_report_flags(sub, *report_flags);
+  sub->add_flag("--quiet", "No progress line (rank 0 shows one on long runs: live on a terminal, a log line "
+                "every 30 s into a file)");
   // Interruption and resumption: how the run is carried out, not what it computes, so not part
   // of config_json either.
   sub->add_option("--resume", *resume,

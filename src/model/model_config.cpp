@@ -1,5 +1,7 @@
 #include "model/model_config.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <memory>
@@ -352,6 +354,35 @@ json ModelConfig::to_json() const {
       break;
   }
   return j;
+}
+
+double ModelConfig::weight_bytes(double bytes_per_value) const {
+  const double d = double(hidden_size), L = double(n_layers), hd = double(head_dim);
+  const double embed = double(vocab_size) * d * (tie_word_embeddings ? 1.0 : 2.0);
+  const double attn = d * double(n_heads) * hd * 2.0 + d * double(n_kv_heads) * hd * 2.0;
+  double mlp = 3.0 * d * double(intermediate_size);
+  if (n_experts > 0)
+    mlp = double(n_experts) * 3.0 * d * double(expert_intermediate_size()) + d * double(n_experts) +
+          3.0 * d * double(shared_expert_intermediate_size);
+  return (embed + L * (attn + mlp + 2.0 * d) + d) * bytes_per_value;
+}
+
+void ModelConfig::check_weights_fit(double bytes_per_value, double available_bytes,
+                                    const std::string& memory_name) const {
+  const double need = weight_bytes(bytes_per_value);
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  SEMSKIP_THROW_IF_NOT_MSG(
+      need <= available_bytes,
+      "{}: the weights need about {:.1f} GiB at {} bytes per value (vocab_size {} × hidden_size {} embeddings, "
+      "num_hidden_layers {} of intermediate_size {}{}), more than the {:.1f} GiB of {}; check these fields",
+      source, need / kGiB, bytes_per_value, vocab_size, hidden_size, n_layers, intermediate_size,
+      n_experts > 0 ? fmt::format(" with {} experts", n_experts) : std::string(), available_bytes / kGiB,
+      memory_name);
+}
+
+double ModelConfig::host_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 1e300;  // unknown: no bound
 }
 
 }  // namespace semskip

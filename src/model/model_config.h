@@ -67,6 +67,16 @@ struct ModelConfig {
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
   static ModelConfig from_file(const std::string& config_json_path);
 
+  // Bytes of all weights at `bytes_per_value` (embeddings, every layer's attention and MLP or
+  // experts, the untied head, norms), from the shapes alone, in double so absurd shapes cannot wrap.
+  double weight_bytes(double bytes_per_value) const;
+  // semskip::Error naming this config.json and its size fields when the weights would not fit
+  // in `available_bytes` (checked before any allocation, which would otherwise fail deep inside
+  // the allocator or take minutes).
+  void check_weights_fit(double bytes_per_value, double available_bytes, const std::string& memory_name) const;
+  // Physical memory of this host (sysconf), the bound check_weights_fit is given at load.
+  static double host_memory_bytes();
+
   // The resolved configuration in the classic Hub layout; from_json(to_json()) gives the same
   // config back. Reports store it as the model's description.
   nlohmann::json to_json() const;

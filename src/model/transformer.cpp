@@ -41,6 +41,8 @@ Transformer Transformer::load(const std::string& model_arg, const ModelOptions& 
   const std::string model_dir = resolve_model_arg(model_arg);
   const std::string config_path = (std::filesystem::path(model_dir) / "config.json").string();
   const ModelConfig config = ModelConfig::from_file(config_path);
+  // Absurd shapes are refused before any allocation, with config.json's fields named.
+  config.check_weights_fit(double(dtype_size(options.dtype)), ModelConfig::host_memory_bytes(), "this host's memory");
   if (options.random_init) {
     const double std = options.init_std > 0 ? options.init_std : config_initializer_range(config_path);
     RandomWeights weights(options.seed, std, scalar_type(options.dtype), options.device);

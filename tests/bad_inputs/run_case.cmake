@@ -49,6 +49,8 @@ endif()
 
 execute_process(COMMAND ${cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 set(all "${out}${err}")
+# Long messages are wrapped at spaces for the terminal; the expectations read them unwrapped.
+string(REGEX REPLACE "[ \n]+" " " all "${all}")
 string(JOIN " " shown ${cmd})
 set(report "command: ${shown}\nexit status: ${rc}\nexpected: ${expect}\n--- stdout\n${out}\n--- stderr\n${err}")
 if(rc STREQUAL "0" OR NOT rc MATCHES "^[0-9]+$")

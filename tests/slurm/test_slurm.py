@@ -246,12 +246,12 @@ def case_scaling():
         check("strong scaling by ranks" in fh.read(), "scaling.txt holds the table")
 
 
-def interrupted(name, sbatch_args, signal_after):
+def interrupted(name, sbatch_args, signal_after, run_args, ref):
     """Submits a run that is stopped (by scancel TERM after `signal_after`s of running, or by
     its own time-limit warning when None), and waits for its requeued runs to complete it."""
     report = f"{scratch}/{name}.h5"
     jid = sbatch(*sbatch_args, f"--output={scratch}/{name}-%j.out", os.path.join(source, "slurm", "run.sbatch"),
-                 "run", *INTERRUPT, "--report", report)
+                 "run", *run_args, "--report", report)
     log = f"{scratch}/{name}-{jid}.out"
     if signal_after is not None:
         end = time.monotonic() + 120
@@ -269,7 +269,6 @@ def interrupted(name, sbatch_args, signal_after):
     a = attrs(report)
     check(a["status"] == "complete", f"{name}: status {a['status']}")
     check(a.get("slurm_restart_count", 0) >= 1, f"{name}: slurm_restart_count {a.get('slurm_restart_count')}")
-    ref = f"{scratch}/reference.h5"
     req = table(report, "/requests")
     check(len(set(req["request_id"].tolist())) == len(req), f"{name}: a request recorded twice")
     same_rows(requests_sorted(table(ref, "/requests")), requests_sorted(req), EXACT_REQUESTS, name)
@@ -280,12 +279,18 @@ def interrupted(name, sbatch_args, signal_after):
 INTERRUPT = [*TINY, "--max-requests", "60", "--checkpoint-every", "0"]
 
 
+# Long enough (about 45 s alone on 2 cores) to outlast slurmctld's time-limit check, every 30 s.
+LONG = [*TINY, "--max-requests", "180", "--checkpoint-every", "0"]
+
+
 def case_interrupt():
     run_local(INTERRUPT, f"{scratch}/reference.h5")
     # --time=10: its warning (USR1@300) comes long after the run; TERM stops it first.
-    interrupted("scancel", ["--time=10"], 3)
-    # A minute's limit warned 50 s ahead: slurmctld signals within its first check, ~10-40 s in.
-    interrupted("timelimit", ["--time=1", "--signal=USR1@50"], None)
+    interrupted("scancel", ["--time=10"], 3, INTERRUPT, f"{scratch}/reference.h5")
+    # A minute's limit warned 60 s ahead: the whole job lies in the warning window, so the first
+    # time-limit check while it runs signals it; the requeued job completes the run.
+    run_local(LONG, f"{scratch}/reference_long.h5")
+    interrupted("timelimit", ["--time=1", "--signal=USR1@60"], None, LONG, f"{scratch}/reference_long.h5")
 
 
 {"single": case_single, "array": case_array, "scaling": case_scaling, "interrupt": case_interrupt}[case]()

@@ -7,6 +7,12 @@
 #   fuzz.<target>    each libFuzzer target for SEMSKIP_FUZZ_SECONDS from its seed corpus
 #                    (fuzz/corpus/<target>); a crash, sanitiser report, leak or abort fails it
 #                    and leaves the input under the test's work folder (label fuzz)
+# SEMSKIP_HARDENING_TESTS=OFF leaves them out (a build that runs only some test programs, such
+# as the GPU machine's, which has no clang).
+option(SEMSKIP_HARDENING_TESTS "Register the sanitised tests and fuzzers of the hardening tree" ON)
+if(NOT SEMSKIP_HARDENING_TESTS)
+  return()
+endif()
 set(SEMSKIP_FUZZ_SECONDS 45 CACHE STRING "Seconds each fuzzing target runs in the test suite")
 set(_hardening_dir ${PROJECT_SOURCE_DIR}/build/asan)
 find_program(SEMSKIP_CLANGXX clang++-14)

@@ -116,7 +116,8 @@ const std::vector<RunOptionInfo>& run_option_table() {
         {"cache_mode", "semantic cache over the ranks: local (each rank its own) | replicated (every rank all "
                        "entries) | sharded (1/n of the entries each)"},
         {"sync", "when cache hits are applied: token (each its own) | batch:<f> (a micro-batch's hits iff ≥ f "
-                 "of its lookups hit) | global[:<f>] (all ranks or none, on the job's hits; f 0.5)"},
+                 "of its lookups hit) | global[:<f>] (all ranks or none, on the job's hits; f 0.5) | "
+                 "global:group[:<f>] (the same per expert-parallel group, --ep)"},
         {"ep", "expert-parallel group size: MoE experts split over groups of this many consecutive ranks"},
         {"shard", "how requests are split over ranks: round-robin | contiguous | balanced"},
         {"shard_of", "single process: run one shard of this many, as that rank of an mpirun would (0: all)"},

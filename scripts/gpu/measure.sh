@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Every GPU measurement of the repository on one machine, in phases that each fit a bounded
+# job (so that a machine lent for short commands can run them back to back, keeping build/):
+#
+#   scripts/gpu/measure.sh faiss  OUT   FAISS 1.7.3 with GPU support (scripts/gpu/build-faiss-gpu.sh)
+#   scripts/gpu/measure.sh build  OUT   semskip, bench_engine and the GPU tests (cuda preset,
+#                                       against that FAISS when it is there)
+#   scripts/gpu/measure.sh checks OUT   fp32 parity on every fixture (eager and sdpa), the
+#                                       communicator tests on NCCL, the GPU index tests
+#   scripts/gpu/measure.sh engine OUT   bench/gpu/engine_side_by_side.sh (semskip beside
+#                                       transformers, skipping included)
+#   scripts/gpu/measure.sh index  OUT   bench/gpu/index_study.sh on the binary built above
+#   scripts/gpu/measure.sh all    OUT   all five in order
+#
+# Each phase writes OUT/<phase>.tgz (logs and results) and names the GPU in OUT/machine.txt.
+# Settings: ENGINE_* are passed to engine_side_by_side.sh without the prefix (ENGINE_REPS=2 →
+# REPS=2); INDEX_* to index_study.sh as they are.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+phase="${1:?usage: measure.sh faiss|build|checks|engine|index|all OUT}"
+out="${2:?usage: measure.sh PHASE OUT}"
+mkdir -p "$out"
+export NCCL_NVLS_ENABLE=0
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/machine.txt" 2>&1 || true
+echo "git_revision: $(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" >> "$out/machine.txt"
+
+extra_root() {
+  if [ -z "${SEMSKIP_EXTRA_ROOT:-}" ]; then
+    export SEMSKIP_EXTRA_ROOT="$(pwd)/build/extra-root"
+    if [ ! -d "$SEMSKIP_EXTRA_ROOT/usr" ]; then
+      mkdir -p "$SEMSKIP_EXTRA_ROOT"
+      for d in .gpu-deps/libtomlplusplus*.deb .gpu-deps/libpcre2*.deb .gpu-deps/libutf8proc*.deb; do
+        [ -f "$d" ] && dpkg -x "$d" "$SEMSKIP_EXTRA_ROOT"
+      done
+    fi
+  fi
+  export LD_LIBRARY_PATH="$SEMSKIP_EXTRA_ROOT/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if [ -f build/faiss-gpu/prefix/lib/libfaiss.so ]; then
+    export SEMSKIP_FAISS_ROOT="$(pwd)/build/faiss-gpu/prefix"
+    export LD_LIBRARY_PATH="$SEMSKIP_FAISS_ROOT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  fi
+}
+
+run_faiss() {
+  local log="$out/faiss"
+  mkdir -p "$log"
+  extra_root
+  local t0=$(date +%s)
+  if faiss_root="$(scripts/gpu/build-faiss-gpu.sh 2> "$log/faiss.log" | tail -n 1)" && [ -n "$faiss_root" ]; then
+    export SEMSKIP_FAISS_ROOT="$faiss_root"
+    export LD_LIBRARY_PATH="$faiss_root/lib:$LD_LIBRARY_PATH"
+    echo "faiss-gpu: built in $(( $(date +%s) - t0 )) s" | tee -a "$log/summary.txt"
+  else
+    echo "faiss-gpu: FAILED after $(( $(date +%s) - t0 )) s" | tee -a "$log/summary.txt"
+    grep -m 20 -E "error" "$log/faiss.log" | tee -a "$log/summary.txt"
+  fi
+  tar czf "$out/faiss.tgz" -C "$out" faiss machine.txt
+}
+
+run_build() {
+  local log="$out/build"
+  mkdir -p "$log"
+  extra_root
+  local t0=$(date +%s)
+  if SEMSKIP_TARGETS="semskip bench_engine semskip_comm_tests semskip_index_tests" SEMSKIP_BUILD_TESTS=ON \
+      SEMSKIP_CMAKE_ARGS="${SEMSKIP_CMAKE_ARGS:-} -DSEMSKIP_REQUIRE_PYTHON_MODULES=OFF -DSEMSKIP_HARDENING_TESTS=OFF" \
+      scripts/gpu/build-cuda.sh > "$log/semskip.log" 2>&1; then
+    echo "semskip (cuda preset): built in $(( $(date +%s) - t0 )) s" | tee -a "$log/summary.txt"
+  else
+    echo "semskip (cuda preset): FAILED" | tee -a "$log/summary.txt"
+    grep -m 40 -E "error|Error" "$log/semskip.log" | tee -a "$log/summary.txt"
+  fi
+  tar czf "$out/build.tgz" -C "$out" build machine.txt
+}
+
+run_checks() {
+  local res="$out/checks"
+  mkdir -p "$res"
+  extra_root
+  scripts/gpu/parity-cuda.sh "$res/parity" > "$res/parity.txt" 2>&1
+  echo "parity exit status $?" >> "$res/parity.txt"
+  cat "$res/parity.txt"
+  timeout 120 mpirun --allow-run-as-root -n 1 -x SEMSKIP_TEST_COMM=nccl -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH \
+    build/cuda/tests/comm/semskip_comm_tests > "$res/comm_nccl.txt" 2>&1
+  echo "exit status $?" >> "$res/comm_nccl.txt"
+  grep -E "^\[  (PASSED|FAILED) |exit status|OK \]|FAILED" "$res/comm_nccl.txt" | head -30
+  tar czf "$out/checks.tgz" -C "$out" checks machine.txt
+}
+
+run_engine() {
+  extra_root
+  env $(env | sed -n 's/^ENGINE_//p') SKIP_BUILD=1 TAR_TO="$out/engine.tgz" \
+    bench/gpu/engine_side_by_side.sh "$out/engine" 2>&1 | tail -n 60
+}
+
+run_index() {
+  extra_root
+  INDEX_STUDY_BUILD=0 bench/gpu/index_study.sh "$out" 2>&1 | tail -n 60
+}
+
+case "$phase" in
+  faiss) run_faiss ;;
+  build) run_build ;;
+  checks) run_checks ;;
+  engine) run_engine ;;
+  index) run_index ;;
+  all) run_faiss; run_build; run_checks; run_engine; run_index ;;
+  *) echo "measure.sh: unknown phase '$phase' (faiss, build, checks, engine, index, all)" >&2; exit 2 ;;
+esac

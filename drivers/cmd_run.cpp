@@ -52,6 +52,7 @@
 #include "reports/run_info.h"
 #include "reports/slurm_info.h"
 #include "skip/descriptor.h"
+#include "skip/local_cache.h"
 #include "tokenizer/tokenizer.h"
 #include "workloads/workload.h"
 
@@ -180,8 +181,9 @@ PolicyEnv base_policy_env(const RunPlan& plan, const ModelConfig& mc, at::Device
 
 // Everything decided once, on rank 0: the options resolved and parsed (RunPlan::resolve), then
 // checked against each other, the world size and the model's config.json; descriptors and index
-// backends are checked by building the policies once, locally. semskip::Error naming the
-// option on a refusal.
+// backends are checked by building the policies once, locally, with one-entry caches (the
+// descriptor keys, the cache options and the index backend are checked as the run will build
+// them; no cache memory is allocated twice). semskip::Error naming the option on a refusal.
 RunPlan decide_plan(const RunConfig& cfg, int world_size) {
   RunPlan plan = RunPlan::resolve(cfg);
   SEMSKIP_THROW_IF_NOT_MSG(plan.shard_of == 0 || world_size == 1,
@@ -193,7 +195,14 @@ RunPlan decide_plan(const RunConfig& cfg, int world_size) {
                            plan.ep, plan.ep, world_size);
   SEMSKIP_THROW_IF_NOT_MSG(plan.ep == 1 || mc.n_experts > 0,
                            "--ep {}: {} has no MoE layers, there are no experts to distribute", plan.ep, plan.model);
-  for (const auto& p : make_policies(plan, base_policy_env(plan, mc, at::kCPU)))
+  PolicyEnv check_env = base_policy_env(plan, mc, at::kCPU);
+  check_env.make_cache = [](int64_t key_dim, int64_t value_dim, const CacheOptions& o) -> std::unique_ptr<SkipCache> {
+    SEMSKIP_THROW_IF_NOT_MSG(o.capacity >= 1, "cache capacity must be ≥ 1, got {}", o.capacity);
+    CacheOptions one = o;
+    one.capacity = 1;
+    return std::make_unique<LocalCache>(key_dim, value_dim, one);
+  };
+  for (const auto& p : make_policies(plan, check_env))
     check_policy_requirements(*p, plan.calib_requests > 0, plan.max_new_tokens);
   return plan;
 }
@@ -427,9 +436,15 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   const RunRequests reqs = load_run_requests(plan.workload, wctx, plan.calib_requests, plan.max_requests,
                                              plan.max_new_tokens, shard, &world);
   const std::string workload = plan.workload.describe();
+  SEMSKIP_THROW_IF_NOT_MSG(reqs.n_evaluated_total > 0 || !reqs.calibration.empty(),
+                           "workload '{}' yields no requests at all: every entry was empty or filtered out (for "
+                           "chat sets: no user turn followed by an assistant turn; check the file and the "
+                           "workload's filters, `semskip workload stats` shows what it reads)",
+                           workload);
   SEMSKIP_THROW_IF_NOT_MSG(reqs.n_evaluated_total > 0,
-                           "workload '{}' has no requests left after the {} calibration requests", workload,
-                           reqs.calibration.size());
+                           "workload '{}' has no requests left after the {} calibration requests (it yields {}; "
+                           "lower --calib-requests or give a larger workload)",
+                           workload, reqs.calibration.size(), reqs.calibration.size());
 
   std::unique_ptr<ExpertParallelGroup> ep;
   if (plan.ep > 1) ep = std::make_unique<ExpertParallelGroup>(world, static_cast<int>(plan.ep), &mc);

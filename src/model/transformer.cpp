@@ -50,7 +50,19 @@ Transformer Transformer::load(const std::string& model_arg, const ModelOptions& 
   }
   const Checkpoint ckpt(model_dir);
   CheckpointWeights weights(ckpt, scalar_type(options.dtype), options.device);
-  return build(config, weights, options);
+  Transformer t = build(config, weights, options);
+  // As transformers does: tensors the architecture does not use are ignored, with a warning
+  // (a checkpoint of another variant, or a model_type that does not match its weights).
+  const std::vector<std::string> unused = weights.unused();
+  if (!unused.empty()) {
+    std::string shown;
+    for (size_t i = 0; i < unused.size() && i < 5; ++i) shown += (i ? ", " : "") + unused[i];
+    if (unused.size() > 5) shown += fmt::format(" and {} more", unused.size() - 5);
+    std::fprintf(stderr, "semskip: warning: %s: the %s architecture does not use %zu of the checkpoint's tensors; "
+                         "ignored: %s\n",
+                 model_dir.c_str(), config.model_type.c_str(), unused.size(), shown.c_str());
+  }
+  return t;
 }
 
 Transformer Transformer::build(const ModelConfig& config, WeightSource& weights, const ModelOptions& options) {

@@ -13,7 +13,19 @@ CheckpointWeights::CheckpointWeights(const Checkpoint& ckpt, at::ScalarType dtyp
 at::Tensor CheckpointWeights::get(const std::string& name, const std::vector<int64_t>& shape,
                                   WeightInit) {
   SEMSKIP_THROW_IF_NOT_MSG(ckpt_.has(name), "checkpoint {}: missing weight '{}'", ckpt_.dir(), name);
+  read_.insert(name);
   return ckpt_.get(name, dtype_, device_, shape);
+}
+
+std::vector<std::string> CheckpointWeights::unused() const {
+  std::vector<std::string> out;
+  const std::string buffer = "rotary_emb.inv_freq";
+  for (const std::string& n : ckpt_.names()) {
+    if (read_.count(n)) continue;
+    if (n.size() >= buffer.size() && n.compare(n.size() - buffer.size(), buffer.size(), buffer) == 0) continue;
+    out.push_back(n);
+  }
+  return out;
 }
 
 bool CheckpointWeights::has(const std::string& name) const { return ckpt_.has(name); }

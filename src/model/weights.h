@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,8 @@ class WeightSource {
   virtual at::Device device() const = 0;
 };
 
-// Weights of a Hugging Face checkpoint, converted through Checkpoint::get.
+// Weights of a Hugging Face checkpoint, converted through Checkpoint::get. It remembers what
+// was read, so that tensors the architecture never asked for can be named (unused()).
 class CheckpointWeights final : public WeightSource {
  public:
   CheckpointWeights(const Checkpoint& ckpt, at::ScalarType dtype, at::Device device);
@@ -44,9 +46,13 @@ class CheckpointWeights final : public WeightSource {
   bool has(const std::string& name) const override;
   at::ScalarType dtype() const override { return dtype_; }
   at::Device device() const override { return device_; }
+  // The checkpoint's tensors that no get() read, sorted, without those transformers also
+  // ignores silently (rotary inv_freq buffers of older checkpoints).
+  std::vector<std::string> unused() const;
 
  private:
   const Checkpoint& ckpt_;
+  std::set<std::string> read_;
   at::ScalarType dtype_;
   at::Device device_;
 };

@@ -152,7 +152,7 @@ for flag, d in DEFAULTS.items():  # CLI11 writes "--chunk INT=128" (older versio
 flags = {f for line in h.splitlines() for w in line.split()[:1] for f in w.split(",") if f.startswith("--")}
 FLAG = {"policies": "--policy", "indexes": "--index"}
 want = {FLAG.get(k, "--" + k.replace("_", "-")) for k in c2} | {"--report", "--config", "--config-from", "--help", "--metadata", "--force",
-                                                         "--resume", "--checkpoint-every"}
+                                                         "--resume", "--checkpoint-every", "--quiet"}
 check(flags == want, f"--help options {sorted(flags ^ want)} differ from config_json's keys")
 
 # FLOPs by hand from models/tiny-dense/config.json: hidden 256, intermediate 704, 4 heads of

@@ -15,6 +15,10 @@ slurm.start (tests/slurm/CMakeLists.txt). CASE is one of:
   scaling    slurm/scaling.sh, a strong-scaling chain at 1 and 2 tasks on the one node (standing
              in for 1 and 2 nodes): each run starts after the one before ended, and the table's
              speed-up and efficiency are those of the two reports' times
+  weak       slurm/scaling.sh --mode weak at 1 and 2 tasks (4 requests per rank): the second run
+             evaluates twice the requests, and the table's efficiency is t(1 task) / t(2 tasks),
+             its throughput ratio the speed-up; and slurm/index-study.sbatch with tiny sizes: the
+             study's report holds every CPU backend at every size, exact backends at recall 1
   interrupt  a run stopped by `scancel --signal=TERM`, and one stopped by its time limit's
              --signal warning: each requeues itself, resumes (--resume) to completion, and its
              report equals an uninterrupted run's, each request exactly once
@@ -246,6 +250,43 @@ def case_scaling():
         check("strong scaling by ranks" in fh.read(), "scaling.txt holds the table")
 
 
+def case_weak():
+    out = os.path.join(scratch, "out")
+    line = sh([os.path.join(source, "slurm", "scaling.sh"), "--mode", "weak", "--tasks", "1 2", "--requests", "4",
+               "--out", out, "--", *TINY])
+    ids = line.replace(",", "").split()
+    final = ids[-1]
+    study = f"{scratch}/study.h5"
+    study_env = dict(SEMSKIP_INDEX_N="200,400", SEMSKIP_INDEX_DIM="16", SEMSKIP_INDEX_QUERIES="4",
+                     SEMSKIP_INDEX_K="1", SEMSKIP_INDEX_REPEAT="2", SEMSKIP_INDEX_CPU="faiss:Flat torch:flat")
+    env.update(study_env)
+    index_job = sbatch(f"--output={scratch}/index-%j.out", os.path.join(source, "slurm", "index-study.sbatch"), study)
+    states = wait([final, index_job], limit=240)
+    check(states[final] == "COMPLETED", f"weak scaling table job {final} ended {states[final]}\n"
+          + show_output(f"{out}/scaling.out") + show_output(f"{out}/scale-1.out") + show_output(f"{out}/scale-2.out"))
+    if states[final] == "COMPLETED":
+        rows = table(f"{out}/scaling.h5", "/scaling")
+        check(rows["n_ranks"].tolist() == [1, 2], f"n_ranks {rows['n_ranks']}")
+        s1, s2 = table(f"{out}/scale-1.h5", "/summary"), table(f"{out}/scale-2.h5", "/summary")
+        check(s2["n_requests"][0] == 2 * s1["n_requests"][0] == 8,
+              f"weak scaling: {s1['n_requests'][0]} then {s2['n_requests'][0]} requests (4 per rank)")
+        check(np.allclose(rows["efficiency"], [1.0, s1["t_skip_s"][0] / s2["t_skip_s"][0]]),
+              f"weak efficiency {rows['efficiency']}, times {s1['t_skip_s'][0]} {s2['t_skip_s'][0]}")
+        with open(f"{out}/scaling.txt") as fh:
+            check("weak scaling" in fh.read(), "scaling.txt holds the weak table")
+    check(states[index_job] == "COMPLETED", f"index study job {index_job} ended {states[index_job]}\n"
+          + show_output(f"{scratch}/index-{index_job}.out"))
+    if states[index_job] == "COMPLETED":
+        rows = table(study, "/index/bench")
+        idx = text(rows["descriptor"])
+        check(sorted(set(idx)) == ["faiss:Flat", "torch:flat"], f"backends {sorted(set(idx))}")
+        check(sorted(set(rows["n_keys"].tolist())) == [200, 400], f"sizes {sorted(set(rows['n_keys'].tolist()))}")
+        check(len(rows) == 4, f"{len(rows)} rows, expected 2 backends × 2 sizes")
+        check(all(abs(r - 1.0) < 1e-9 for r in rows["recall_at_1"]), f"exact recall {rows['recall_at_1']}")
+    for k in study_env:
+        env.pop(k)
+
+
 def interrupted(name, sbatch_args, signal_after, run_args, ref):
     """Submits a run that is stopped (by scancel TERM after `signal_after`s of running, or by
     its own time-limit warning when None), and waits for its requeued runs to complete it."""
@@ -293,7 +334,8 @@ def case_interrupt():
     interrupted("timelimit", ["--time=1", "--signal=USR1@60"], None, LONG, f"{scratch}/reference_long.h5")
 
 
-{"single": case_single, "array": case_array, "scaling": case_scaling, "interrupt": case_interrupt}[case]()
+{"single": case_single, "array": case_array, "scaling": case_scaling, "weak": case_weak,
+ "interrupt": case_interrupt}[case]()
 if failures:
     print(f"{len(failures)} failure(s) in case {case}:")
     for f in failures:

@@ -12,6 +12,8 @@
 #include <array>
 #include <cstdint>
 
+#include "core/timing.h"
+
 namespace semskip {
 
 enum class CollectiveKind { allreduce, allgather, allgatherv, alltoallv, broadcast, barrier, kCount };
@@ -37,6 +39,30 @@ class CommStats {
 
  private:
   std::array<CollectiveCounters, kNumCollectiveKinds> by_kind_{};
+};
+
+// Times one collective of a Communicator implementation and adds it to `stats` with the bytes
+// given to bytes(); a collective that throws before bytes() counts nothing.
+class TimedCollective {
+ public:
+  TimedCollective(CommStats& stats, CollectiveKind kind) : stats_(stats), kind_(kind) {}
+  ~TimedCollective() {
+    if (done_) stats_.add(kind_, sent_, recv_, clock_.nanoseconds());
+  }
+  TimedCollective(const TimedCollective&) = delete;
+  TimedCollective& operator=(const TimedCollective&) = delete;
+  void bytes(int64_t sent, int64_t recv) {
+    sent_ = sent;
+    recv_ = recv;
+    done_ = true;
+  }
+
+ private:
+  CommStats& stats_;
+  CollectiveKind kind_;
+  Stopwatch clock_;
+  int64_t sent_ = 0, recv_ = 0;
+  bool done_ = false;
 };
 
 }  // namespace semskip

@@ -52,27 +52,6 @@ void counts_and_displs(const std::vector<int64_t>& counts, std::vector<int>& c, 
   }
 }
 
-class Timed {
- public:
-  Timed(CommStats& stats, CollectiveKind kind) : stats_(stats), kind_(kind) {}
-  ~Timed() {
-    if (!done_) return;  // a throwing collective counts nothing
-    stats_.add(kind_, sent_, recv_, clock_.nanoseconds());
-  }
-  void bytes(int64_t sent, int64_t recv) {
-    sent_ = sent;
-    recv_ = recv;
-    done_ = true;
-  }
-
- private:
-  CommStats& stats_;
-  CollectiveKind kind_;
-  Stopwatch clock_;
-  int64_t sent_ = 0, recv_ = 0;
-  bool done_ = false;
-};
-
 }  // namespace
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::string name) : name_(std::move(name)) {
@@ -107,7 +86,7 @@ std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
 
 at::Tensor MpiCommunicator::allreduce(const at::Tensor& x, ReduceOp op) {
   const MPI_Datatype type = mpi_reduce_type(x.scalar_type(), "allreduce");
-  Timed timed(stats_, CollectiveKind::allreduce);
+  TimedCollective timed(stats_, CollectiveKind::allreduce);
   const at::Tensor in = host(x);
   at::Tensor out = at::empty_like(in);
   SEMSKIP_MPI_CHECK(MPI_Allreduce(in.data_ptr(), out.data_ptr(), to_int(in.numel(), "allreduce"), type, mpi_op(op),
@@ -119,7 +98,7 @@ at::Tensor MpiCommunicator::allreduce(const at::Tensor& x, ReduceOp op) {
 
 at::Tensor MpiCommunicator::allgather(const at::Tensor& x) {
   const MPI_Datatype element = mpi_element_type(x.scalar_type(), "allgather");
-  Timed timed(stats_, CollectiveKind::allgather);
+  TimedCollective timed(stats_, CollectiveKind::allgather);
   const at::Tensor in = host(x);
   std::vector<int64_t> shape = in.sizes().vec();
   shape.insert(shape.begin(), size_);
@@ -134,7 +113,7 @@ at::Tensor MpiCommunicator::allgather(const at::Tensor& x) {
 at::Tensor MpiCommunicator::allgatherv(const at::Tensor& x, std::vector<int64_t>* counts_out) {
   SEMSKIP_THROW_IF_NOT_MSG(x.dim() >= 1, "allgatherv: needs a tensor of rows [n, ...], got a scalar");
   const MPI_Datatype element = mpi_element_type(x.scalar_type(), "allgatherv");
-  Timed timed(stats_, CollectiveKind::allgatherv);
+  TimedCollective timed(stats_, CollectiveKind::allgatherv);
   const at::Tensor in = host(x);
   // Rows, row width and dtype of every rank: the sizes, and a clear error instead of corrupt
   // data when ranks disagree.
@@ -169,7 +148,7 @@ std::vector<int64_t> MpiCommunicator::alltoall_counts(const std::vector<int64_t>
   SEMSKIP_THROW_IF_NOT_MSG(static_cast<int>(send_counts.size()) == size_,
                            "alltoallv: {} send counts for a group of {} ranks", send_counts.size(), size_);
   for (int64_t c : send_counts) SEMSKIP_THROW_IF_NOT_MSG(c >= 0, "alltoallv: negative send count {}", c);
-  Timed timed(stats_, CollectiveKind::alltoallv);
+  TimedCollective timed(stats_, CollectiveKind::alltoallv);
   std::vector<int64_t> recv(static_cast<size_t>(size_));
   SEMSKIP_MPI_CHECK(MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv.data(), 1, MPI_INT64_T, comm_));
   const int64_t others = static_cast<int64_t>(size_ - 1) * static_cast<int64_t>(sizeof(int64_t));
@@ -187,7 +166,7 @@ at::Tensor MpiCommunicator::alltoallv(const at::Tensor& rows, const std::vector<
   SEMSKIP_THROW_IF_NOT_MSG(n_send == rows.size(0), "alltoallv: send counts add up to {} rows, the tensor has {}",
                            n_send, rows.size(0));
   const MPI_Datatype element = mpi_element_type(rows.scalar_type(), "alltoallv");
-  Timed timed(stats_, CollectiveKind::alltoallv);
+  TimedCollective timed(stats_, CollectiveKind::alltoallv);
   const at::Tensor in = host(rows);
   const int64_t n_recv = std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0});
   at::Tensor out = at::empty(with_rows(n_recv, in), in.options());
@@ -205,7 +184,7 @@ at::Tensor MpiCommunicator::alltoallv(const at::Tensor& rows, const std::vector<
 
 at::Tensor MpiCommunicator::broadcast(const at::Tensor& x, int root) {
   SEMSKIP_THROW_IF_NOT_MSG(root >= 0 && root < size_, "broadcast: root {} outside [0, {})", root, size_);
-  Timed timed(stats_, CollectiveKind::broadcast);
+  TimedCollective timed(stats_, CollectiveKind::broadcast);
   const bool is_root = rank_ == root;
   // Header: dtype, number of dims, sizes — the other ranks learn the shape from the root.
   int64_t header[2 + kMaxBroadcastDims] = {0};
@@ -236,7 +215,7 @@ at::Tensor MpiCommunicator::broadcast(const at::Tensor& x, int root) {
 
 std::string MpiCommunicator::broadcast(const std::string& s, int root) {
   SEMSKIP_THROW_IF_NOT_MSG(root >= 0 && root < size_, "broadcast: root {} outside [0, {})", root, size_);
-  Timed timed(stats_, CollectiveKind::broadcast);
+  TimedCollective timed(stats_, CollectiveKind::broadcast);
   const bool is_root = rank_ == root;
   int64_t n = is_root ? static_cast<int64_t>(s.size()) : 0;
   SEMSKIP_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, comm_));
@@ -249,7 +228,7 @@ std::string MpiCommunicator::broadcast(const std::string& s, int root) {
 }
 
 void MpiCommunicator::barrier() {
-  Timed timed(stats_, CollectiveKind::barrier);
+  TimedCollective timed(stats_, CollectiveKind::barrier);
   SEMSKIP_MPI_CHECK(MPI_Barrier(comm_));
   timed.bytes(0, 0);
 }

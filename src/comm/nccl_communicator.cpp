@@ -87,26 +87,6 @@ std::vector<int64_t> with_rows(int64_t n_rows, const at::Tensor& like) {
 
 at::Tensor back_to(const at::Tensor& out, const at::Device& device) { return out.device() == device ? out : out.to(device); }
 
-class Timed {
- public:
-  Timed(CommStats& stats, CollectiveKind kind) : stats_(stats), kind_(kind) {}
-  ~Timed() {
-    if (done_) stats_.add(kind_, sent_, recv_, clock_.nanoseconds());
-  }
-  void bytes(int64_t sent, int64_t recv) {
-    sent_ = sent;
-    recv_ = recv;
-    done_ = true;
-  }
-
- private:
-  CommStats& stats_;
-  CollectiveKind kind_;
-  Stopwatch clock_;
-  int64_t sent_ = 0, recv_ = 0;
-  bool done_ = false;
-};
-
 }  // namespace
 
 NcclCommunicator::NcclCommunicator(std::unique_ptr<Communicator> host, at::Device device, double timeout_s)
@@ -179,7 +159,7 @@ void NcclCommunicator::wait(const char* what) {
 at::Tensor NcclCommunicator::allreduce(const at::Tensor& x, ReduceOp op) {
   const ncclDataType_t type = reduce_type(x.scalar_type(), "allreduce");
   SEMSKIP_THROW_IF_NOT_MSG(!state_->aborted, "rank {}: allreduce on an aborted NCCL communicator", rank());
-  Timed timed(stats_, CollectiveKind::allreduce);
+  TimedCollective timed(stats_, CollectiveKind::allreduce);
   c10::cuda::CUDAGuard guard(state_->device);
   const at::Tensor in = on_device(x);
   at::Tensor out = at::empty_like(in);
@@ -196,7 +176,7 @@ at::Tensor NcclCommunicator::allreduce(const at::Tensor& x, ReduceOp op) {
 at::Tensor NcclCommunicator::allgather(const at::Tensor& x) {
   check_movable(x.scalar_type(), "allgather");
   SEMSKIP_THROW_IF_NOT_MSG(!state_->aborted, "rank {}: allgather on an aborted NCCL communicator", rank());
-  Timed timed(stats_, CollectiveKind::allgather);
+  TimedCollective timed(stats_, CollectiveKind::allgather);
   c10::cuda::CUDAGuard guard(state_->device);
   const at::Tensor in = on_device(x);
   std::vector<int64_t> shape = in.sizes().vec();
@@ -215,7 +195,7 @@ at::Tensor NcclCommunicator::allgatherv(const at::Tensor& x, std::vector<int64_t
   SEMSKIP_THROW_IF_NOT_MSG(x.dim() >= 1, "allgatherv: needs a tensor of rows [n, ...], got a scalar");
   check_movable(x.scalar_type(), "allgatherv");
   SEMSKIP_THROW_IF_NOT_MSG(!state_->aborted, "rank {}: allgatherv on an aborted NCCL communicator", rank());
-  Timed timed(stats_, CollectiveKind::allgatherv);
+  TimedCollective timed(stats_, CollectiveKind::allgatherv);
   // Counts, row width and dtype over the host group (it also refuses ranks that disagree).
   const int64_t rb = row_bytes(x);
   const at::Tensor mine = at::tensor({x.size(0), rb, static_cast<int64_t>(x.scalar_type())}, at::kLong);
@@ -267,7 +247,7 @@ at::Tensor NcclCommunicator::alltoallv(const at::Tensor& rows, const std::vector
                            n_send, rows.size(0));
   check_movable(rows.scalar_type(), "alltoallv");
   SEMSKIP_THROW_IF_NOT_MSG(!state_->aborted, "rank {}: alltoallv on an aborted NCCL communicator", rank());
-  Timed timed(stats_, CollectiveKind::alltoallv);
+  TimedCollective timed(stats_, CollectiveKind::alltoallv);
   c10::cuda::CUDAGuard guard(state_->device);
   const at::Tensor in = on_device(rows);
   const int64_t n_recv = std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0});
@@ -299,7 +279,7 @@ at::Tensor NcclCommunicator::alltoallv(const at::Tensor& rows, const std::vector
 at::Tensor NcclCommunicator::broadcast(const at::Tensor& x, int root) {
   SEMSKIP_THROW_IF_NOT_MSG(root >= 0 && root < size(), "broadcast: root {} outside [0, {})", root, size());
   SEMSKIP_THROW_IF_NOT_MSG(!state_->aborted, "rank {}: broadcast on an aborted NCCL communicator", rank());
-  Timed timed(stats_, CollectiveKind::broadcast);
+  TimedCollective timed(stats_, CollectiveKind::broadcast);
   const bool is_root = rank() == root;
   // The root's dtype and shape over the host group, the payload over NCCL.
   nlohmann::json header;
@@ -327,7 +307,7 @@ std::string NcclCommunicator::broadcast(const std::string& s, int root) { return
 
 void NcclCommunicator::barrier() {
   // Device work of this rank done, then every rank meets on the host.
-  Timed timed(stats_, CollectiveKind::barrier);
+  TimedCollective timed(stats_, CollectiveKind::barrier);
   c10::cuda::CUDAGuard guard(state_->device);
   wait("barrier");
   host_->barrier();

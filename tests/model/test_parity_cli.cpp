@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "model_test_util.h"
 
@@ -22,9 +23,13 @@ struct CliResult {
   nlohmann::json out;
 };
 
-CliResult run_parity(const std::string& model_dir, const std::string& reference) {
-  const std::string cmd = fmt::format("OMP_NUM_THREADS=1 '{}/bin/semskip' parity --model '{}' --reference '{}' 2>/dev/null",
-                                      SEMSKIP_BINARY_DIR, model_dir, reference);
+// `semskip parity` on a model and a reference: its exit status and its stdout, or its stderr
+// (`stderr_only`).
+std::pair<int, std::string> capture_parity(const std::string& model_dir, const std::string& reference,
+                                           bool stderr_only) {
+  const std::string cmd = fmt::format("OMP_NUM_THREADS=1 '{}/bin/semskip' parity --model '{}' --reference '{}' {}",
+                                      SEMSKIP_BINARY_DIR, model_dir, reference,
+                                      stderr_only ? "2>&1 >/dev/null" : "2>/dev/null");
   FILE* p = ::popen(cmd.c_str(), "r");
   EXPECT_NE(p, nullptr);
   std::string text;
@@ -32,8 +37,13 @@ CliResult run_parity(const std::string& model_dir, const std::string& reference)
   size_t n;
   while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) text.append(buf, n);
   const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
+CliResult run_parity(const std::string& model_dir, const std::string& reference) {
+  const auto [code, text] = capture_parity(model_dir, reference, false);
   CliResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.exit_code = code;
   r.out = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   return r;
 }
@@ -140,15 +150,8 @@ TEST(ParityCli, FailsOnTamperedResidualsAndFlops) {
 
 // stderr of a parity run that must fail.
 std::string parity_error(const std::string& model_dir, const std::string& reference) {
-  const std::string cmd = fmt::format("OMP_NUM_THREADS=1 '{}/bin/semskip' parity --model '{}' --reference '{}' 2>&1 >/dev/null",
-                                      SEMSKIP_BINARY_DIR, model_dir, reference);
-  FILE* p = ::popen(cmd.c_str(), "r");
-  EXPECT_NE(p, nullptr);
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) text.append(buf, n);
-  EXPECT_NE(::pclose(p), 0) << text;
+  const auto [code, text] = capture_parity(model_dir, reference, true);
+  EXPECT_NE(code, 0) << text;
   return text;
 }
 

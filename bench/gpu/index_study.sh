@@ -78,13 +78,8 @@ cat "$res/machine.txt" >&2
 bin="${SEMSKIP_BIN:-build/cuda/bin/semskip}"
 if [ "${INDEX_STUDY_BUILD:-1}" = 1 ]; then
   # Libraries the GPU machine lacks (toml++, PCRE2, utf8proc), from the Debian .debs.
-  if [ -z "${SEMSKIP_EXTRA_ROOT:-}" ] && ls .gpu-deps/libtomlplusplus-dev_*.deb >/dev/null 2>&1; then
-    export SEMSKIP_EXTRA_ROOT="$(pwd)/build/extra-root"
-    mkdir -p "$SEMSKIP_EXTRA_ROOT"
-    for d in .gpu-deps/libtomlplusplus*.deb .gpu-deps/libpcre2*.deb .gpu-deps/libutf8proc*.deb; do
-      dpkg -x "$d" "$SEMSKIP_EXTRA_ROOT"
-    done
-  fi
+  source scripts/gpu/extra-root.sh
+  semskip_extra_root
   say "building FAISS 1.7.3 with GPU support"
   if faiss_root="$(scripts/gpu/build-faiss-gpu.sh 2> "$res/build_faiss_gpu.log" | tail -n 1)" && [ -n "$faiss_root" ]; then
     export SEMSKIP_FAISS_ROOT="$faiss_root"
@@ -110,9 +105,6 @@ if [ "${INDEX_STUDY_BUILD:-1}" = 1 ]; then
       say "again without FAISS"
       SEMSKIP_CMAKE_ARGS="-DSEMSKIP_WITH_FAISS=OFF" SEMSKIP_FAISS_ROOT= build_semskip || { say "semskip build failed"; tail -n 30 "$res/build_semskip.log" >&2; exit 1; }
     fi
-  fi
-  if [ -n "${SEMSKIP_EXTRA_ROOT:-}" ]; then
-    export LD_LIBRARY_PATH="$SEMSKIP_EXTRA_ROOT/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   fi
   pack
 fi

@@ -24,17 +24,9 @@ export NCCL_NVLS_ENABLE=0
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/machine.txt" 2>&1 || true
 echo "git_revision: $(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" >> "$out/machine.txt"
 
+source scripts/gpu/extra-root.sh
 extra_root() {
-  if [ -z "${SEMSKIP_EXTRA_ROOT:-}" ]; then
-    export SEMSKIP_EXTRA_ROOT="$(pwd)/build/extra-root"
-    if [ ! -d "$SEMSKIP_EXTRA_ROOT/usr" ]; then
-      mkdir -p "$SEMSKIP_EXTRA_ROOT"
-      for d in .gpu-deps/libtomlplusplus*.deb .gpu-deps/libpcre2*.deb .gpu-deps/libutf8proc*.deb; do
-        [ -f "$d" ] && dpkg -x "$d" "$SEMSKIP_EXTRA_ROOT"
-      done
-    fi
-  fi
-  export LD_LIBRARY_PATH="$SEMSKIP_EXTRA_ROOT/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  semskip_extra_root
   if [ -f build/faiss-gpu/prefix/lib/libfaiss.so ]; then
     export SEMSKIP_FAISS_ROOT="$(pwd)/build/faiss-gpu/prefix"
     export LD_LIBRARY_PATH="$SEMSKIP_FAISS_ROOT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

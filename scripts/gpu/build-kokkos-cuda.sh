@@ -38,6 +38,11 @@ export PATH="$cuda_home/bin:$PATH"
 rm -rf "$work/src" "$work/build"
 mkdir -p "$work/src"
 tar xzf "$tarball" -C "$work/src" --strip-components=1 || fail sources
+# nvcc_wrapper of Kokkos 3.4 compiles for sm_35 unless a file passes -arch (CMake's compiler
+# checks do not), and CUDA 12 dropped sm_35 ("nvcc fatal: Unsupported gpu architecture
+# 'sm_35'" at configure): its default becomes the architecture the build targets.
+sed -i 's/^default_arch="sm_35"/default_arch="sm_80"/' "$work/src/bin/nvcc_wrapper"
+grep -q '^default_arch="sm_80"' "$work/src/bin/nvcc_wrapper" || fail patch-default-arch
 
 # nvcc_wrapper compiles every C++ file through nvcc, with g++ as the host compiler.
 export NVCC_WRAPPER_DEFAULT_COMPILER=g++

@@ -1,10 +1,12 @@
-// semskip workload {stats, generate, kinds}: look at a workload before running it, write
-// generated ShareGPT files, list the kinds and their options.
+// semskip workload {stats, states, generate, kinds}: look at a workload before running it,
+// write the hidden states a semantic cache would key on, write generated ShareGPT files, list
+// the kinds and their options.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +18,7 @@
 #include "core/paths.h"
 #include "core/strings.h"
 #include "drivers/command.h"
+#include "index/npy_file.h"
 #include "model/transformer.h"
 #include "tokenizer/tokenizer.h"
 #include "workloads/redundancy.h"
@@ -43,6 +46,16 @@ struct WorkloadStatsOptions {
   int64_t probe_layer = -1;  // -1: a third of the way up the stack
   int64_t redundancy_max = 1000;
   bool json = false;  // one JSON object on stdout instead of the text lines
+};
+
+struct WorkloadStatesOptions {
+  std::string spec;
+  std::string model;      // empty: the embedded default model
+  std::string out;        // .npy file
+  int64_t layer = -1;     // -1: a third of the way up the stack
+  int64_t max_tokens = 200000;
+  std::optional<int64_t> max_requests;
+  std::optional<uint64_t> seed;
 };
 
 struct WorkloadGenerateOptions {
@@ -177,6 +190,68 @@ int run_stats(const WorkloadStatsOptions& o) {
   return 0;
 }
 
+// The keys a residual cache policy (`residual:p=<layer>`) inserts and looks up: per prompt token
+// the residual stream after block `layer`, in float32, one row per token in workload order.
+// Prompts longer than the model's context are cut to it; rows stop at --max-tokens. The file is
+// written whole (a temporary renamed into place), for `semskip index-bench --data`.
+int run_states(const WorkloadStatesOptions& o) {
+  SEMSKIP_THROW_IF_NOT_MSG(o.max_tokens > 0, "workload states: --max-tokens must be positive (got {})", o.max_tokens);
+  SEMSKIP_THROW_IF_NOT_MSG(!o.out.empty(), "workload states: --out is empty");
+  WorkloadSpec spec = WorkloadSpec::parse(o.spec);
+  spec.apply({o.max_requests, std::nullopt, std::nullopt, o.seed});
+  const std::string model_dir = o.model.empty() ? embedded_model_dir(kDefaultModel) : resolve_model_arg(o.model);
+  WorkloadContext ctx;
+  ctx.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file((fs::path(model_dir) / "tokenizer.json").string()));
+  ctx.model_type = model_type_of(model_dir);
+  const Transformer model = Transformer::load(model_dir, ModelOptions{});
+  const int64_t n_layers = model.n_layers();
+  const int64_t layer = o.layer < 0 ? n_layers / 3 : o.layer;
+  SEMSKIP_THROW_IF_NOT_MSG(layer < n_layers, "workload states: --layer {} is not below the model's {} layers ({})",
+                           layer, n_layers, model_dir);
+  const int64_t context = model.config().max_position_embeddings > 0 ? model.config().max_position_embeddings
+                                                                      : std::numeric_limits<int64_t>::max();
+  const int64_t vocab = model.config().vocab_size, dim = model.config().hidden_size;
+
+  std::unique_ptr<Workload> w = Workload::open(spec, ctx);
+  std::vector<float> rows;
+  int64_t n_rows = 0, n_requests = 0;
+  std::function<void(const Request&)> each = [&](const Request& r) {
+    if (n_rows >= o.max_tokens || r.n_tokens_prompt() == 0) return;
+    const int64_t t = std::min({r.n_tokens_prompt(), context, o.max_tokens - n_rows});
+    at::Tensor ids = at::empty({1, t}, at::kLong);  // int64 [1, T]
+    int64_t* p = ids.data_ptr<int64_t>();
+    for (int64_t k = 0; k < t; ++k) {
+      const int32_t id = r.prompt_tokens[static_cast<size_t>(k)];
+      SEMSKIP_THROW_IF_NOT_MSG(id >= 0 && id < vocab,
+                               "{}: token id {} is outside the model's vocabulary of {} (is the tokenizer the model's?)",
+                               r.where(), id, vocab);
+      p[k] = id;
+    }
+    ForwardOptions fo;
+    fo.stop_at_layer = layer + 1;  // the residual after block `layer`
+    const at::Tensor h = model.forward(ids.to(model.device()), fo)[0].to(at::kCPU, at::kFloat).contiguous();  // [T, d]
+    rows.insert(rows.end(), h.data_ptr<float>(), h.data_ptr<float>() + h.numel());
+    n_rows += t;
+    ++n_requests;
+  };
+  collect_workload_stats(*w, each);
+  SEMSKIP_THROW_IF_NOT_MSG(n_rows > 0, "workload states: {} has no prompt tokens", spec.describe());
+  const std::string tmp = o.out + ".tmp";
+  try {
+    write_npy_matrix(tmp, n_rows, dim, rows.data());
+    fs::rename(tmp, o.out);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+  std::printf("wrote %lld states [%lld, %lld] (residual after block %lld of %s; %lld requests of %s) to %s\n",
+              static_cast<long long>(n_rows), static_cast<long long>(n_rows), static_cast<long long>(dim),
+              static_cast<long long>(layer), model_dir.c_str(), static_cast<long long>(n_requests),
+              spec.describe().c_str(), o.out.c_str());
+  return 0;
+}
+
 int run_generate(const WorkloadGenerateOptions& o) {
   const std::string from = o.from.empty() ? std::string("synthetic") : o.from;
   WorkloadSpec spec = WorkloadSpec::parse(from);
@@ -254,6 +329,19 @@ void add_workload_command(CLI::App& app, CommandRegistry& reg) {
                 "embed at most this many requests (all-pairs search; 0: no estimate)")
       ->capture_default_str();
   s->add_flag("--json", stats->json, "print the statistics as one JSON object");
+
+  auto states = std::make_shared<WorkloadStatesOptions>();
+  CLI::App* st = nested->add(*wl, "states",
+                             "Write the keys a residual cache would see (per prompt token, the residual "
+                             "after a block) as a float32 .npy file for `semskip index-bench --data`",
+                             [states] { return run_states(*states); });
+  st->add_option("spec", states->spec, "<kind>[:<path>][,key=value...] (see `semskip workload kinds`)")->required();
+  st->add_option("--model", states->model, "model folder (default: the embedded model)");
+  st->add_option("--layer", states->layer, "block whose output is written (-1: n_layers / 3)")->capture_default_str();
+  st->add_option("--out", states->out, "output .npy file")->required();
+  st->add_option("--max-tokens", states->max_tokens, "stop after this many rows")->capture_default_str();
+  st->add_option("--max-requests", states->max_requests, "stop after this many requests");
+  st->add_option("--seed", states->seed, "seed of generators");
 
   auto gen = std::make_shared<WorkloadGenerateOptions>();
   CLI::App* g = nested->add(*wl, "generate", "Write a workload as a ShareGPT JSON file",

@@ -10,12 +10,20 @@
 //
 // Time. The clock starts at run(); a request is visible to the scheduler once the clock has
 // passed its arrival_s. When nothing is running and nothing has arrived the loop sleeps until
-// the next arrival. Each step ends with the device synchronised (its tokens read to the host
-// once), and its end time is the time of the tokens it produced (serve/records.h).
+// the next arrival. A step starts before its scheduling (a request's scheduled_s is the start
+// of the first step that computes any of its tokens) and ends with the device synchronised
+// (its tokens read to the host once); its end time is the time of the tokens it produced
+// (serve/records.h). With max_concurrency a request held back counts as arriving when it is
+// let in (RequestRecord::arrival_s is then that time), as vLLM's benchmark client sends it.
 //
-// Requests the server cannot serve (an empty prompt, max_new_tokens < 1, prompt +
-// max_new_tokens over max_model_len) are not scheduled: their record carries the error and
-// finish_reason "error", and the others are served. Inputs that break the run's contract
+// Prefill flag. StepContext::prefill() is true in a step with no decoding sequence (every row
+// computes prompt or recomputed tokens) and false otherwise: token-level policies (residual,
+// static, random) do not read it, and the plan policy looks a request up only in a step of
+// prompts (in a mixed step a new request runs the full model, its decodes have no plan).
+//
+// Requests the server cannot serve (an empty prompt, a token id outside the vocabulary,
+// max_new_tokens < 1, prompt + max_new_tokens over max_model_len) are not scheduled: their
+// record carries the error and finish_reason "error", and the others are served. Inputs that break the run's contract
 // (duplicate ids, an arrival time that is not finite or negative) and options that cannot work
 // (a block pool that cannot hold one max_model_len sequence) throw semskip::Error before
 // anything is served.
@@ -27,6 +35,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,12 +50,18 @@ class Transformer;
 
 namespace semskip::serve {
 
-// What each rank knows at the top of a lockstep iteration; the hook returns the job's
-// (any over ranks for the flags, the minimum over ranks for the next arrival).
+class PagedKvPool;
+
+// What each rank knows at the top of a lockstep iteration, after scheduling its step; the
+// hook returns the job's: any over ranks for the flags, the minimum over ranks for the next
+// arrival (< 0 on every rank: none), and in row_offset the sum of n_seqs over the ranks
+// before this one (StepContext::union_row_offset of the step).
 struct LockstepState {
   bool has_step = false;        // this rank has tokens to compute now
   bool has_unfinished = false;  // some request of this rank has not finished
   double next_arrival_s = -1.0; // the earliest arrival not yet visible (< 0: none)
+  int64_t n_seqs = 0;           // sequences in this rank's step
+  int64_t row_offset = 0;       // returned: Σ n_seqs of the ranks before this one
 };
 using LockstepHook = std::function<LockstepState(const LockstepState& mine)>;
 
@@ -91,6 +106,7 @@ class Server {
   // `policy` null: the full model. The model and the policy must outlive the server.
   // semskip::Error when the options cannot work (names the option and the problem).
   Server(const Transformer& model, SkipPolicy* policy, ServeOptions options);
+  ~Server();
 
   const ServeOptions& options() const { return options_; }  // with the derived sizes filled in
 
@@ -103,6 +119,8 @@ class Server {
   SkipPolicy* policy_;
   ServeOptions options_;
   SkipEngine engine_;
+  std::unique_ptr<SkipPolicy> none_;    // the policy of `policy` null
+  std::unique_ptr<PagedKvPool> pool_;   // the KV blocks, allocated once
 };
 
 // KV blocks that fit in `bytes` for `model` (K and V of every layer, compute dtype).

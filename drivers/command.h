@@ -33,5 +33,6 @@ void add_report_command(CLI::App& app, CommandRegistry& reg);
 void add_workload_command(CLI::App& app, CommandRegistry& reg);
 void add_run_command(CLI::App& app, CommandRegistry& reg);
 void add_env_command(CLI::App& app, CommandRegistry& reg);
+void add_serve_bench_command(CLI::App& app, CommandRegistry& reg);
 
 }  // namespace semskip

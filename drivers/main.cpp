@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   add_run_command(app, reg);
   add_index_bench_command(app, reg);
   add_env_command(app, reg);
+  add_serve_bench_command(app, reg);
   // SEMSKIP-COMMANDS-END
   try {
     app.parse(argc, argv);

@@ -49,7 +49,7 @@ struct WorkloadStatsOptions {
 };
 
 struct WorkloadStatesOptions {
-  std::string spec;
+  std::vector<std::string> specs;  // read one after another into one file
   std::string model;      // empty: the embedded default model
   std::string out;        // .npy file
   int64_t layer = -1;     // -1: a third of the way up the stack
@@ -197,8 +197,6 @@ int run_stats(const WorkloadStatsOptions& o) {
 int run_states(const WorkloadStatesOptions& o) {
   SEMSKIP_THROW_IF_NOT_MSG(o.max_tokens > 0, "workload states: --max-tokens must be positive (got {})", o.max_tokens);
   SEMSKIP_THROW_IF_NOT_MSG(!o.out.empty(), "workload states: --out is empty");
-  WorkloadSpec spec = WorkloadSpec::parse(o.spec);
-  spec.apply({o.max_requests, std::nullopt, std::nullopt, o.seed});
   const std::string model_dir = o.model.empty() ? embedded_model_dir(kDefaultModel) : resolve_model_arg(o.model);
   WorkloadContext ctx;
   ctx.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file((fs::path(model_dir) / "tokenizer.json").string()));
@@ -212,9 +210,9 @@ int run_states(const WorkloadStatesOptions& o) {
                                                                       : std::numeric_limits<int64_t>::max();
   const int64_t vocab = model.config().vocab_size, dim = model.config().hidden_size;
 
-  std::unique_ptr<Workload> w = Workload::open(spec, ctx);
   std::vector<float> rows;
   int64_t n_rows = 0, n_requests = 0;
+  std::string described;
   std::function<void(const Request&)> each = [&](const Request& r) {
     if (n_rows >= o.max_tokens || r.n_tokens_prompt() == 0) return;
     const int64_t t = std::min({r.n_tokens_prompt(), context, o.max_tokens - n_rows});
@@ -234,8 +232,14 @@ int run_states(const WorkloadStatesOptions& o) {
     n_rows += t;
     ++n_requests;
   };
-  collect_workload_stats(*w, each);
-  SEMSKIP_THROW_IF_NOT_MSG(n_rows > 0, "workload states: {} has no prompt tokens", spec.describe());
+  for (const std::string& text : o.specs) {
+    WorkloadSpec spec = WorkloadSpec::parse(text);
+    spec.apply({o.max_requests, std::nullopt, std::nullopt, o.seed});
+    described += (described.empty() ? "" : " + ") + spec.describe();
+    std::unique_ptr<Workload> w = Workload::open(spec, ctx);
+    collect_workload_stats(*w, each);
+  }
+  SEMSKIP_THROW_IF_NOT_MSG(n_rows > 0, "workload states: {} has no prompt tokens", described);
   const std::string tmp = o.out + ".tmp";
   try {
     write_npy_matrix(tmp, n_rows, dim, rows.data());
@@ -248,7 +252,7 @@ int run_states(const WorkloadStatesOptions& o) {
   std::printf("wrote %lld states [%lld, %lld] (residual after block %lld of %s; %lld requests of %s) to %s\n",
               static_cast<long long>(n_rows), static_cast<long long>(n_rows), static_cast<long long>(dim),
               static_cast<long long>(layer), model_dir.c_str(), static_cast<long long>(n_requests),
-              spec.describe().c_str(), o.out.c_str());
+              described.c_str(), o.out.c_str());
   return 0;
 }
 
@@ -335,12 +339,15 @@ void add_workload_command(CLI::App& app, CommandRegistry& reg) {
                              "Write the keys a residual cache would see (per prompt token, the residual "
                              "after a block) as a float32 .npy file for `semskip index-bench --data`",
                              [states] { return run_states(*states); });
-  st->add_option("spec", states->spec, "<kind>[:<path>][,key=value...] (see `semskip workload kinds`)")->required();
+  st->add_option("spec", states->specs,
+                 "<kind>[:<path>][,key=value...] (see `semskip workload kinds`); several are read one after "
+                 "another into one file")
+      ->required();
   st->add_option("--model", states->model, "model folder (default: the embedded model)");
   st->add_option("--layer", states->layer, "block whose output is written (-1: n_layers / 3)")->capture_default_str();
   st->add_option("--out", states->out, "output .npy file")->required();
   st->add_option("--max-tokens", states->max_tokens, "stop after this many rows")->capture_default_str();
-  st->add_option("--max-requests", states->max_requests, "stop after this many requests");
+  st->add_option("--max-requests", states->max_requests, "stop after this many requests of each workload");
   st->add_option("--seed", states->seed, "seed of generators");
 
   auto gen = std::make_shared<WorkloadGenerateOptions>();

@@ -14,7 +14,7 @@ import math
 import sys
 from pathlib import Path
 
-SWEEPS = ["headline", "small", "ann", "step"]
+SWEEPS = ["headline", "small", "ann", "step", "real"]
 
 
 def load(folder, name):
@@ -193,8 +193,9 @@ def main():
         "headline": "Headline: exact and approximate search at a large cache",
         "small": "A small cache: latency",
         "ann": "Approximate indexes: nprobe and efSearch sweeps (one trained index per family)",
+        "real": "Real keys: the residual stream of the embedded model over the sample workloads",
     }
-    for name in ["headline", "small", "ann"]:
+    for name in ["headline", "small", "ann", "real"]:
         rows = data[name]
         if not rows:
             out += [f"## {titles[name]}", "", f"No results (`{name}.json` missing or empty; see `{name}.log`).", ""]

@@ -19,6 +19,10 @@
 #   step       engine-step mode (--query-device cuda --value-dim 896): the lookup cost of one
 #              decode step of a batch against the cache size, GPU index vs CPU index with the
 #              copies, at the batch sizes of real runs
+#   real       keys a residual cache really sees: `semskip workload states` of the shipped
+#              sample workloads (every prompt token's residual after block 2 of the embedded
+#              tiny-dense model, d = 256, about 20k rows; keys the first 16384, queries the
+#              rows after them), every backend, recall against exact search
 #
 # The run keeps to INDEX_STUDY_DEADLINE_S seconds (default 540, under a 10-minute job limit):
 # a sweep that would start later is skipped and named in skipped.txt, one that runs long is
@@ -32,6 +36,7 @@
 #   INDEX_STUDY_SIZES=tiny  small sizes everywhere (the CPU check of the pipeline, a test);
 #                     =cpu   sizes a CPU-only machine finishes in minutes (headline N = 100k)
 #   INDEX_STUDY_KOKKOS=0  skip the Kokkos CUDA attempt; KOKKOS_TIMEOUT (s, default 180)
+#   INDEX_STUDY_SWEEPS    the sweeps to run (default "headline small step ann real")
 #   THREADS               CPU threads for FAISS, OpenBLAS and LibTorch (default: every core)
 #   PYTHON                the Python for the summary (python3; needs no packages)
 set -uo pipefail
@@ -158,8 +163,10 @@ if has "faiss:Flat"; then cpu_faiss=1; fi
 kokkos=0
 if has "kokkos:flat"; then kokkos=1; fi
 
+sweeps=" ${INDEX_STUDY_SWEEPS:-headline small step ann real} "
 bench() {  # name, index-bench arguments...
   local name="$1"; shift
+  case "$sweeps" in *" $name "*) ;; *) say "sweep $name not selected (INDEX_STUDY_SWEEPS)"; return ;; esac
   if [ "$(left)" -lt 30 ]; then
     say "sweep $name skipped: the time is up"; echo "$name: skipped at +$(( $(date +%s) - t0 ))s" >> "$res/skipped.txt"
     return
@@ -222,6 +229,31 @@ fi
 args+=(--index torch:flat)
 # shellcheck disable=SC2086
 bench ann "${args[@]}" --data clustered $ann
+
+# Real keys: the residual stream of the embedded model over the shipped samples, in workload
+# order (later tokens query the cache of earlier ones, as in a run).
+real_n=16384; real_q="--queries 256 --warmup 1 --repeat 8"; real_nlist=128
+[ "${INDEX_STUDY_SIZES:-full}" = tiny ] && { real_n=2000; real_q="--queries 16 --warmup 1 --repeat 3"; real_nlist=16; }
+case "$sweeps" in *" real "*)
+  if "$bin" workload states text "text:workloads/samples/psalms.txt" sharegpt lmsys jsonl --layer 2 \
+       --out "$work/real_keys.npy" > "$res/real_keys.txt" 2>&1; then
+    args=("${gpu_exact[@]}")
+    if [ $faiss_gpu = 1 ]; then
+      args+=(--index "faiss-gpu:Flat" --index "faiss-gpu:IVF$real_nlist,Flat|nprobe=8")
+      args+=(--index "faiss-gpu:IVF$real_nlist,SQ8|nprobe=8" --index "faiss-gpu:IVF$real_nlist,PQ32|nprobe=8")
+    fi
+    if [ $cpu_faiss = 1 ]; then
+      args+=(--index faiss:Flat --index "faiss:IVF$real_nlist,Flat|nprobe=8" --index "faiss:IVF$real_nlist,SQ8|nprobe=8")
+      args+=(--index "faiss:IVF$real_nlist,PQ32|nprobe=8" --index "faiss:HNSW32")
+    fi
+    args+=(--index torch:flat)
+    [ $kokkos = 1 ] && args+=(--index kokkos:flat)
+    # shellcheck disable=SC2086
+    bench real "${args[@]}" --data "$work/real_keys.npy" --n "$real_n" --k 10 $real_q
+  else
+    say "real keys: workload states failed (real_keys.txt)"; tail -n 3 "$res/real_keys.txt" >&2
+  fi ;;
+esac
 
 kokkos_time=$(( $(left) - 20 ))
 [ "$kokkos_time" -gt "${KOKKOS_TIMEOUT:-180}" ] && kokkos_time="${KOKKOS_TIMEOUT:-180}"

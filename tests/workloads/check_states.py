@@ -5,7 +5,7 @@
    code path), its width the model's hidden_size, and every value is finite.
 2. Identical prompts give identical rows: a synthetic workload of one template and one filler
    repeats a single prompt, so the file is that prompt's rows over and over, bit for bit.
-3. The layer matters (block 1's output differs from block 2's), and a request's rows do not
+3. Several workloads are written one after another. The layer matters (block 1's output differs from block 2's), and a request's rows do not
    depend on the requests around it (the first request alone gives the first rows).
 4. A layer past the model is refused with a message naming it, and no file is left.
 usage: check_states.py SEMSKIP WORKDIR
@@ -56,6 +56,15 @@ for k in range(1, 4):
 capped = states(spec, 2, "capped.npy", "--max-tokens", "100")
 assert capped.shape == (100, 256)
 np.testing.assert_allclose(capped, x2[:100], rtol=0, atol=1e-5)
+
+# Several workloads go into one file, one after another.
+out = os.path.join(work, "both.npy")
+run("states", spec, "synthetic:num=4,templates=1,fillers=1", "--layer", "3", "--out", out)
+both = np.load(out)
+x3 = states(spec, 3, "text_l3.npy")
+assert both.shape[0] == x3.shape[0] + syn.shape[0], (both.shape, x3.shape, syn.shape)
+np.testing.assert_allclose(both[: x3.shape[0]], x3, rtol=0, atol=1e-5)
+np.testing.assert_allclose(both[x3.shape[0]:], syn, rtol=0, atol=1e-5)
 
 bad = os.path.join(work, "bad.npy")
 p = run("states", spec, "--layer", "10", "--out", bad, ok=False)

@@ -20,13 +20,16 @@ const char* op_group_name(OpGroup g) {
     case OpGroup::key_proj: return "key_proj";
     case OpGroup::lookup: return "lookup";
     case OpGroup::kv_propagate: return "kv_propagate";
+    case OpGroup::insert: return "insert";
+    case OpGroup::train: return "train";
     case OpGroup::kCount: break;
   }
   SEMSKIP_ASSERT(false);
 }
 
 bool is_overhead(OpGroup g) {
-  return g == OpGroup::key_proj || g == OpGroup::lookup || g == OpGroup::kv_propagate;
+  return g == OpGroup::key_proj || g == OpGroup::lookup || g == OpGroup::kv_propagate || g == OpGroup::insert ||
+         g == OpGroup::train;
 }
 
 namespace {
@@ -67,6 +70,19 @@ int64_t FlopCounter::by_layer(int layer, AttnConvention conv) const {
     if (d != attn_dense_.end()) sum += d->second;
   }
   return sum;
+}
+
+int64_t FlopCounter::by_layer_overhead(int layer) const {
+  int64_t sum = 0;
+  auto it = causal_.find(layer);
+  if (it == causal_.end()) return 0;
+  for (size_t g = 0; g < it->second.size(); ++g)
+    if (is_overhead(static_cast<OpGroup>(g))) sum += it->second[g];
+  return sum;
+}
+
+int64_t FlopCounter::by_layer_model(int layer, AttnConvention conv) const {
+  return by_layer(layer, conv) - by_layer_overhead(layer);
 }
 
 int64_t FlopCounter::by_group(OpGroup g, AttnConvention conv) const {

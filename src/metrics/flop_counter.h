@@ -25,6 +25,8 @@ enum class OpGroup {
   key_proj,       // semantic-cache key projection (overhead)
   lookup,         // vector-index search (overhead)
   kv_propagate,   // K/V of skipped layers computed from a substituted state (overhead)
+  insert,         // vector-index insertion of admitted cache entries (overhead, index/lookup_cost.h)
+  train,          // one-off fitting: index training (IVF / PQ k-means), PCA key projection (overhead)
   kCount
 };
 
@@ -52,7 +54,12 @@ class FlopCounter {
   int64_t total_model(AttnConvention conv = AttnConvention::causal) const;     // without overheads
   int64_t total_overhead() const;
   int64_t by_group(OpGroup g, AttnConvention conv = AttnConvention::causal) const;
+  // Everything recorded under `layer`, overheads included.
   int64_t by_layer(int layer, AttnConvention conv = AttnConvention::causal) const;
+  // The model's own operations of `layer` (by_layer without the overhead groups), and its
+  // overheads: by_layer = by_layer_model + by_layer_overhead.
+  int64_t by_layer_model(int layer, AttnConvention conv = AttnConvention::causal) const;
+  int64_t by_layer_overhead(int layer) const;
   // Largest layer index seen + 1.
   int n_layers_seen() const;
 

@@ -19,7 +19,7 @@ const std::vector<std::string>& documented_keys(const std::string& name) {
   static const std::vector<std::string> kOracle = {"eps", "layers", "kv"};
   static const std::vector<std::string> kResidual = {"p", "r", "tau", "target", "kv", "k",
                                                      "proj", "kdim", "cap", "evict", "admit", "vdtype"};
-  static const std::vector<std::string> kPlan = {"p", "beta", "tau", "proj", "kdim", "cap", "evict", "admit", "vdtype"};
+  static const std::vector<std::string> kPlan = {"p", "beta", "tau", "decide", "proj", "kdim", "cap", "evict", "admit", "vdtype"};
   if (name == "static") return kStatic;
   if (name == "random") return kRandom;
   if (name == "oracle") return kOracle;

@@ -3,8 +3,10 @@
 #include <chrono>
 
 #include "core/error.h"
-#include "skip/state_io.h"
 #include "core/timing.h"
+#include "metrics/flop_counter.h"
+#include "skip/cache_charges.h"
+#include "skip/state_io.h"
 
 namespace semskip {
 
@@ -16,6 +18,7 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
       tau_(d.require_double("tau")),
       target_(d.get_choice("target", "block", {"block", "mlp"}) == "mlp" ? SkipTarget::mlp : SkipTarget::block),
       kv_(d.get_choice("kv", "propagate", {"propagate", "mask"}) == "mask" ? KvMode::mask : KvMode::propagate),
+      n_layers_(n_layers),
       hidden_(hidden),
       proj_(KeyProjectionKind::none, hidden, hidden, 0),
       sync_(env.sync),
@@ -43,6 +46,7 @@ std::string ResidualPolicy::index_descriptor() const { return cache_->index_desc
 void ResidualPolicy::calibrate(const CalibrationSet& calib) {
   // Keys are made after block p: states index p + 1.
   proj_.fit(calib.states[p_ + 1]);
+  pending_train_flops_ += projection_fit_flops(proj_, calib.states.size(1));
 }
 
 void ResidualPolicy::begin_step(StepContext& ctx) {
@@ -102,7 +106,11 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
         rep.view({-1, d}).index_copy_(0, hit_flat, delta.slice(1, (l - p_ - 1) * d, (l - p_) * d));
       }
     }
-    if (target_ == SkipTarget::block) ctx.jump(p_ + 1, h.options()).view({-1, d}).index_copy_(0, hit_flat, delta);
+    // Block p + 1 is skipped as the identity, so its K/V (kv=propagate) come from the exact
+    // h_p; the update lands before block p + 2. Only when p + 1 is the last layer is there no
+    // block to land before, and the jump stays at p + 1.
+    if (target_ == SkipTarget::block)
+      ctx.jump(jump_layer(), h.options()).view({-1, d}).index_copy_(0, hit_flat, delta);
   } else if (layer == r_ && target_ == SkipTarget::block && miss_flat_.defined()) {
     miss_value_ = h.reshape({-1, d}).index_select(0, miss_flat_) - miss_hp_;
   }
@@ -121,8 +129,13 @@ void ResidualPolicy::after_mlp(int64_t layer, const at::Tensor& mlp_out, StepCon
       .copy_(mlp_out.reshape({-1, d}).index_select(0, miss_flat_));
 }
 
+int64_t ResidualPolicy::jump_layer() const { return p_ + 2 < n_layers_ ? p_ + 2 : p_ + 1; }
+
 void ResidualPolicy::end_step(StepContext& ctx) {
-  (void)ctx;
+  if (pending_train_flops_ > 0 && ctx.flops) {
+    ctx.flops->add(static_cast<int>(p_), OpGroup::train, pending_train_flops_);
+    pending_train_flops_ = 0;
+  }
   if (!miss_flat_.defined()) return;  // no lookup this step
   // Also with no misses: a distributed cache's insert is collective.
   if (!miss_value_.defined()) {
@@ -131,7 +144,9 @@ void ResidualPolicy::end_step(StepContext& ctx) {
     const int64_t value_dim = target_ == SkipTarget::block ? hidden_ : (r_ - p_) * hidden_;
     miss_value_ = at::empty({0, value_dim}, miss_hp_.options());
   }
+  const CacheSizes before = cache_sizes(*cache_);
   cache_->insert(miss_keys_, miss_value_);
+  charge_insertions(*cache_, before, ctx.flops, static_cast<int>(p_));
 }
 
 
@@ -140,12 +155,14 @@ void ResidualPolicy::save_state(StateWriter& w) const {
   w.tag(text_);
   proj_.save_state(w);
   cache_->save_state(w);
+  w.i64(pending_train_flops_);
 }
 
 void ResidualPolicy::load_state(StateReader& r) {
   r.expect_tag(text_);
   proj_.load_state(r);
   cache_->load_state(r);
+  pending_train_flops_ = r.i64();
 }
 
 }  // namespace semskip

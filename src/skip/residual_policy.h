@@ -3,10 +3,18 @@
 //   residual:p=<probe>,r=<resume>,tau=<threshold>[,target=block|mlp][,kv=propagate|mask]
 //            [,k=<neighbours>] + the cache keys of cache_policy_options.h
 // After block p each token's residual h_p becomes a key. A hit (best similarity ≥ tau) skips
-// blocks p+1..r: with target=block the token's state jumps to h_p + Δ, Δ the cached
-// h_r − h_p; with target=mlp attention still runs and each skipped MLP is replaced by the
+// blocks p+1..r: with target=block the token's state becomes h_p + Δ, Δ the cached h_r − h_p;
+// with target=mlp attention still runs and each skipped MLP is replaced by the
 // cached MLP output of that layer. With k > 1 the value is the similarity-weighted mean of
 // the neighbours that reach tau. Misses run normally and are offered to the cache.
+// What a block-skipped token leaves in the attention of layers p+1..r (kv=, target=block):
+//   propagate (default)  K/V computed from the token's state at each skipped layer. The only
+//       exact state there is the input of layer p+1, h_p (the probe's output): layer p+1's K/V
+//       come from h_p (the update Δ lands before block p+2), layers p+2..r's from h_p + Δ, the
+//       cached estimate of h_r (their true inputs h_{p+1}..h_{r−1} are never computed). When
+//       p+1 is the last layer, Δ lands before it and its K/V come from h_p + Δ. Charged as
+//       kv_propagate (2 projections of d × kv_dim per token and layer).
+//   mask  later tokens do not attend to the token at layers p+1..r.
 // Whether a step's hits are applied follows the run's sync rule (skip/sync_rule.h); with a
 // distributed cache every rank makes the same cache calls in every step (skip/skip_cache.h).
 
@@ -38,6 +46,9 @@ class ResidualPolicy : public SkipPolicy {
   int64_t probe() const { return p_; }
   int64_t resume() const { return r_; }
   SkipTarget target() const { return target_; }
+  // The layer whose input receives a hit's update Δ (target=block): p + 2, or p + 1 when
+  // p + 1 is the last layer.
+  int64_t jump_layer() const;
 
  private:
   std::string text_;
@@ -45,11 +56,13 @@ class ResidualPolicy : public SkipPolicy {
   double tau_;
   SkipTarget target_;
   KvMode kv_;
+  int64_t n_layers_;
   int64_t hidden_;
   KeyProjection proj_;
   std::unique_ptr<SkipCache> cache_;
   SyncRule sync_;
   SumOverRanks sum_over_ranks_;
+  int64_t pending_train_flops_ = 0;  // the PCA fit's, charged in the next step (skip/cache_charges.h)
 
   // This step's misses, kept from the probe layer until end_step.
   at::Tensor miss_flat_;   // int64 [M]: flat indices into [B·S]

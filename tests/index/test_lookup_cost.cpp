@@ -2,6 +2,7 @@
 // backend's lookup_flops() against the same hand figures for its current size and parameters.
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "index/index_factory.h"
 #include "index/lookup_cost.h"
 #include "index/synthetic_vectors.h"
@@ -43,6 +44,51 @@ std::unique_ptr<VectorIndex> built(const std::string& descriptor, int64_t d, int
   if (!index->is_trained()) index->train(n, keys.data());
   index->add(n, keys.data(), test::iota_ids(n).data());
   return index;
+}
+
+TEST(InsertCost, FormulasByHand) {
+  // HNSW, d = 4, M = 2, efConstruction = 3, N = 10: L = ⌈ln 10 / ln 2⌉ = 4; the search scores
+  // min(10, 2·2·3 + 2·4) = 10, the selection min(10, 3)·min(10, 4) = 12, the back-links
+  // 4·(4 + 1) = 20: 42 similarities of 2·4 FLOPs.
+  EXPECT_EQ(hnsw_insert_flops(4, 10, 2, 3), 336);
+  // N = 1: search 1, selection 1·1, back-links 1·2: 4 similarities.
+  EXPECT_EQ(hnsw_insert_flops(4, 1, 2, 3), 32);
+  EXPECT_EQ(hnsw_insert_flops(4, 0, 2, 3), 0);
+  // N = 10^6, M = 32, efC = 40, d = 256: L = 4; 2·32·40 + 32·4 = 2688, 40·64 = 2560, 64·65 = 4160.
+  EXPECT_EQ(hnsw_insert_flops(256, 1000000, 32, 40), 2 * 256 * (2688 + 2560 + 4160));
+  // k-means: 25 iterations of 2·d·k·n, n capped at 256·k.
+  EXPECT_EQ(kmeans_train_flops(8, 4, 100), 25 * 2 * 8 * 4 * 100);
+  EXPECT_EQ(kmeans_train_flops(8, 2, 1000), 25 * 2 * 8 * 2 * 512);
+}
+
+TEST(InsertCost, DescriptorsGiveTheirModel) {
+  const IndexCostModel flat = index_cost_model("torch:flat");
+  EXPECT_EQ(flat.kind, IndexCostModel::Kind::flat);
+  EXPECT_EQ(index_insert_flops(flat, 16, 100), 0);
+  EXPECT_EQ(index_train_flops(flat, 16, 100), 0);
+  EXPECT_EQ(index_insert_flops(index_cost_model("faiss:Flat"), 16, 100), 0);
+  EXPECT_EQ(index_insert_flops(index_cost_model("faiss:SQ8"), 16, 100), 0);
+  const IndexCostModel hnsw = index_cost_model("faiss:HNSW2|efSearch=8|efConstruction=3");
+  EXPECT_EQ(hnsw.kind, IndexCostModel::Kind::hnsw);
+  EXPECT_EQ(hnsw.hnsw_m, 2);
+  EXPECT_EQ(hnsw.ef_construction, 3);
+  EXPECT_EQ(index_insert_flops(hnsw, 4, 10), 336);
+  EXPECT_EQ(index_cost_model("faiss:HNSW32,SQ8").ef_construction, 40);  // FAISS's default
+  const IndexCostModel ivf = index_cost_model("faiss:IVF16,Flat|nprobe=4|train_size=500");
+  EXPECT_EQ(ivf.kind, IndexCostModel::Kind::ivf);
+  EXPECT_EQ(ivf.train_size, 500);
+  EXPECT_EQ(index_insert_flops(ivf, 8, 100), 2 * 8 * 16);
+  EXPECT_EQ(index_train_flops(ivf, 8, 500), 25 * 2 * 8 * 16 * 500);
+  // IVF-PQ: assignment plus a 2^4-code encoding; training both k-means (PQ on 256·16 at most).
+  const IndexCostModel ivfpq = index_cost_model("faiss:IVF16,PQ4x4");
+  EXPECT_EQ(ivfpq.kind, IndexCostModel::Kind::ivf_pq);
+  EXPECT_EQ(index_insert_flops(ivfpq, 8, 100), 2 * 8 * 16 + 2 * 8 * 16);
+  EXPECT_EQ(index_train_flops(ivfpq, 8, 300), 2 * 25 * 2 * 8 * 16 * 300);
+  const IndexCostModel pq = index_cost_model("faiss:PQ4");
+  EXPECT_EQ(pq.kind, IndexCostModel::Kind::pq);
+  EXPECT_EQ(index_insert_flops(pq, 8, 100), 2 * 8 * 256);
+  EXPECT_THROW(index_cost_model("faiss:LSH"), Error);
+  EXPECT_THROW(index_cost_model("faiss:IVF16,LSH"), Error);
 }
 
 TEST(LookupCost, ExactBackendsChargeFlat) {

@@ -39,6 +39,29 @@ TEST(FlopCounter, OverheadIsSeparate) {
   EXPECT_STREQ(op_group_name(OpGroup::shared_expert), "shared_expert");
 }
 
+TEST(FlopCounter, InsertAndTrainAreOverheadsOfTheirLayer) {
+  FlopCounter c;
+  c.add_matmul(2, OpGroup::mlp, 1, 10, 10);  // 200
+  c.add(2, OpGroup::lookup, 30);
+  c.add(2, OpGroup::insert, 40);
+  c.add(2, OpGroup::train, 1000);
+  c.add(3, OpGroup::attn_proj, 5);
+  EXPECT_TRUE(is_overhead(OpGroup::insert));
+  EXPECT_TRUE(is_overhead(OpGroup::train));
+  EXPECT_STREQ(op_group_name(OpGroup::insert), "insert");
+  EXPECT_STREQ(op_group_name(OpGroup::train), "train");
+  EXPECT_EQ(c.total_overhead(), 1070);
+  EXPECT_EQ(c.total_model(), 205);
+  EXPECT_EQ(c.by_layer(2), 1270);
+  EXPECT_EQ(c.by_layer_model(2), 200);
+  EXPECT_EQ(c.by_layer_overhead(2), 1070);
+  EXPECT_EQ(c.by_layer_model(3), 5);
+  EXPECT_EQ(c.by_layer_overhead(3), 0);
+  EXPECT_EQ(c.by_layer_model(7), 0);
+  // The flat list carries the new groups.
+  EXPECT_EQ(FlopCounter::from_flat(c.to_flat()).by_group(OpGroup::train), 1000);
+}
+
 TEST(FlopCounter, MergeAndReset) {
   FlopCounter a, b;
   a.add_matmul(0, OpGroup::mlp, 1, 2, 3);

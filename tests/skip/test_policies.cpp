@@ -43,7 +43,7 @@ at::Tensor tokens(const std::vector<int64_t>& ids, int64_t d) {
 
 struct StepOut {
   at::Tensor hit;   // bool [S]: the token skips block p + 1
-  at::Tensor jump;  // [S, d] added before block p + 1 (undefined without hits)
+  at::Tensor jump;  // [S, d] added before block p + 2 (p + 1 the last layer: p + 1); undefined without hits
 };
 
 // One step of a block-target cache policy with probe p and resume r: hp [1, S, d] the states
@@ -56,7 +56,8 @@ StepOut step(SkipPolicy& pol, int64_t p, int64_t r, const at::Tensor& hp, const 
   StepOut o;
   o.hit = c.skip_block_or_null(p + 1).defined() ? c.skip_block(p + 1)[0].clone()
                                                 : at::zeros({hp.size(1)}, at::kBool);
-  if (c.jump_or_null(p + 1).defined()) o.jump = c.jump_or_null(p + 1)[0].clone();
+  const int64_t jl = p + 2 < L ? p + 2 : p + 1;
+  if (c.jump_or_null(jl).defined()) o.jump = c.jump_or_null(jl)[0].clone();
   pol.after_layer(r, hr, c);
   pol.end_step(c);
   return o;
@@ -233,13 +234,15 @@ TEST(Policies, ResidualHitsRepeatedStatesAndReplaysTheirUpdate) {
   p.after_layer(3, hr, c1);
   p.end_step(c1);
   EXPECT_EQ(p.cache_stats().insertions, 4);
-  // Step 2: the same states hit; blocks 2..3 skipped, the jump before block 2 is the update.
+  // Step 2: the same states hit; blocks 2..3 skipped. Block 2 sees the exact h_1 (its K/V come
+  // from it); the update lands before block 3.
   StepContext c2 = ctx_of(1, 4, L, d);
   p.begin_step(c2);
   p.after_layer(1, hp, c2);
   for (int64_t l : {2, 3}) EXPECT_TRUE(c2.skip_block(l).all().item<bool>());
   EXPECT_FALSE(c2.skip_block_or_null(4).defined());
-  EXPECT_TRUE(at::allclose(c2.jump(2, hp.options()), hr - hp, 1e-5, 1e-6));
+  EXPECT_FALSE(c2.jump_or_null(2).defined());
+  EXPECT_TRUE(at::allclose(c2.jump(3, hp.options()), hr - hp, 1e-5, 1e-6));
   p.end_step(c2);
   EXPECT_EQ(p.cache_stats().hits, 4);
   EXPECT_EQ(p.cache_stats().lookups, 8);
@@ -267,27 +270,41 @@ TEST(Policies, ResidualWithTwoNeighboursAveragesBySimilarity) {
   p.begin_step(c2);
   p.after_layer(0, q, c2);
   const double s = 1.0 / std::sqrt(2.0);
-  EXPECT_NEAR(c2.jump(1, q.options())[0][0][3].item<float>(), (2.0 + s * 4.0) / (1.0 + s), 1e-5);
+  EXPECT_NEAR(c2.jump(2, q.options())[0][0][3].item<float>(), (2.0 + s * 4.0) / (1.0 + s), 1e-5);
 }
 
-TEST(Policies, PlanCacheAppliesTheNeighboursPlanToTheWholeRequest) {
+namespace {
+
+// A plan request whose blocks 1 and 3 change nothing and block 2 rotates everything: h0 after
+// blocks 0 and 1, h2 after blocks 2 and 3.
+void run_plan_request(SkipPolicy& p, StepContext& c, const at::Tensor& h0, const at::Tensor& h2) {
+  p.begin_step(c);
+  p.after_layer(0, h0, c);
+  p.after_layer(1, h0, c);
+  p.after_layer(2, h2, c);
+  p.after_layer(3, h2, c);
+  p.end_step(c);
+}
+
+at::Tensor all_along(int64_t axis, int64_t S, int64_t d) {
+  at::Tensor h = at::zeros({1, S, d});
+  h.select(2, axis).fill_(1.0f);
+  return h;
+}
+
+}  // namespace
+
+TEST(Policies, PlanCacheDecidesEachTokenOnItsPrefix) {
   const int64_t L = 4, d = 4;
   PlanPolicy p(Descriptor::parse("plan:p=0,beta=0.01,tau=0.9"), env(L, d), L, d);
-  // A request whose blocks 1 and 3 change nothing, block 2 rotates everything.
-  at::Tensor h0 = at::zeros({1, 3, d});
-  h0.select(2, 0).fill_(1.0f);
-  at::Tensor h2 = at::zeros({1, 3, d});
-  h2.select(2, 1).fill_(1.0f);
+  EXPECT_EQ(p.decision(), PlanDecision::prefix);
+  const at::Tensor h0 = all_along(0, 3, d), h2 = all_along(1, 3, d);
   p.begin_request(0);
   StepContext c1 = ctx_of(1, 3, L, d);
-  p.begin_step(c1);
-  p.after_layer(0, h0, c1);
-  p.after_layer(1, h0, c1);
-  p.after_layer(2, h2, c1);
-  p.after_layer(3, h2, c1);
-  p.end_step(c1);
+  run_plan_request(p, c1, h0, h2);
   EXPECT_EQ(p.cache_stats().insertions, 1);
-  // A second request with the same pooled key gets plan {1, 3}, in prefill and in decode.
+  EXPECT_EQ(p.cache_stats().lookups, 3);  // one per token
+  // A second request with the same states: every token's prefix mean hits, plan {1, 3}.
   p.begin_request(0);
   StepContext c2 = ctx_of(1, 3, L, d);
   p.begin_step(c2);
@@ -296,10 +313,87 @@ TEST(Policies, PlanCacheAppliesTheNeighboursPlanToTheWholeRequest) {
   EXPECT_FALSE(c2.skip_block_or_null(2).defined());
   EXPECT_TRUE(c2.skip_block(3).all().item<bool>());
   p.end_step(c2);
+  EXPECT_EQ(p.cache_stats().hits, 3);
+  EXPECT_EQ(p.cache_stats().insertions, 1);  // its last token hit: nothing offered
+  // Decode: the generated token is looked up on the prefix with it (mean e0 again).
+  StepContext dec(L, d, at::ones({1, 1}, at::kBool), {0}, false);
+  p.begin_step(dec);
+  EXPECT_FALSE(dec.skip_block_or_null(1).defined());  // nothing decided before block p
+  p.after_layer(0, all_along(0, 1, d), dec);
+  EXPECT_TRUE(dec.skip_block(1).all().item<bool>());
+  EXPECT_EQ(p.cache_stats().hits, 4);
+}
+
+// Causality: a token's decision depends on its prefix only. Two requests of one step share
+// their first two tokens and differ after; the shared tokens decide alike, and as a request of
+// those two tokens alone would. A key on the whole prompt (its mean) would miss for the second
+// request at every position.
+TEST(Policies, PlanPrefixDecisionsDoNotSeeLaterTokens) {
+  const int64_t L = 4, d = 4;
+  auto rec = std::make_shared<Recorded>();
+  PlanPolicy p(Descriptor::parse("plan:p=0,beta=0.01,tau=0.99"), recording_env(rec, L, d), L, d);
+  p.begin_request(0);
+  StepContext warm = ctx_of(1, 3, L, d);
+  run_plan_request(p, warm, all_along(0, 3, d), all_along(1, 3, d));  // key e0, plan {1, 3}
+  PlanPolicy alone(Descriptor::parse("plan:p=0,beta=0.01,tau=0.99"), env(L, d), L, d);
+  StepContext warm2 = ctx_of(1, 3, L, d);
+  run_plan_request(alone, warm2, all_along(0, 3, d), all_along(1, 3, d));
+
+  // Row 0: e0 e0 e0 e0; row 1: e0 e0 e1 e1 (prefix means e0, e0, (2e0 + e1)/3, (e0 + e1)/2).
+  at::Tensor h = at::zeros({2, 4, d});
+  h.select(2, 0).fill_(1.0f);
+  h[1][2].zero_(), h[1][3].zero_();
+  h[1][2][1] = 1.0f, h[1][3][1] = 1.0f;
+  p.begin_request(0), p.begin_request(1);
+  StepContext c = ctx_of(2, 4, L, d);
+  p.begin_step(c);
+  p.after_layer(0, h, c);
+  for (int64_t l : {1, 3}) {
+    const at::Tensor sb = c.skip_block(l);
+    EXPECT_TRUE(at::equal(sb[0].slice(0, 0, 2), sb[1].slice(0, 0, 2))) << l;
+    EXPECT_TRUE(sb[0].all().item<bool>()) << l;
+    EXPECT_TRUE(sb[1].slice(0, 0, 2).all().item<bool>()) << l;
+    EXPECT_FALSE(sb[1].slice(0, 2, 4).any().item<bool>()) << l;
+  }
+  EXPECT_FALSE(c.skip_block_or_null(2).defined());
+  p.after_layer(1, h, c), p.after_layer(2, h, c), p.after_layer(3, h, c);
+  p.end_step(c);
+  // Row 1's last token missed: offered under its whole prefix, (e0 + e1)/√2.
+  ASSERT_EQ(rec->inserted.size(), 2u);
+  EXPECT_TRUE(at::allclose(rec->inserted[1], at::tensor({0.70710678f, 0.70710678f, 0.0f, 0.0f}).view({1, 4}), 1e-5, 1e-6));
+  // The shared prefix alone, as its own request: the same decisions.
+  StepContext c_alone = ctx_of(1, 2, L, d);
+  alone.begin_request(0);
+  alone.begin_step(c_alone);
+  alone.after_layer(0, h.slice(0, 1, 2).slice(1, 0, 2).contiguous(), c_alone);
+  for (int64_t l : {1, 3})
+    EXPECT_TRUE(at::equal(c_alone.skip_block(l)[0], c.skip_block(l)[1].slice(0, 0, 2))) << l;
+}
+
+TEST(Policies, PlanDecidedOnThePromptAppliesToGeneratedTokensOnly) {
+  const int64_t L = 4, d = 4;
+  PlanPolicy p(Descriptor::parse("plan:p=0,beta=0.01,tau=0.9,decide=prompt"), env(L, d), L, d);
+  EXPECT_EQ(p.decision(), PlanDecision::prompt);
+  const at::Tensor h0 = all_along(0, 3, d), h2 = all_along(1, 3, d);
+  p.begin_request(0);
+  StepContext c1 = ctx_of(1, 3, L, d);
+  run_plan_request(p, c1, h0, h2);
+  EXPECT_EQ(p.cache_stats().insertions, 1);
+  EXPECT_EQ(p.cache_stats().lookups, 1);  // one per request
+  // The same prompt hits, but the prompt runs the full model; its generated tokens skip {1, 3}.
+  p.begin_request(0);
+  StepContext c2 = ctx_of(1, 3, L, d);
+  p.begin_step(c2);
+  p.after_layer(0, h0, c2);
+  for (int64_t l = 0; l < L; ++l) EXPECT_FALSE(c2.skip_block_or_null(l).defined()) << l;
+  p.end_step(c2);
+  EXPECT_EQ(p.cache_stats().hits, 1);
   StepContext dec(L, d, at::ones({1, 1}, at::kBool), {0}, false);
   p.begin_step(dec);
   EXPECT_TRUE(dec.skip_block(1).all().item<bool>());
-  EXPECT_EQ(p.cache_stats().hits, 1);
+  EXPECT_FALSE(dec.skip_block_or_null(2).defined());
+  EXPECT_TRUE(dec.skip_block(3).all().item<bool>());
+  EXPECT_THROW(PlanPolicy(Descriptor::parse("plan:p=0,beta=0.01,tau=0.9,decide=all"), env(L, d), L, d), Error);
 }
 
 // The descriptor keys take effect: each test below observes what a key changes.

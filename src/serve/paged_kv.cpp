@@ -49,7 +49,8 @@ PagedStep PagedKvPool::layout(const std::vector<PagedRow>& rows, int64_t n_step)
   }
   const at::Device dev = model_.device();
   st.past_src = at::tensor(past_src, at::kLong).to(dev);
-  st.past_valid = at::from_blob(past_valid.data(), {B, P}, at::kBool).to(dev, /*non_blocking=*/false, /*copy=*/true);
+  st.past_valid = P == 0 ? at::zeros({B, 0}, at::TensorOptions().dtype(at::kBool).device(dev))
+                         : at::from_blob(past_valid.data(), {B, P}, at::kBool).to(dev, /*non_blocking=*/false, /*copy=*/true);
   st.new_flat = at::tensor(new_flat, at::kLong).to(dev);
   st.new_dst = at::tensor(new_dst, at::kLong).to(dev);
   return st;

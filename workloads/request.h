@@ -35,6 +35,11 @@ struct Request {
   // Requests of one group mean the same thing (a paraphrase pair, a synthetic template):
   // a cache hit between members of a group is a correct hit. -1: no group.
   int64_t group = -1;
+  // The unit the request belongs to, "<unit>:<name>": "document:<k>" (the k-th blank-line
+  // separated document of a text workload), "conversation:<file:line>" (the chat record whose
+  // turns it continues); empty: the request is its own unit. Requests of one unit are
+  // correlated: bootstrap intervals and the tune/eval split draw whole units.
+  std::string document;
 
   // Where the request came from, for messages: file and 1-based line (0 for generators).
   std::string source_file;

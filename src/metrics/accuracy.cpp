@@ -45,46 +45,18 @@ void compare_generations(const std::vector<int64_t>& full, const std::vector<int
   acc.exact_match = full == skip;
 }
 
-Interval bootstrap_ratio(const std::vector<double>& num, const std::vector<double>& den, int n_boot,
-                         uint64_t seed) {
-  SEMSKIP_ASSERT(num.size() == den.size());
-  Interval out;
-  const size_t n = num.size();
-  if (n == 0) return out;
-  auto ratio = [](double a, double b) { return b != 0.0 ? a / b : 0.0; };
-  double sn = 0, sd = 0;
-  for (size_t i = 0; i < n; ++i) sn += num[i], sd += den[i];
-  out.value = ratio(sn, sd);
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<size_t> pick(0, n - 1);
-  std::vector<double> samples(static_cast<size_t>(std::max(n_boot, 1)));
-  for (double& s : samples) {
-    double a = 0, b = 0;
-    for (size_t i = 0; i < n; ++i) {
-      size_t j = pick(rng);
-      a += num[j];
-      b += den[j];
-    }
-    s = ratio(a, b);
-  }
-  std::sort(samples.begin(), samples.end());
-  auto quantile = [&](double q) {
-    double pos = q * static_cast<double>(samples.size() - 1);
-    size_t lo = static_cast<size_t>(std::floor(pos));
-    size_t hi = std::min(lo + 1, samples.size() - 1);
-    return samples[lo] + (pos - static_cast<double>(lo)) * (samples[hi] - samples[lo]);
-  };
-  out.lo = quantile(0.025);
-  out.hi = quantile(0.975);
-  return out;
-}
-
 namespace {
 Interval exp_interval(Interval i) { return {std::exp(i.value), std::exp(i.lo), std::exp(i.hi)}; }
 }  // namespace
 
 AccuracySummary summarize_accuracy(const std::vector<RequestAccuracy>& requests, int n_boot,
                                    uint64_t seed) {
+  return summarize_accuracy(requests,
+                            ClusterBootstrap::per_item(static_cast<int64_t>(requests.size()), std::max(n_boot, 1), seed));
+}
+
+AccuracySummary summarize_accuracy(const std::vector<RequestAccuracy>& requests, const ClusterBootstrap& boot) {
+  SEMSKIP_ASSERT(boot.n_items() == static_cast<int64_t>(requests.size()));
   AccuracySummary s;
   s.n_requests = static_cast<int64_t>(requests.size());
   std::vector<double> pos, match, kl, tgt, nll_f, nll_s, one, exact, prefix;
@@ -101,14 +73,14 @@ AccuracySummary summarize_accuracy(const std::vector<RequestAccuracy>& requests,
     prefix.push_back(static_cast<double>(r.matched_prefix));
     s.has_generation = s.has_generation || r.n_generated > 0;
   }
-  // The same seed for every statistic: each is resampled over the same request draws.
-  s.top1_agreement = bootstrap_ratio(match, pos, n_boot, seed);
-  s.kl = bootstrap_ratio(kl, pos, n_boot, seed);
-  s.ppl_full = exp_interval(bootstrap_ratio(nll_f, tgt, n_boot, seed));
-  s.ppl_skip = exp_interval(bootstrap_ratio(nll_s, tgt, n_boot, seed));
+  // One set of draws for every statistic: each is resampled over the same units.
+  s.top1_agreement = boot.ratio(match, pos);
+  s.kl = boot.ratio(kl, pos);
+  s.ppl_full = exp_interval(boot.ratio(nll_f, tgt));
+  s.ppl_skip = exp_interval(boot.ratio(nll_s, tgt));
   if (s.has_generation) {
-    s.gen_exact_match = bootstrap_ratio(exact, one, n_boot, seed);
-    s.gen_matched_prefix = bootstrap_ratio(prefix, one, n_boot, seed);
+    s.gen_exact_match = boot.ratio(exact, one);
+    s.gen_matched_prefix = boot.ratio(prefix, one);
   }
   return s;
 }

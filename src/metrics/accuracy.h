@@ -1,12 +1,14 @@
 #pragma once
 // Accuracy of a skipping run against the full model on the same inputs (docs/architecture.md §5):
 // top-1 agreement, KL(full‖skip), perplexity of both, greedy-generation agreement, each with
-// a bootstrap interval over requests.
+// a bootstrap interval over the requests' units (metrics/bootstrap.h).
 
 #include <cstdint>
 #include <vector>
 
 #include <ATen/ATen.h>
+
+#include "metrics/bootstrap.h"
 
 namespace semskip {
 
@@ -35,17 +37,6 @@ RequestAccuracy compare_logits(const at::Tensor& logits_full, const at::Tensor& 
 void compare_generations(const std::vector<int64_t>& full, const std::vector<int64_t>& skip,
                          RequestAccuracy& acc);
 
-struct Interval {
-  double value = 0.0;  // the statistic on all requests
-  double lo = 0.0;     // 2.5th percentile of the bootstrap distribution
-  double hi = 0.0;     // 97.5th percentile
-};
-
-// Ratio of sums Σnum / Σden over requests with a percentile bootstrap (resampling requests
-// with replacement, `n_boot` times, seeded). Requests with den == 0 still take part.
-Interval bootstrap_ratio(const std::vector<double>& num, const std::vector<double>& den,
-                         int n_boot = 1000, uint64_t seed = 0);
-
 // Aggregates of a set of requests, with intervals.
 struct AccuracySummary {
   int64_t n_requests = 0;
@@ -61,5 +52,7 @@ struct AccuracySummary {
 
 AccuracySummary summarize_accuracy(const std::vector<RequestAccuracy>& requests, int n_boot = 1000,
                                    uint64_t seed = 0);
+// The same with intervals over `boot`'s units (its items are `requests`, in order).
+AccuracySummary summarize_accuracy(const std::vector<RequestAccuracy>& requests, const ClusterBootstrap& boot);
 
 }  // namespace semskip

@@ -17,6 +17,7 @@ Request make_request(const Conversation& conv, std::vector<ChatMessage> history,
   r.reference_text = answer.content;
   r.reference_tokens = encode_if(ctx, r.reference_text, where);
   set_output_len(spec, r);
+  r.document = "conversation:" + where;
   r.source_file = conv.source_file;
   r.source_line = conv.source_line;
   if (conv.arrival_s) r.arrival_s = *conv.arrival_s;

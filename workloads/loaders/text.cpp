@@ -33,6 +33,7 @@ class TextSource : public RequestSource {
           r.prompt_tokens.assign(doc_tokens_.begin() + pos_, doc_tokens_.begin() + pos_ + len);
           r.prompt_text = tok_.decode(r.prompt_tokens);
           r.source_id = "doc" + std::to_string(n_docs_ - 1) + "/chunk" + std::to_string(pos_ / chunk_);
+          r.document = "document:" + std::to_string(n_docs_ - 1);
           r.source_file = reader_.path();
           r.source_line = doc_line_;
           pos_ += len;

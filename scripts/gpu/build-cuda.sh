@@ -13,6 +13,8 @@
 #   SEMSKIP_CMAKE_ARGS   further configure arguments, space-separated (-DSEMSKIP_WITH_FAISS_GPU=OFF)
 #   SEMSKIP_TARGETS      targets to build (default: all)
 #   SEMSKIP_BUILD_TESTS  OFF to configure without the test suites (default ON)
+#   SEMSKIP_BUILD_DIR    another build folder than the preset's build/cuda (a second
+#                        configuration beside it, e.g. with a CUDA Kokkos)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 py="${PYTHON:-python3}"
@@ -35,14 +37,16 @@ if [ -n "${SEMSKIP_FAISS_ROOT:-}" ]; then
   fi
 fi
 cuda_home="${CUDA_HOME:-/usr/local/cuda}"
-cmake --preset cuda \
+build_dir=(); build_target=(--preset cuda)
+if [ -n "${SEMSKIP_BUILD_DIR:-}" ]; then build_dir=(-B "$SEMSKIP_BUILD_DIR"); build_target=("$SEMSKIP_BUILD_DIR"); fi
+cmake --preset cuda "${build_dir[@]}" \
   -DCMAKE_PREFIX_PATH="$prefix" \
   -DNCCL_ROOT="$nccl_root" \
   -DCMAKE_CUDA_COMPILER="$cuda_home/bin/nvcc" \
   -DSEMSKIP_WITH_FAISS="${SEMSKIP_WITH_FAISS:-OFF}" \
   -DSEMSKIP_BUILD_TESTS="${SEMSKIP_BUILD_TESTS:-ON}" ${SEMSKIP_CMAKE_ARGS:-}
 if [ -n "${SEMSKIP_TARGETS:-}" ]; then
-  cmake --build --preset cuda -j"$(nproc)" --target ${SEMSKIP_TARGETS}
+  cmake --build "${build_target[@]}" -j"$(nproc)" --target ${SEMSKIP_TARGETS}
 else
-  cmake --build --preset cuda -j"$(nproc)"
+  cmake --build "${build_target[@]}" -j"$(nproc)"
 fi

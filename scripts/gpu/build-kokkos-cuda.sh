@@ -3,7 +3,9 @@
 # inside Trilinos 13.2.0 (Kokkos 3.4, packages/kokkos, packed in .gpu-deps as
 # kokkos-3.4-trilinos-13.2.0.tar.gz), compiled by its nvcc_wrapper with the machine's CUDA.
 # Kokkos 3.4 predates Hopper, so the device code is built for Ampere (sm_80, with its PTX,
-# which the driver compiles for sm_90 at load time).
+# which the driver compiles for sm_90 at load time). Three fixes make it build with CUDA 13
+# (each commented where it is made; KOKKOS_CUDA13_PATCH=0 leaves out the source patch, to see
+# the compiler's refusal).
 #
 # On success it installs into the prefix and compiles and runs a probe that fills and reduces
 # a View on Kokkos::DefaultExecutionSpace, printing the space's name; on failure it prints
@@ -43,6 +45,14 @@ tar xzf "$tarball" -C "$work/src" --strip-components=1 || fail sources
 # 'sm_35'" at configure): its default becomes the architecture the build targets.
 sed -i 's/^default_arch="sm_35"/default_arch="sm_80"/' "$work/src/bin/nvcc_wrapper"
 grep -q '^default_arch="sm_80"' "$work/src/bin/nvcc_wrapper" || fail patch-default-arch
+# Debian's source package leaves out example/, which a standalone configure adds.
+[ -d "$work/src/example" ] || { mkdir -p "$work/src/example" && : > "$work/src/example/CMakeLists.txt"; }
+# Two CUDA 13 API changes (scripts/gpu/patches/kokkos-3.4-cuda13.patch says which); without
+# them kokkoscore does not compile ("no suitable user-defined conversion from half_t to
+# __half", "__half2double is undefined", cudaMemPrefetchAsync's new cudaMemLocation argument).
+if [ "${KOKKOS_CUDA13_PATCH:-1}" = 1 ]; then
+  patch -d "$work/src" -p1 < scripts/gpu/patches/kokkos-3.4-cuda13.patch >> "$log" 2>&1 || fail patch-cuda13
+fi
 
 # nvcc_wrapper compiles every C++ file through nvcc, with g++ as the host compiler.
 export NVCC_WRAPPER_DEFAULT_COMPILER=g++

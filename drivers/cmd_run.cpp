@@ -46,6 +46,7 @@
 #include "engine/run_checkpoint.h"
 #include "engine/run_requests.h"
 #include "engine/run_summary.h"
+#include "engine/sweep.h"
 #include "model/transformer.h"
 #include "reports/report_reader.h"
 #include "reports/report_writer.h"
@@ -448,9 +449,28 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
 
   std::unique_ptr<ExpertParallelGroup> ep;
   if (plan.ep > 1) ep = std::make_unique<ExpertParallelGroup>(world, static_cast<int>(plan.ep), &mc);
+  // The tune/eval protocol and the orders study rerun policies in one process (engine/sweep.h).
+  SEMSKIP_THROW_IF_NOT_MSG(!(plan.is_sweep() || plan.orders > 1) || (!distributed && shard.n_shards == 1 && resume.empty()),
+                           "--split, --tune-workload and --orders run in one process, without --shard-of or --resume");
+  SEMSKIP_THROW_IF_NOT_MSG(!(plan.is_sweep() && plan.orders > 1),
+                           "--orders with a sweep: run the selected configuration again with --orders");
+  // Defaults that must not fail on a small workload: PCA keys fitted to the calibration at hand.
+  RunPlan built = plan;
+  {
+    int64_t calib_tokens = 0;
+    for (const Request& r : reqs.calibration) calib_tokens += r.n_tokens_prompt();
+    std::vector<std::string> warnings;
+    built.policies = fit_policies_to_calibration(plan.policies, calib_tokens,
+                                                 static_cast<int64_t>(reqs.calibration.size()), warnings);
+    for (const std::string& w : warnings)
+      if (rt.is_root()) std::fprintf(stderr, "semskip run: warning: %s\n", w.c_str());
+  }
+  BootstrapUnits units;
+  units.unit = reqs.unit;
+  units.unit_of_id = reqs.unit_of_id;
   PolicyEnv env = base_policy_env(plan, mc, model.device());
   attach_distribution(env, plan.cache_mode, world, ep ? &ep->comm() : nullptr);
-  std::vector<std::unique_ptr<SkipPolicy>> policies = make_policies(plan, env);
+  std::vector<std::unique_ptr<SkipPolicy>> policies = make_policies(built, env);
   EvalOptions eo;
   eo.batch = plan.batch;
   eo.max_new_tokens = plan.max_new_tokens;
@@ -470,7 +490,12 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
       std::fprintf(stderr, ", %d ranks on %d hosts, cache %s, sync %s", rt.world_size(), rt.n_nodes(),
                    cache_mode_name(plan.cache_mode), plan.sync.describe().c_str());
     if (ep) std::fprintf(stderr, ", %s", ep->describe(mc.n_experts).c_str());
+    std::fprintf(stderr, "; %s, cache capacity %lld entries (--capacity; a policy's cap= overrides)",
+                 describe_coverage(reqs).c_str(), static_cast<long long>(plan.capacity));
     std::fputc('\n', stderr);
+    if (!reqs.n_available_exact)
+      std::fprintf(stderr, "semskip run: counting the requests past --max-requests stopped: %s\n",
+                   reqs.available_note.c_str());
   }
   // A resumed run's policies continue from the saved state (a fitted projection needs no new
   // calibration); a fresh run forgets any state left by an earlier run of this report.
@@ -493,11 +518,13 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     std::vector<PolicySummary> summaries;
     for (const GatheredResult& r : gathered)
       summaries.push_back(summarize(r, static_cast<int>(plan.bootstrap), plan.seed,
-                                    plan.cache_mode == CacheMode::replicated));
+                                    plan.cache_mode == CacheMode::replicated, units));
     return summaries;
   };
   // Rank 0's report of the steps done so far; `status` complete or partial. The temporary file
   // is registered so that a second signal mid-write removes it.
+  // Tables of the sweep or the orders study, written beside the others (`extra`).
+  std::vector<std::pair<std::string, report::Table>> extra_tables;
   auto write_report = [&](const std::vector<GatheredResult>& gathered, const std::vector<PolicySummary>& summaries,
                           const std::string& status, int64_t steps_done) {
     set_inflight_temp((report_path + ".tmp").c_str());
@@ -520,6 +547,15 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     writer.set_attr("ep_size", plan.ep);
     writer.set_attr("shard", std::string(shard_strategy_name(plan.shard)));
     writer.set_attr("steps_done", steps_done);
+    // What was evaluated of what the workload has (before any tune/eval split), and the capacity.
+    writer.set_attr("n_requests_evaluated", reqs.n_evaluated_total);
+    writer.set_attr("n_requests_available", reqs.n_available_total);
+    writer.set_attr("bootstrap_unit", reqs.unit);
+    writer.set_attr("n_units_evaluated", reqs.n_units_evaluated);
+    writer.set_attr("n_units_available", reqs.n_units_available);
+    writer.set_attr("n_available_exact", static_cast<int64_t>(reqs.n_available_exact));
+    writer.set_attr("cache_capacity", plan.capacity);
+    for (const auto& [path, table] : extra_tables) writer.write_table(path, table);
     writer.write_table("/summary", summary_table(summaries));
     writer.write_table("/per_layer", per_layer_table(gathered));
     writer.write_table("/per_rank", per_rank_table(gathered, rt.hosts()));
@@ -569,6 +605,65 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     }
     return stop ? stop(steps_done) : false;
   };
+  // One process, no checkpoints: the configurations `configs` on `requests`, summarized.
+  auto run_configurations = [&](const std::vector<Request>& requests, const std::vector<SweepConfiguration>& configs,
+                                const BootstrapUnits& u, std::vector<GatheredResult>& gathered) {
+    std::vector<std::unique_ptr<SkipPolicy>> ps;
+    for (const SweepConfiguration& c : configs) {
+      PolicyEnv e = env;
+      e.index_descriptor = c.index.empty() ? kDefaultIndexDescriptor : c.index;
+      ps.push_back(make_policy(c.policy, e));
+    }
+    gathered = gather_results(ev.run(requests, ps, calib), nullptr);
+    std::vector<PolicySummary> out;
+    for (const GatheredResult& r : gathered)
+      out.push_back(summarize(r, static_cast<int>(plan.bootstrap), plan.seed, false, u));
+    return out;
+  };
+  std::vector<SweepConfiguration> all_configs;
+  for (const auto& p : policies) all_configs.push_back({p->describe(), p->index_descriptor()});
+  if (plan.is_sweep()) {
+    SweepOutcome sw;
+    sw.target_agreement = plan.target_agreement;
+    std::vector<Request> tune, eval;
+    BootstrapUnits tune_units = units;
+    if (plan.split_fraction > 0) {
+      SplitParts parts = split_by_units(reqs.evaluated, plan.split_fraction, plan.seed, "--split");
+      tune = std::move(parts.tune);
+      eval = std::move(parts.eval);
+      sw.n_units_tune = parts.n_units_tune;
+      sw.n_units_eval = parts.n_units_eval;
+    } else {
+      const RunRequests t = load_run_requests(WorkloadSpec::parse(plan.tune_workload), wctx, 0, plan.max_requests,
+                                              plan.max_new_tokens, shard, nullptr);
+      SEMSKIP_THROW_IF_NOT_MSG(!t.evaluated.empty(), "--tune-workload '{}' yields no requests", plan.tune_workload);
+      tune = t.evaluated;
+      eval = reqs.evaluated;
+      tune_units.unit = t.unit;
+      tune_units.unit_of_id = t.unit_of_id;
+      sw.n_units_tune = t.n_units_evaluated;
+      sw.n_units_eval = reqs.n_units_evaluated;
+    }
+    sw.n_requests_tune = static_cast<int64_t>(tune.size());
+    sw.n_requests_eval = static_cast<int64_t>(eval.size());
+    std::vector<GatheredResult> tune_gathered, eval_gathered;
+    sw.tune = run_configurations(tune, all_configs, tune_units, tune_gathered);
+    std::vector<SweepConfiguration> selected;
+    select_on_tune(sw, selected);
+    if (!selected.empty()) sw.eval = run_configurations(eval, selected, units, eval_gathered);
+    if (plan.json)
+      std::fputs((summary_json(sw.eval).dump(2) + "\n").c_str(), stdout);
+    else
+      std::fputs((format_sweep_text(sw) + describe_coverage(reqs) + "\n").c_str(), stdout);
+    if (!report_path.empty()) {
+      extra_tables.emplace_back("/sweep", sweep_table(sw));
+      int64_t steps = 0;
+      for (const GatheredResult& g : eval_gathered) steps = std::max<int64_t>(steps, static_cast<int64_t>(g.steps.size()));
+      write_report(eval_gathered, sw.eval, report::kStatusComplete, steps);
+      std::fprintf(stderr, "semskip run: report written to %s\n", plan.report.c_str());
+    }
+    return 0;
+  }
   const RunOutcome outcome = ev.run(reqs.evaluated, policies, calib, control);
   progress.finish();
   if (!outcome.complete) {
@@ -586,10 +681,33 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   const std::vector<GatheredResult> gathered = gather_results(outcome.results, distributed ? &world : nullptr);
   if (rt.is_root()) {
     const std::vector<PolicySummary> summaries = summaries_of(gathered);
+    // --orders: each cache policy again over permuted requests, from a fresh cache.
+    OrdersStudy orders;
+    if (plan.orders > 1) {
+      for (size_t p = 0; p < summaries.size(); ++p) {
+        if (summaries[p].index.empty()) continue;
+        orders.policy.push_back(summaries[p].policy);
+        orders.index.push_back(summaries[p].index);
+        orders.runs.push_back({summaries[p]});
+      }
+      std::vector<SweepConfiguration> cache_configs;
+      for (size_t p = 0; p < orders.policy.size(); ++p) cache_configs.push_back({orders.policy[p], orders.index[p]});
+      for (int64_t k = 1; k < plan.orders && !cache_configs.empty(); ++k) {
+        std::vector<GatheredResult> g;
+        const std::vector<PolicySummary> rerun =
+            run_configurations(permuted_requests(reqs.evaluated, k, plan.seed), cache_configs, units, g);
+        for (size_t p = 0; p < rerun.size(); ++p) orders.runs[p].push_back(rerun[p]);
+      }
+      extra_tables.emplace_back("/orders", orders_table(orders));
+    }
     if (plan.json)
       std::fputs((summary_json(summaries).dump(2) + "\n").c_str(), stdout);
     else
-      std::fputs(format_summary_text(summaries).c_str(), stdout);
+      std::fputs((format_summary_text(summaries) + describe_coverage(reqs) +
+                  fmt::format(", cache capacity {} entries (--capacity; a policy's cap= overrides)\n", plan.capacity))
+                     .c_str(),
+                 stdout);
+    if (plan.orders > 1 && !plan.json) std::fputs(format_orders_text(orders).c_str(), stdout);
     if (!report_path.empty()) {
       write_report(gathered, summaries, report::kStatusComplete, outcome.steps_done);
       std::fprintf(stderr, "semskip run: report written to %s\n", plan.report.c_str());
@@ -670,6 +788,10 @@ void add_run_command(CLI::App& app, CommandRegistry& reg) {
   add_table_option(sub, "shard", c.shard, added);
   add_table_option(sub, "shard_of", c.shard_of, added);
   add_table_option(sub, "shard_index", c.shard_index, added);
+  add_table_option(sub, "split", c.split, added);
+  add_table_option(sub, "tune_workload", c.tune_workload, added);
+  add_table_option(sub, "target_agreement", c.target_agreement, added);
+  add_table_option(sub, "orders", c.orders, added);
   SEMSKIP_ASSERT(added.size() == run_option_table().size());  // every option of the table has its flag
   // What the report records about the run beyond its configuration, and whether it may replace
   // an existing report: not part of the configuration (config_json), so not TOML keys.

@@ -86,6 +86,19 @@ FieldTable<PolicySummary> make_summary() {
   t.member("tokens_per_s", "tokens/s", "`n_tokens / t_skip_s`: the job's throughput with skipping", &S::tokens_per_s);
   t.member("comm_sent_bytes", "bytes", "bytes sent to other ranks during the policy's runs, all ranks",
            &S::comm_sent_bytes);
+  t.member("bootstrap_unit", "text",
+           "what the intervals resample: `document` (text workloads), `conversation` (chat sets) or `request`",
+           &S::bootstrap_unit);
+  t.member("n_bootstrap_units", "units", "units the intervals resample (every request of a drawn unit is taken)",
+           &S::n_units);
+  for (const auto& [name, member] : {std::pair{"hit_rate", &S::hit_rate_ci}, std::pair{"skip_rate", &S::skip_rate_ci},
+                                     std::pair{"flops_saved_net", &S::flops_saved_net_ci}}) {
+    const std::string n(name);
+    t.member(n + "_lo", "fraction", "`" + n + "`: lower end of its 95% bootstrap interval over `bootstrap_unit`s",
+             member, &Interval::lo);
+    t.member(n + "_hi", "fraction", "`" + n + "`: upper end of its 95% bootstrap interval over `bootstrap_unit`s",
+             member, &Interval::hi);
+  }
   return t;
 }
 

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 #include "core/hf_cache.h"
 #include "core/error.h"
 #include "core/paths.h"
 #include "core/strings.h"
+#include "engine/run_requests.h"
 #include "model/model_options.h"
 
 namespace semskip {
@@ -37,6 +40,12 @@ void RunConfig::validate() const {
   SEMSKIP_THROW_IF_NOT_MSG(shard_of == 0 || (shard_index >= 0 && shard_index < shard_of),
                            "--shard-index must be in 0..{} (--shard-of {}), got {}", shard_of - 1, shard_of,
                            shard_index);
+  SEMSKIP_THROW_IF_NOT_MSG(split.empty() || tune_workload.empty(),
+                           "--split and --tune-workload both name a tune part; give one");
+  SEMSKIP_THROW_IF_NOT_MSG(target_agreement >= 0 && target_agreement <= 1,
+                           "--target-agreement must be in [0, 1], got {}", target_agreement);
+  SEMSKIP_THROW_IF_NOT_MSG(orders >= 1, "--orders must be ≥ 1, got {}", orders);
+  if (!split.empty()) parse_split_fraction(split);
 }
 
 namespace {
@@ -80,6 +89,10 @@ nlohmann::json config_json(const RunConfig& c) {
       {"shard", c.shard},
       {"shard_of", c.shard_of},
       {"shard_index", c.shard_index},
+      {"split", c.split},
+      {"tune_workload", c.tune_workload},
+      {"target_agreement", c.target_agreement},
+      {"orders", c.orders},
   };
 }
 
@@ -122,6 +135,13 @@ const std::vector<RunOptionInfo>& run_option_table() {
         {"shard", "how requests are split over ranks: round-robin | contiguous | balanced"},
         {"shard_of", "single process: run one shard of this many, as that rank of an mpirun would (0: all)"},
         {"shard_index", "the shard --shard-of runs"},
+        {"split", "tune/eval split by documents (conversations for chat sets): F or tune=F, the fraction that "
+                  "tunes ('' for none); a sweep: every policy runs on tune, the best net saving at "
+                  "--target-agreement per policy kind is reported on eval"},
+        {"tune_workload", "workload spec of the tune part of a sweep instead of --split (the workload is all eval)"},
+        {"target_agreement", "sweep: least top-1 agreement on tune for a configuration to be selected"},
+        {"orders", "cache policies rerun over this many request orders (seeded; order 0 the workload's), "
+                   "spread of agreement, hit rate and net saving reported"},
     };
     SEMSKIP_ASSERT(rows.size() == d.size());
     std::vector<RunOptionInfo> out;
@@ -190,6 +210,10 @@ RunPlan RunPlan::resolve(RunConfig cfg) {
   p.shard = parse_shard_strategy(cfg.shard);
   p.shard_of = cfg.shard_of;
   p.shard_index = cfg.shard_index;
+  if (!cfg.split.empty()) p.split_fraction = parse_split_fraction(cfg.split);
+  if (!cfg.tune_workload.empty()) p.tune_workload = WorkloadSpec::parse(cfg.tune_workload).describe();
+  p.target_agreement = cfg.target_agreement;
+  p.orders = cfg.orders;
   return p;
 }
 
@@ -220,6 +244,10 @@ RunConfig RunPlan::to_config() const {
   c.shard = shard_strategy_name(shard);
   c.shard_of = shard_of;
   c.shard_index = shard_index;
+  c.split = split_fraction > 0 ? fmt::format("tune={}", split_fraction) : "";
+  c.tune_workload = tune_workload;
+  c.target_agreement = target_agreement;
+  c.orders = orders;
   return c;
 }
 
@@ -252,6 +280,11 @@ RunPlan RunPlan::from_json(const nlohmann::json& j) {
   j.at("shard").get_to(c.shard);
   j.at("shard_of").get_to(c.shard_of);
   j.at("shard_index").get_to(c.shard_index);
+  // Reports written before the tune/eval protocol lack these keys.
+  c.split = j.value("split", std::string());
+  c.tune_workload = j.value("tune_workload", std::string());
+  c.target_agreement = j.value("target_agreement", 0.90);
+  c.orders = j.value("orders", int64_t{1});
   return resolve(c);
 }
 

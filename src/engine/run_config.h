@@ -55,6 +55,13 @@ struct RunConfig {
   std::string shard = "round-robin"; // how requests are split over ranks: round-robin | contiguous | balanced
   int64_t shard_of = 0;              // single process only: run the shard `shard_index` of this many (0: all)
   int64_t shard_index = 0;
+  // Tune/eval protocol (engine/sweep.h): a split turns the run into a sweep that selects on tune
+  // and reports on eval. "" (none) | F | tune=F: the fraction of units (documents, conversations)
+  // that tune, drawn with --seed.
+  std::string split;
+  std::string tune_workload;        // workload spec of the tune part (the workload is then all eval)
+  double target_agreement = 0.90;   // sweep: least top-1 agreement on tune for a configuration to be selected
+  int64_t orders = 1;               // cache policies rerun over this many request orders (order 0: the workload's)
 
   // The policies a run compares when none is given.
   static std::vector<std::string> default_policies();
@@ -101,6 +108,11 @@ struct RunPlan {
   int64_t ep = 1;
   ShardStrategy shard = ShardStrategy::round_robin;
   int64_t shard_of = 0, shard_index = 0;
+  double split_fraction = 0;  // 0: no --split
+  std::string tune_workload;  // "" or a parsed, canonical spec text
+  double target_agreement = 0.90;
+  int64_t orders = 1;
+  bool is_sweep() const { return split_fraction > 0 || !tune_workload.empty(); }
 
   // Defaults filled in, ranges checked, every value parsed; semskip::Error naming the option.
   // What needs the model or the world (ep, shard-of, the policies built) is checked by the

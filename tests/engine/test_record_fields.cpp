@@ -208,7 +208,10 @@ TEST(RecordFields, RunTablesKeepTheirColumnsNamesTypesAndOrder) {
                        "int64"),
                  typed("t_full_s t_skip_s t_lookup_s speedup", "float64"), typed("n_ranks cache_vetoed", "int64"),
                  typed("t_comm_s t_full_s_mean t_skip_s_mean t_lookup_s_mean t_comm_s_mean tokens_per_s", "float64"),
-                 typed("comm_sent_bytes", "int64")}));
+                 typed("comm_sent_bytes", "int64"), typed("bootstrap_unit", "string"),
+                 typed("n_bootstrap_units", "int64"),
+                 typed("hit_rate_lo hit_rate_hi skip_rate_lo skip_rate_hi flops_saved_net_lo flops_saved_net_hi",
+                       "float64")}));
   GatheredResult g;
   g.ranks = {RankRecord{}};
   g.requests = {RequestRecord{}};

@@ -385,13 +385,14 @@ TEST(RunPlan, JsonKeysAreTheOptionTableAndRoundTrip) {
   c.policies = {"none", "static:k=1"}, c.indexes = {"torch:flat", "faiss:Flat"}, c.capacity = 17;
   c.bootstrap = 9, c.seed = 123456789012345ULL, c.threads = 2, c.report = "r.h5", c.cache_mode = "sharded";
   c.sync = "batch:0.5", c.ep = 2, c.shard = "balanced", c.shard_of = 3, c.shard_index = 2, c.json = true;
+  c.split = "0.25", c.orders = 3, c.target_agreement = 0.8;
   c.dtype = "fp16";
   const nlohmann::json j = RunPlan::resolve(c).to_json();
   std::set<std::string> keys, table;
   for (const auto& item : j.items()) keys.insert(item.key());
   for (const RunOptionInfo& o : run_option_table()) table.insert(o.key);
   EXPECT_EQ(keys, table);
-  EXPECT_EQ(table.size(), 25u);
+  EXPECT_EQ(table.size(), 29u);  // with split, tune_workload, target_agreement, orders
   const RunPlan d = RunPlan::from_json(j);
   EXPECT_EQ(d.to_json(), j);
   EXPECT_EQ(d.seed, 123456789012345ULL);
@@ -402,6 +403,8 @@ TEST(RunPlan, JsonKeysAreTheOptionTableAndRoundTrip) {
   EXPECT_EQ(j.at("workload"), RunPlan::resolve(c).workload.describe());
   EXPECT_EQ(j.at("cache_mode"), "sharded");
   EXPECT_EQ(j.at("shard"), "balanced");
+  EXPECT_EQ(j.at("split"), "tune=0.25");
+  EXPECT_EQ(j.at("orders"), 3);
   EXPECT_EQ(d.shard_index, 2);
   EXPECT_TRUE(d.json);
   for (const auto& item : j.items()) {
@@ -410,6 +413,16 @@ TEST(RunPlan, JsonKeysAreTheOptionTableAndRoundTrip) {
     // Reports written before --max-model-len existed lack it: their runs used the model's limit.
     if (item.key() == "max_model_len") {
       EXPECT_EQ(RunPlan::from_json(missing).max_model_len, 0);
+      continue;
+    }
+    // Likewise the tune/eval protocol: their runs had no split, no tune workload, one order.
+    if (item.key() == "split" || item.key() == "tune_workload" || item.key() == "target_agreement" ||
+        item.key() == "orders") {
+      const RunPlan p = RunPlan::from_json(missing);
+      if (item.key() == "split") EXPECT_EQ(p.split_fraction, 0.0);
+      if (item.key() == "tune_workload") EXPECT_EQ(p.tune_workload, "");
+      if (item.key() == "target_agreement") EXPECT_DOUBLE_EQ(p.target_agreement, 0.90);
+      if (item.key() == "orders") EXPECT_EQ(p.orders, 1);
       continue;
     }
     EXPECT_ANY_THROW(RunPlan::from_json(missing)) << item.key();
@@ -521,6 +534,10 @@ TEST(RunConfig, RefusalsNameTheOptionAndTheValue) {
       {[](RunConfig& c) { c.bootstrap = 0; }, "--bootstrap must be ≥ 1, got 0"},
       {[](RunConfig& c) { c.threads = -1; }, "--threads must be ≥ 0, got -1"},
       {[](RunConfig& c) { c.ep = 0; }, "--ep must be ≥ 1, got 0"},
+      {[](RunConfig& c) { c.split = "half"; }, "--split: expected F or tune=F"},
+      {[](RunConfig& c) { c.split = "0.5", c.tune_workload = "text"; }, "--split and --tune-workload both name a tune part"},
+      {[](RunConfig& c) { c.orders = 0; }, "--orders must be ≥ 1, got 0"},
+      {[](RunConfig& c) { c.target_agreement = 1.5; }, "--target-agreement must be in [0, 1], got 1.5"},
       {[](RunConfig& c) { c.shard_of = -1; }, "--shard-of must be ≥ 0, got -1"},
       {[](RunConfig& c) { c.shard_index = 1; }, "--shard-index needs --shard-of"},
       {[](RunConfig& c) { c.shard_of = 2, c.shard_index = 2; }, "--shard-index must be in 0..1 (--shard-of 2), got 2"},

@@ -7,8 +7,10 @@
 //   - with --skip (repeatable, a policy descriptor such as static:k=6 or random:rate=0.25): the
 //     skipping run (SkipEngine over the model's one forward) against the full model through
 //     the same engine (policy none), for a --skip-prefill B × T prefill and --skip-decode-batch
-//     decode steps: wall-clock saving next to executed-FLOPs saving and their ratio. static:k
-//     picks its k layers by block influence on the bench's own prefill (calibration);
+//     decode steps: wall-clock saving next to executed-FLOPs saving and their ratio, for each
+//     --skip-exec row execution (repeatable: gather, bucket, mask; model/layer_plan.h), side
+//     by side against one full-model baseline. static:k picks its k layers by block influence
+//     on the bench's own prefill (calibration);
 //   - optionally (CUDA builds) a Kineto trace of one batch-1 generation (--profile-out), which
 //     bench/gpu/summarize_trace.py turns into a table of where the time goes.
 // Prints one JSON document. Prompts are the ids (i·7919 + 13) mod V, the same as
@@ -59,6 +61,7 @@ struct Options {
   double copy_gib = 2.0;
   std::string profile_out;  // Kineto trace of one batch-1 generation (CUDA builds)
   std::vector<std::string> skip;     // policy descriptors measured against none
+  std::vector<std::string> skip_exec = {"gather"};  // row executions of the skipping runs
   int64_t skip_decode_batch = 32;
   int64_t skip_decode_steps = 32;
   int64_t skip_prefill_batch = 8;
@@ -143,11 +146,11 @@ SkipPhase skip_decode(const Transformer& m, const SkipEngine& engine, SkipPolicy
   return r;
 }
 
-json skip_row(const std::string& policy, const std::string& phase, int64_t batch, int64_t tokens,
+json skip_row(const std::string& policy, RowExec mode, const std::string& phase, int64_t batch, int64_t tokens,
               const SkipPhase& none, const SkipPhase& p) {
   const double wall = 1.0 - p.t.median_s / none.t.median_s;
   const double fl = 1.0 - static_cast<double>(p.flops) / static_cast<double>(none.flops);
-  return {{"policy", policy},      {"phase", phase},       {"batch", batch},
+  return {{"policy", policy},      {"skip_exec", row_exec_name(mode)}, {"phase", phase},       {"batch", batch},
           {"tokens", tokens},      {"t_s", p.t.median_s},  {"t_none_s", none.t.median_s},
           {"flops", p.flops},      {"flops_none", none.flops},
           {"wall_saving", wall},   {"flops_saving", fl},
@@ -171,27 +174,35 @@ json skipping(const Options& o, const Transformer& model, const TimingProtocol& 
   const std::unique_ptr<SkipPolicy> none = make_policy("none", env);
   const SkipPhase none_prefill = skip_prefill(model, engine, *none, prefill_ids, protocol);
   const SkipPhase none_decode = skip_decode(model, engine, *none, decode_ids, o.skip_decode_steps, protocol);
+  std::vector<RowExec> modes;
+  for (const std::string& m : o.skip_exec) modes.push_back(parse_row_exec(m, "option --skip-exec"));
   json rows = json::array();
   for (const std::string& desc : o.skip) {
-    const std::unique_ptr<SkipPolicy> policy = make_policy(desc, env);
-    if (policy->needs_calibration()) {
-      // Block influence on the bench's own prefill: the residual stream of every layer.
-      const at::Tensor calib_ids = ids_of(1, o.skip_prefill_len);
-      SkipKvCache kv = engine.make_cache(1, calib_ids.size(1));
-      StepContext ctx = step_ctx(model, at::ones(calib_ids.sizes(), calib_ids.options().dtype(at::kBool)), true);
-      at::Tensor states;
-      engine.step(calib_ids, ctx, kv, *none, nullptr, nullptr, &states);
-      policy->calibrate(CalibrationSet{states.flatten(1, 2).to(at::kCPU, at::kFloat)});
+    for (const RowExec mode : modes) {
+      // A fresh policy per mode: each starts from the same state (random streams, calibration).
+      const std::unique_ptr<SkipPolicy> policy = make_policy(desc, env);
+      SkipEngine skipping_engine(model, nullptr, mode);
+      if (policy->needs_calibration()) {
+        // Block influence on the bench's own prefill: the residual stream of every layer.
+        const at::Tensor calib_ids = ids_of(1, o.skip_prefill_len);
+        SkipKvCache kv = engine.make_cache(1, calib_ids.size(1));
+        StepContext ctx = step_ctx(model, at::ones(calib_ids.sizes(), calib_ids.options().dtype(at::kBool)), true);
+        at::Tensor states;
+        engine.step(calib_ids, ctx, kv, *none, nullptr, nullptr, &states);
+        policy->calibrate(CalibrationSet{states.flatten(1, 2).to(at::kCPU, at::kFloat)});
+      }
+      SEMSKIP_THROW_IF_NOT_MSG(!policy->needs_full_states(), "--skip {}: a policy that needs the full model's states is not a speed policy", desc);
+      const SkipPhase pre = skip_prefill(model, skipping_engine, *policy, prefill_ids, protocol);
+      rows.push_back(
+          skip_row(policy->describe(), mode, "prefill", o.skip_prefill_batch, o.skip_prefill_len, none_prefill, pre));
+      const SkipPhase dec = skip_decode(model, skipping_engine, *policy, decode_ids, o.skip_decode_steps, protocol);
+      rows.push_back(
+          skip_row(policy->describe(), mode, "decode", o.skip_decode_batch, o.skip_decode_steps, none_decode, dec));
+      std::fprintf(stderr, "skip %s, %s: prefill wall %.3f / flops %.3f, decode wall %.3f / flops %.3f\n",
+                   policy->describe().c_str(), row_exec_name(mode), rows[rows.size() - 2]["wall_saving"].get<double>(),
+                   rows[rows.size() - 2]["flops_saving"].get<double>(), rows.back()["wall_saving"].get<double>(),
+                   rows.back()["flops_saving"].get<double>());
     }
-    SEMSKIP_THROW_IF_NOT_MSG(!policy->needs_full_states(), "--skip {}: a policy that needs the full model's states is not a speed policy", desc);
-    const SkipPhase pre = skip_prefill(model, engine, *policy, prefill_ids, protocol);
-    rows.push_back(skip_row(policy->describe(), "prefill", o.skip_prefill_batch, o.skip_prefill_len, none_prefill, pre));
-    const SkipPhase dec = skip_decode(model, engine, *policy, decode_ids, o.skip_decode_steps, protocol);
-    rows.push_back(skip_row(policy->describe(), "decode", o.skip_decode_batch, o.skip_decode_steps, none_decode, dec));
-    std::fprintf(stderr, "skip %s: prefill wall %.3f / flops %.3f, decode wall %.3f / flops %.3f\n",
-                 policy->describe().c_str(), rows[rows.size() - 2]["wall_saving"].get<double>(),
-                 rows[rows.size() - 2]["flops_saving"].get<double>(), rows.back()["wall_saving"].get<double>(),
-                 rows.back()["flops_saving"].get<double>());
   }
   return rows;
 }
@@ -323,6 +334,8 @@ int main(int argc, char** argv) {
   app.add_option("--reps", o.reps, "Timed runs of each measurement (the median is reported)")->capture_default_str();
   app.add_option("--copy-gib", o.copy_gib, "Size of the bandwidth copy, GiB")->capture_default_str();
   app.add_option("--skip", o.skip, "A skip policy to time against none (repeatable): static:k=6, random:rate=0.25");
+  app.add_option("--skip-exec", o.skip_exec, "Row execution of the skipping runs (repeatable): gather, bucket, mask")
+      ->capture_default_str();
   app.add_option("--skip-decode-batch", o.skip_decode_batch, "Decode batch of the skipping runs")->capture_default_str();
   app.add_option("--skip-decode-steps", o.skip_decode_steps, "Timed decode steps of the skipping runs")->capture_default_str();
   app.add_option("--skip-prefill-batch", o.skip_prefill_batch, "Prefill batch of the skipping runs")->capture_default_str();

@@ -25,7 +25,8 @@ void LayerCounts::merge(const LayerCounts& o) {
   }
 }
 
-SkipEngine::SkipEngine(const Transformer& model, ExpertParallel* ep) : model_(model), ep_(ep) {}
+SkipEngine::SkipEngine(const Transformer& model, ExpertParallel* ep, RowExec row_exec)
+    : model_(model), ep_(ep), row_exec_(row_exec) {}
 
 SkipKvCache SkipEngine::make_cache(int64_t batch, int64_t capacity) const {
   return model_.make_kv_cache(batch, capacity);
@@ -124,6 +125,7 @@ at::Tensor SkipEngine::step(const at::Tensor& ids, StepContext& ctx, SkipKvCache
   fo.flops = flops;
   fo.moe_executor = ep_;
   fo.plan = &plan;
+  fo.row_exec = row_exec_;
   if (padded) fo.attention_mask = ctx.valid();
   const at::Tensor logits = model_.forward(ids, fo);
   policy.end_step(ctx);

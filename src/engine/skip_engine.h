@@ -7,7 +7,8 @@
 // executed FLOPs, counted from executed shapes, fall as skips rise.
 //
 // Per step the host waits on the device only where the shapes need it: once to learn whether
-// the step has padding, once per layer that gathers rows (the number of rows that run), once
+// the step has padding, once per layer that gathers rows (the number of rows that run; under
+// bucket one read of a layer's counts; under mask only once per step for the valid rows), once
 // for the attention pairs when FLOPs are counted, and once for the layer counts, which are
 // accumulated on the device.
 //
@@ -19,6 +20,13 @@
 // (SkipPolicy::skips_layer_everywhere, StepContext::skipped_by_all) do all ranks leave the
 // layer's all-to-alls out together. A step may have zero sequences (ids [0, S]): it computes
 // nothing and joins every collective.
+//
+// Row execution (model/layer_plan.h): how the rows of a layer that run are executed — gather
+// (compacted, the default), bucket (compacted and padded to row_bucket's sizes, for captured
+// graphs) or mask (every row runs, the skipping ones are dropped: a baseline that saves
+// nothing). The same decisions give the same tokens in every mode; the FLOPs counted are the
+// executed ones. Set once (constructor or set_row_exec) and kept for every step; a serving
+// loop sets it from its --skip-exec like `semskip run` does.
 
 #include <cstdint>
 #include <vector>
@@ -26,6 +34,7 @@
 #include <ATen/ATen.h>
 
 #include "engine/skip_kv_cache.h"
+#include "model/layer_plan.h"
 #include "skip/skip_policy.h"
 
 namespace semskip {
@@ -47,7 +56,11 @@ struct LayerCounts {
 class SkipEngine {
  public:
   // `ep`: MoE layers expert-parallel over its group (it must outlive the engine); null: local.
-  explicit SkipEngine(const Transformer& model, ExpertParallel* ep = nullptr);
+  explicit SkipEngine(const Transformer& model, ExpertParallel* ep = nullptr, RowExec row_exec = RowExec::gather);
+
+  // How the rows of a planned layer are executed in the following steps.
+  void set_row_exec(RowExec m) { row_exec_ = m; }
+  RowExec row_exec() const { return row_exec_; }
 
   // The model's KV cache for `batch` sequences of up to `capacity` slots, preallocated.
   SkipKvCache make_cache(int64_t batch, int64_t capacity) const;
@@ -61,6 +74,7 @@ class SkipEngine {
  private:
   const Transformer& model_;
   ExpertParallel* ep_;
+  RowExec row_exec_ = RowExec::gather;
 };
 
 }  // namespace semskip

@@ -1,5 +1,7 @@
 #include "model/decoder_layer.h"
 
+#include <limits>
+
 #include "core/error.h"
 
 namespace semskip {
@@ -15,9 +17,60 @@ at::Tensor and_not(const at::Tensor& a, const at::Tensor& b, int64_t n, const at
 
 at::Tensor rows_of(const at::Tensor& mask) { return mask.nonzero().squeeze(1); }  // int64 [n]
 
-// The cos/sin of some rows of a [B, T] table, as a [1, n] table.
-RopeTable rope_rows(const RopeTable& t, const at::Tensor& rows) {
-  const auto pick = [&](const at::Tensor& x) { return x.reshape({-1, x.size(-1)}).index_select(0, rows).unsqueeze(0); };
+// gather: the rows `rows` int64 [n] of N, or all of them (rows undefined or n = N, which
+// nonzero lists in order).
+RowSet gather_set(const at::Tensor& rows, int64_t N) {
+  RowSet s;
+  s.n = rows.defined() ? rows.size(0) : N;
+  if (s.n != N || N == 0) s.rows = rows;
+  return s;
+}
+
+// bucket: the n rows of mask bool [N] (cs: its inclusive cumsum, on the device) padded to
+// row_bucket(n, N) with the first rows not in it; order and padding stay on the device.
+RowSet bucket_set(const at::Tensor& mask, const at::Tensor& cs, int64_t n, int64_t N) {
+  RowSet s;
+  s.n = row_bucket(n, N);
+  const auto long_opts = cs.options();
+  if (s.n == 0) {
+    s.rows = at::empty({0}, long_opts);
+    return s;
+  }
+  if (s.n == N) {  // every row, in order: nothing to gather
+    if (n < N) s.keep = mask;
+    return s;
+  }
+  const at::Tensor n_dev = cs.narrow(0, N - 1, 1);  // int64 [1]
+  const at::Tensor i = at::arange(N, long_opts);
+  // Position of each row in the order running rows first, then the others, each in order.
+  const at::Tensor pos = at::where(mask, cs - 1, n_dev + i - cs);
+  const at::Tensor order = at::empty({N}, long_opts).index_copy_(0, pos, i);
+  s.rows = order.narrow(0, 0, s.n);
+  s.keep = at::arange(s.n, long_opts) < n_dev;
+  s.member = pos < s.n;
+  return s;
+}
+
+// x [N, d] -> the executed rows [n, d].
+at::Tensor gather_rows(const at::Tensor& x, const RowSet& s) { return s.rows.defined() ? x.index_select(0, s.rows) : x; }
+
+// base [N, d] plus the kept rows of y [n, d] at their rows (dropped rows add nothing).
+at::Tensor scatter_add(const at::Tensor& base, const RowSet& s, const at::Tensor& y) {
+  const at::Tensor kept = s.keep.defined() ? at::where(s.keep.unsqueeze(1), y, at::zeros({}, y.options())) : y;
+  return s.rows.defined() ? base.index_add(0, s.rows, kept) : base + kept;
+}
+
+// The flat row indices of a set, int64 [n] (like: a tensor on the device of the batch).
+at::Tensor row_index(const RowSet& s, int64_t N, const at::Tensor& like) {
+  return s.rows.defined() ? s.rows : at::arange(N, like.options().dtype(at::kLong));
+}
+
+// The cos/sin of a set's rows of a [B, T] table, as a [1, n] table.
+RopeTable rope_of(const RopeTable& t, const RowSet& s) {
+  const auto pick = [&](const at::Tensor& x) {
+    const at::Tensor flat = x.reshape({-1, x.size(-1)});
+    return (s.rows.defined() ? flat.index_select(0, s.rows) : flat).unsqueeze(0);
+  };
   return RopeTable{pick(t.cos), pick(t.sin), pick(t.sin_signed)};
 }
 
@@ -81,43 +134,79 @@ at::Tensor DecoderLayer::forward(const at::Tensor& resid, const LayerContext& ct
   return apply_hook(hooks, index, HookPoint::resid_post, resid_mid + mlp_out);
 }
 
-at::Tensor DecoderLayer::attention_rows(const at::Tensor& h_flat, const at::Tensor& run, const at::Tensor& rows,
-                                        const at::Tensor& prop, const at::Tensor& visible, int64_t batch,
-                                        int64_t n_tokens, const LayerContext& ctx) const {
+AttentionMask DecoderLayer::mixed_mask(int64_t batch, int64_t n_tokens, const LayerContext& ctx, const at::Tensor& kept,
+                                       const at::Tensor& counted, int64_t n_counted) const {
+  const int64_t start = ctx.first_slot, n_keys = start + n_tokens;
+  const at::Tensor layer_kv = ctx.kv_cache->key_valid(index, n_keys);  // bool [B, Tk]
+  const at::Tensor full_kv = ctx.kv_cache->key_valid(n_keys);          // bool [B, Tk]
+  const auto long_opts = layer_kv.options().dtype(at::kLong);
+  const at::Tensor slots = at::arange(start, n_keys, long_opts).unsqueeze(-1);  // [T, 1]
+  const at::Tensor keys = at::arange(n_keys, long_opts);                       // [Tk]
+  const at::Tensor key_ok = at::where(kept.unsqueeze(-1), layer_kv.unsqueeze(1), full_kv.unsqueeze(1));  // [B, T, Tk]
+  const at::Tensor allowed = (keys <= slots).unsqueeze(0).logical_and(key_ok).logical_or((keys == slots).unsqueeze(0));
+  AttentionMask m;
+  m.kind = AttentionMask::Kind::explicit_;
+  m.n_queries = n_tokens;
+  m.n_keys = n_keys;
+  m.pairs_dense = (counted.defined() ? n_counted : batch * n_tokens) * n_keys;
+  if (ctx.flops) {
+    const at::Tensor pairs = counted.defined() ? allowed.logical_and(counted.unsqueeze(-1)).sum() : allowed.sum();
+    if (ctx.pending_pairs) m.pairs_pending = pairs;
+    else m.pairs_causal = pairs.item<int64_t>();
+  }
+  const auto opts = long_opts.dtype(attention.q_proj.weight.scalar_type());
+  m.additive = at::where(allowed, at::zeros({}, opts), at::full({}, -std::numeric_limits<double>::infinity(), opts))
+                   .unsqueeze(1);  // [B, 1, T, Tk]
+  return m;
+}
+
+at::Tensor DecoderLayer::attention_rows(const at::Tensor& h_flat, const RowSet& run, const RowSet& prop,
+                                        const at::Tensor& visible, int64_t batch, int64_t n_tokens,
+                                        const LayerContext& ctx, bool shared_ok, const at::Tensor& kept) const {
   const int layer = static_cast<int>(index);
   KvCache& kv = *ctx.kv_cache;
   const Attention& a = attention;
-  const int64_t n = rows.size(0), m = prop.size(0), N = batch * n_tokens;
+  const int64_t n = run.n, m = prop.n, N = batch * n_tokens;
   if (m > 0) {
     // Keys and values only, from the rows' own (substituted) state.
-    const at::Tensor x = input_norm.forward(h_flat.index_select(0, prop)).unsqueeze(0);  // [1, m, d]
+    const at::Tensor x = input_norm.forward(gather_rows(h_flat, prop)).unsqueeze(0);  // [1, m, d]
     const at::Tensor k = a.k_proj.forward(x, ctx.flops, layer, OpGroup::kv_propagate).view({1, m, a.n_kv_heads, a.head_dim});
     const at::Tensor v = a.v_proj.forward(x, ctx.flops, layer, OpGroup::kv_propagate).view({m, a.n_kv_heads, a.head_dim});
-    kv.write_rows(index, n_tokens, prop, Rotary::apply_tokens_first(k, rope_rows(ctx.rope, prop))[0], v);
+    kv.write_rows(index, n_tokens, row_index(prop, N, h_flat), Rotary::apply_tokens_first(k, rope_of(ctx.rope, prop))[0], v);
   }
   at::Tensor q;  // [n, n_heads, head_dim]
   if (n > 0) {
-    const at::Tensor x = input_norm.forward(h_flat.index_select(0, rows)).unsqueeze(0);  // [1, n, d]
-    const Qkv qkv = a.project_qkv(x, rope_rows(ctx.rope, rows), ctx.flops, layer);
-    kv.write_rows(index, n_tokens, rows, qkv.k[0].transpose(0, 1), qkv.v[0].transpose(0, 1));
+    const at::Tensor x = input_norm.forward(gather_rows(h_flat, run)).unsqueeze(0);  // [1, n, d]
+    const Qkv qkv = a.project_qkv(x, rope_of(ctx.rope, run), ctx.flops, layer);
+    kv.write_rows(index, n_tokens, row_index(run, N, h_flat), qkv.k[0].transpose(0, 1), qkv.v[0].transpose(0, 1));
     q = qkv.q[0].transpose(0, 1);
   }
   kv.advance(index, n_tokens, visible);
   if (n == 0) return {};
   // Every sequence's queries in one call: scattered into their [B, T] places, the rows that
   // do not run computed (they see their own slot, so stay finite) and dropped.
-  at::Tensor q_dense = at::zeros({N, a.n_heads, a.head_dim}, q.options());
-  q_dense.index_copy_(0, rows, q);
+  at::Tensor q_dense = q.contiguous();
+  if (run.rows.defined()) {
+    q_dense = at::zeros({N, a.n_heads, a.head_dim}, q.options());
+    q_dense.index_copy_(0, run.rows, q);
+  }
   const at::Tensor q4 = q_dense.view({batch, n_tokens, a.n_heads, a.head_dim}).transpose(1, 2);
-  // A layer whose keys are all the valid ones shares the padding mask of the forward's other
-  // such layers (same queries, same keys); hidden keys or skipped queries need their own.
-  const bool shared = !visible.defined() && m == 0 && !kv.has_hidden(index) && rows.is_same(ctx.valid_rows);
-  if (shared && !ctx.valid_mask) ctx.valid_mask = layer_mask(batch, n_tokens, ctx, run.view({batch, n_tokens}), n);
-  const AttentionMask mask = shared ? *ctx.valid_mask : layer_mask(batch, n_tokens, ctx, run.view({batch, n_tokens}), n);
+  const at::Tensor counted = run.member.defined() ? run.member.view({batch, n_tokens}) : at::Tensor();
+  const int64_t n_counted = run.member.defined() ? n : -1;
+  AttentionMask mask;
+  if (kept.defined() && kv.has_hidden(index)) {
+    mask = mixed_mask(batch, n_tokens, ctx, kept.view({batch, n_tokens}), counted, n_counted);
+  } else {
+    // A layer whose keys are all the valid ones shares the padding mask of the forward's other
+    // such layers (same queries, same keys); hidden keys or skipped queries need their own.
+    const bool shared = shared_ok && !visible.defined() && m == 0 && !kv.has_hidden(index);
+    if (shared && !ctx.valid_mask) ctx.valid_mask = layer_mask(batch, n_tokens, ctx, counted, n_counted);
+    mask = shared ? *ctx.valid_mask : layer_mask(batch, n_tokens, ctx, counted, n_counted);
+  }
   charge_pairs(mask, a, layer, ctx);
   const int64_t n_keys = mask.n_keys;
   const at::Tensor o = a.attend(q4, kv.keys(index, n_keys), kv.values(index, n_keys), mask, ctx.flops, layer);
-  return a.project_out(o.reshape({N, -1}).index_select(0, rows), ctx.flops, layer);  // [n, d]
+  return a.project_out(gather_rows(o.reshape({N, -1}), run), ctx.flops, layer);  // [n, d]
 }
 
 at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerContext& ctx, const LayerPlan& plan,
@@ -128,62 +217,125 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
   const int64_t batch = h.size(0), n_tokens = h.size(1), d = h.size(2), N = batch * n_tokens;
   const auto bool_opts = h.options().dtype(at::kBool);
   const bool want_out = plan.want_mlp_out && callbacks;
-  if (plan.bypass) {
+  const RowExec mode = ctx.row_exec;
+  if (plan.bypass && mode != RowExec::mask) {
     ctx.kv_cache->advance(index, n_tokens, at::zeros({batch, n_tokens}, bool_opts));
     if (want_out) callbacks->after_mlp(index, at::zeros_like(h));
     return apply_hook(hooks, index, HookPoint::resid_post, h);
   }
   const at::Tensor valid = ctx.valid.defined() ? ctx.valid.reshape({N}) : at::Tensor();
-  const at::Tensor skip = plan.skip_block.defined()
-                              ? (valid.defined() ? plan.skip_block.reshape({N}).logical_and(valid) : plan.skip_block.reshape({N}))
-                              : at::Tensor();
+  at::Tensor skip = plan.skip_block.defined()
+                        ? (valid.defined() ? plan.skip_block.reshape({N}).logical_and(valid) : plan.skip_block.reshape({N}))
+                        : at::Tensor();
+  // mask: a bypassed layer is computed for every valid row and dropped, its keys hidden.
+  if (plan.bypass) skip = valid.defined() ? valid : at::ones({N}, bool_opts);
+  const bool propagate = plan.propagate_kv && skip.defined() && !plan.bypass;
+  // Only padding left out: the same rows at every such layer, found once per forward.
+  const bool padding_only = !skip.defined();
+  // The valid rows, int64 [n], found once per forward (nonzero reads their count).
+  const auto valid_rows = [&]() -> const at::Tensor& {
+    if (!ctx.valid_rows.defined()) ctx.valid_rows = rows_of(valid);
+    return ctx.valid_rows;
+  };
 
-  // Attention: every row at once when all run, else the gathered rows.
-  at::Tensor run;  // bool [N]; undefined: every row runs
-  at::Tensor mid;  // [N, d]
-  if (!valid.defined() && !skip.defined()) {
-    mid = (h + attention_block(h, ctx)).reshape({N, d});
-  } else {
-    run = and_not(valid, skip, N, bool_opts);
-    // Only padding left out: the same rows at every such layer, found once per forward.
-    const bool padding_only = !skip.defined();
-    if (padding_only && !ctx.valid_rows.defined()) ctx.valid_rows = rows_of(run);
-    const at::Tensor rows = padding_only ? ctx.valid_rows : rows_of(run);
-    const at::Tensor prop = plan.propagate_kv && skip.defined() ? rows_of(skip) : at::empty({0}, rows.options());
-    const at::Tensor h_flat = h.reshape({N, d});
-    // kv=mask: of this forward's slots, only the rows that ran have keys at this layer.
-    const at::Tensor visible = skip.defined() && !plan.propagate_kv ? run.view({batch, n_tokens}) : at::Tensor();
-    const at::Tensor out = attention_rows(h_flat, run, rows, prop, visible, batch, n_tokens, ctx);
-    mid = out.defined() ? h_flat.index_add(0, rows, out) : h_flat;
-  }
-
-  // MLP / MoE: all rows, or the gathered rows that run it.
+  // Which rows run attention and the MLP; undefined: every row.
+  const at::Tensor run = valid.defined() || skip.defined() ? and_not(valid, skip, N, bool_opts) : at::Tensor();
   const at::Tensor skip_mlp = plan.skip_mlp.defined()
                                   ? (run.defined() ? plan.skip_mlp.reshape({N}).logical_and(run) : plan.skip_mlp.reshape({N}))
                                   : at::Tensor();
+  const at::Tensor mlp_run = run.defined() || skip_mlp.defined() ? and_not(run, skip_mlp, N, bool_opts) : at::Tensor();
+
+  // The executed row sets of this layer: attention, propagated K/V, MLP.
+  RowSet attn_set, prop_set, mlp_set;
+  prop_set.rows = at::empty({0}, h.options().dtype(at::kLong));
+  if (mode == RowExec::gather) {
+    if (run.defined()) {
+      attn_set = gather_set(padding_only ? valid_rows() : rows_of(run), N);
+      attn_set.member = run;
+      if (propagate) prop_set = gather_set(rows_of(skip), N);
+    }
+    // Without MLP skips the MLP runs on the attention's rows (no second nonzero).
+    if (mlp_run.defined()) mlp_set = !skip_mlp.defined() ? attn_set : gather_set(rows_of(mlp_run), N);
+  } else if (mode == RowExec::bucket) {
+    // One host read for the counts of every set this layer still needs.
+    const bool attn_cached = padding_only && ctx.valid_bucket.has_value();
+    const bool mlp_same = mlp_run.defined() && !skip_mlp.defined();
+    std::vector<at::Tensor> masks;
+    if (run.defined() && !attn_cached) masks.push_back(run);
+    if (propagate) masks.push_back(skip);
+    if (mlp_run.defined() && !mlp_same) masks.push_back(mlp_run);
+    std::vector<at::Tensor> cums;
+    std::vector<int64_t> counts(masks.size(), 0);
+    if (!masks.empty() && N > 0) {
+      std::vector<at::Tensor> last;
+      for (const at::Tensor& mk : masks) {
+        cums.push_back(mk.to(at::kLong).cumsum(0));
+        last.push_back(cums.back().narrow(0, N - 1, 1));
+      }
+      const at::Tensor host = at::cat(last).to(at::kCPU);
+      for (size_t i = 0; i < masks.size(); ++i) counts[i] = host[static_cast<int64_t>(i)].item<int64_t>();
+    }
+    size_t next = 0;
+    const auto take = [&]() {
+      const size_t i = next++;
+      return N > 0 ? bucket_set(masks[i], cums[i], counts[i], N) : gather_set(at::empty({0}, h.options().dtype(at::kLong)), 0);
+    };
+    if (run.defined()) {
+      if (attn_cached) attn_set = *ctx.valid_bucket;
+      else attn_set = take();
+      if (padding_only && !ctx.valid_bucket) ctx.valid_bucket = attn_set;
+    }
+    if (propagate) prop_set = take();
+    if (mlp_run.defined()) mlp_set = mlp_same ? attn_set : take();
+  } else {
+    // mask: every valid row; the rows that skip are dropped.
+    if (run.defined()) {
+      attn_set = valid.defined() ? gather_set(valid_rows(), N) : gather_set(at::Tensor(), N);
+      attn_set.member = valid;
+      attn_set.keep = attn_set.rows.defined() ? run.index_select(0, attn_set.rows) : run;
+    }
+    if (mlp_run.defined()) {
+      mlp_set = valid.defined() ? gather_set(valid_rows(), N) : gather_set(at::Tensor(), N);
+      mlp_set.keep = mlp_set.rows.defined() ? mlp_run.index_select(0, mlp_set.rows) : mlp_run;
+    }
+  }
+
+  // Attention: every row at once when all run, else the executed rows.
+  at::Tensor mid;  // [N, d]
+  if (!run.defined()) {
+    mid = (h + attention_block(h, ctx)).reshape({N, d});
+  } else {
+    const at::Tensor h_flat = h.reshape({N, d});
+    // kv=mask: of this forward's slots, only the rows that ran have keys at this layer.
+    const at::Tensor visible = skip.defined() && !propagate ? run.view({batch, n_tokens}) : at::Tensor();
+    const bool shared = mode == RowExec::mask || padding_only;
+    const at::Tensor kept = mode == RowExec::mask && skip.defined() ? run : at::Tensor();
+    const at::Tensor out = attention_rows(h_flat, attn_set, prop_set, visible, batch, n_tokens, ctx, shared, kept);
+    mid = out.defined() ? scatter_add(h_flat, attn_set, out) : h_flat;
+  }
+
+  // MLP / MoE: all rows, or the executed rows.
   at::Tensor post;
-  if (!run.defined() && !skip_mlp.defined()) {
+  if (!mlp_run.defined()) {
     const at::Tensor y = mlp_block(mid.view({batch, n_tokens, d}), ctx);  // [B, T, d]
     if (want_out) callbacks->after_mlp(index, y);
     post = mid + y.reshape({N, d});
   } else {
-    const at::Tensor mlp_rows = !skip_mlp.defined() && !skip.defined() && ctx.valid_rows.defined()
-                                    ? ctx.valid_rows
-                                    : rows_of(and_not(run, skip_mlp, N, bool_opts));
-    const int64_t n = mlp_rows.size(0);
+    const int64_t n = mlp_set.n;
     at::Tensor y;  // [n, d]
-    // Expert parallelism: this rank joins the layer's collectives even with no rows.
-    const bool collective = is_moe() && ctx.moe_executor && plan.moe_collective;
+    // Expert parallelism: this rank joins the layer's collectives even with no rows (under
+    // mask every rank runs every layer, so all join).
+    const bool collective = is_moe() && ctx.moe_executor && (plan.moe_collective || mode == RowExec::mask);
     post = mid;
     if (n > 0 || collective) {
-      y = mlp_block(mid.index_select(0, mlp_rows).unsqueeze(0), ctx)[0];
-      post = mid.index_add(0, mlp_rows, y);
+      y = mlp_block(gather_rows(mid, mlp_set).unsqueeze(0), ctx)[0];
+      post = scatter_add(mid, mlp_set, y);
     }
     if (skip_mlp.defined() && plan.mlp_replacement.defined())
       post = post + at::where(skip_mlp.unsqueeze(1), plan.mlp_replacement.reshape({N, d}), at::zeros({}, h.options()));
     if (want_out) {
       at::Tensor full = at::zeros({N, d}, h.options());
-      if (y.defined() && n > 0) full.index_copy_(0, mlp_rows, y);
+      if (y.defined() && n > 0) full = scatter_add(full, mlp_set, y);
       callbacks->after_mlp(index, full.view({batch, n_tokens, d}));
     }
   }

@@ -1,7 +1,8 @@
 #pragma once
 // One pre-norm decoder block: h += attn(norm(h)); h += mlp(norm(h)), where mlp is a dense
 // SwiGLU or a MoE block. forward() runs every row; forward_planned() runs the rows a LayerPlan
-// selects (model/layer_plan.h): the same sub-blocks on gathered rows, scattered back.
+// selects (model/layer_plan.h): the same sub-blocks on gathered rows, scattered back, in the
+// forward's RowExec mode (gather, bucket or mask).
 
 #include <cstdint>
 #include <optional>
@@ -32,6 +33,14 @@ struct PendingPairs {
 };
 
 // What every layer of one forward shares (built by Transformer::make_context).
+// The rows one sub-block of a planned layer executes, of the forward's N = B·T flat rows.
+struct RowSet {
+  int64_t n = 0;      // executed rows (known on the host)
+  at::Tensor rows;    // int64 [n], distinct; undefined: all N rows in order (n = N > 0)
+  at::Tensor keep;    // bool [n]: executed rows whose results are kept; undefined: all
+  at::Tensor member;  // bool [N]: which rows are executed (attention pairs charged); undefined: all
+};
+
 struct LayerContext {
   RopeTable rope;             // cos/sin of the forward's tokens, [B, T, head_dim]
   AttentionMask mask;         // the forward's queries against all keys of the layer
@@ -43,11 +52,14 @@ struct LayerContext {
   // slot and where attention pairs counted on the device go (null: counted on the host).
   at::Tensor valid;
   int64_t first_slot = 0;
+  RowExec row_exec = RowExec::gather;  // how planned layers execute their rows (ForwardOptions::row_exec)
   std::vector<PendingPairs>* pending_pairs = nullptr;
   // Execution plans: what every layer without skips shares when only padding is left out —
   // the valid rows, int64 [n], and their mask — built by the first such layer.
   mutable at::Tensor valid_rows;
   mutable std::optional<AttentionMask> valid_mask;
+  // RowExec::bucket: the valid rows padded to their bucket, shared the same way.
+  mutable std::optional<RowSet> valid_bucket;
 };
 
 class DecoderLayer {
@@ -64,8 +76,9 @@ class DecoderLayer {
   // resid_pre [B, T, d] -> resid_post [B, T, d], with every hook point of the block.
   at::Tensor forward(const at::Tensor& resid, const LayerContext& ctx) const;
   // The block under a LayerPlan: jump added, then only plan.run rows (and, of them, the
-  // non-skip_mlp rows for the MLP) computed; K/V of the other valid rows propagated or hidden
-  // in ctx.kv_cache (required). Hooks: resid_pre, resid_post and the MoE routing points, on
+  // non-skip_mlp rows for the MLP) computed — or, by ctx.row_exec, padded to a bucket (bucket)
+  // or every valid row computed and the skipping ones dropped (mask); K/V of the other valid
+  // rows propagated or hidden in ctx.kv_cache (required). Hooks: resid_pre, resid_post and the MoE routing points, on
   // the full [B, T, d] streams resp. the routed rows [1, n, k]. `callbacks` receives
   // after_mlp when the plan wants it.
   at::Tensor forward_planned(const at::Tensor& resid, const LayerContext& ctx, const LayerPlan& plan,
@@ -80,15 +93,21 @@ class DecoderLayer {
   at::Tensor attention_block(const at::Tensor& resid, const LayerContext& ctx) const;
   // resid_mid [B, T, d] -> MLP / MoE output [B, T, d]; runs the MoE routing hooks.
   at::Tensor mlp_block(const at::Tensor& resid_mid, const LayerContext& ctx) const;
-  // The attention of the rows `rows` int64 [n] (of run bool [B, T]) over the cache, added to
-  // h_flat [B·T, d] -> their output [n, d] (undefined when n = 0); `prop` int64 [m]: rows whose
-  // K/V only are computed; `visible` bool [B, T]: the new slots with keys (undefined: valid).
-  at::Tensor attention_rows(const at::Tensor& h_flat, const at::Tensor& run, const at::Tensor& rows,
-                            const at::Tensor& prop, const at::Tensor& visible, int64_t batch, int64_t n_tokens,
-                            const LayerContext& ctx) const;
+  // The attention of the rows `run` executes over the cache, of h_flat [B·T, d] -> their output
+  // [run.n, d] (undefined when run.n = 0); `prop`: rows whose K/V only are computed; `visible`
+  // bool [B, T]: the new slots with keys (undefined: valid). `shared`: the layer's queries and
+  // keys may be those of the forward's other such layers (one mask for all). `kept` bool [N]
+  // (RowExec::mask; undefined: all): the queries that run; the others attend to every valid key.
+  at::Tensor attention_rows(const at::Tensor& h_flat, const RowSet& run, const RowSet& prop, const at::Tensor& visible,
+                            int64_t batch, int64_t n_tokens, const LayerContext& ctx, bool shared,
+                            const at::Tensor& kept) const;
   // The mask of this layer when its keys differ from the forward's (hidden slots), else ctx.mask.
   AttentionMask layer_mask(int64_t batch, int64_t n_tokens, const LayerContext& ctx, const at::Tensor& counted,
                            int64_t n_counted) const;
+  // RowExec::mask with hidden keys: queries of `kept` bool [B, T] see this layer's keys, the
+  // others every valid key (what the full model computes for them before it is dropped).
+  AttentionMask mixed_mask(int64_t batch, int64_t n_tokens, const LayerContext& ctx, const at::Tensor& kept,
+                           const at::Tensor& counted, int64_t n_counted) const;
 };
 
 }  // namespace semskip

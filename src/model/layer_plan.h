@@ -15,12 +15,54 @@
 // that skip a block are either computed from their substituted state (propagate, charged as
 // kv_propagate) or hidden at that layer (KvCache's per-layer visibility). Padding rows
 // (ForwardOptions::attention_mask false) run nothing under a plan, the head included.
+//
+// How the rows of a layer are executed is a choice (RowExec, ForwardOptions::row_exec); the
+// same decisions give the same outputs in every mode (fp32: logits to 1e-5, the same greedy
+// tokens), only the executed shapes, and so the FLOPs charged, differ:
+//   gather  the rows that run, compacted (nonzero, index_select), computed, scattered back
+//           (index_add): as many shapes as there are row counts; one host read per gathering
+//           (the count nonzero needs).
+//   bucket  the same, with the count padded up to row_bucket(n, N) so that few shapes occur
+//           (what a captured CUDA graph needs). The rows are ordered on the device (running
+//           rows first, a cumsum, no sort), and the padding is the first rows that do not run,
+//           so every index is distinct: they compute on their own state, their results are
+//           dropped (at::where before the scatter-add), and their K/V writes land on slots
+//           that are hidden, padding, or (kv=propagate) receive the same projection of the
+//           same state a moment later. LibTorch 1.13 has no nonzero_static, so the bucket size
+//           is read on the host: one read per layer for its three counts (attention, MLP,
+//           propagated rows) where gather reads up to three; the counts themselves stay on
+//           the device. Padding rows are charged.
+//   mask    every valid row runs every sub-block (bypassed layers too) and the results of the
+//           rows that skip are dropped (at::where): the outputs of skipping at no saving, a
+//           baseline. Skipping queries attend to every valid key (the full model's work);
+//           running ones to the keys the plan leaves visible, as in gather. K/V of skipped
+//           rows are written from their state (kv=propagate's projection) and hidden where
+//           gather hides them. Every valid row is charged, so for block skips the FLOPs are
+//           the full model's.
+// MoE routing hooks of the plan forward see the executed rows (bucket and mask: dropped rows
+// included).
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
 namespace semskip {
+
+enum class RowExec { gather, bucket, mask };
+
+const char* row_exec_name(RowExec m);
+// "gather" | "bucket" | "mask"; anything else throws naming `what` (e.g. "option --skip-exec").
+RowExec parse_row_exec(const std::string& text, const std::string& what);
+
+// Row buckets: powers of two up to kRowBucketStep, multiples of it above, never more than the
+// n_rows rows of the forward (n = 0: 0). So a [B, T] forward executes at most
+// log2(kRowBucketStep) + 1 + N / kRowBucketStep + 1 distinct row counts per sub-block.
+constexpr int64_t kRowBucketStep = 256;
+int64_t row_bucket(int64_t n, int64_t n_rows);
+// Every row count row_bucket gives for a forward of n_rows rows, ascending (0 excluded).
+std::vector<int64_t> row_buckets(int64_t n_rows);
 
 struct LayerPlan {
   // compute dtype [B, T, d]: added to the residual stream before the block (a cached update

@@ -182,6 +182,7 @@ LayerContext Transformer::make_context(int64_t batch, int64_t n_tokens, int64_t 
   if (o.flops) o.flops->add(FlopCounter::kNoLayer, OpGroup::rotary, flops::rotary(rotary_.head_dim(), batch * n_tokens));
 
   ctx.first_slot = start;
+  ctx.row_exec = o.row_exec;
   if (o.plan) ctx.valid = valid;
   if (o.plan && valid.defined()) {
     // Every layer of a planned forward with padding gathers its rows and builds its own mask.

@@ -47,6 +47,9 @@ struct ForwardOptions {
   // Set: which rows run which block, read before each block (model/layer_plan.h); padding
   // rows then run nothing and get zero logits. Null: every row runs every block.
   ExecutionPlan* plan = nullptr;
+  // Under a plan: how the rows of a layer that run are executed (model/layer_plan.h); the
+  // outputs are the same in every mode, the executed shapes and FLOPs are not.
+  RowExec row_exec = RowExec::gather;
 };
 
 class Transformer {

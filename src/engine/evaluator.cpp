@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "comm/communicator.h"
 #include "engine/step_batch.h"
+#include "metrics/finite_check.h"
 #include "metrics/timing.h"
 #include "model/generation.h"
 #include "model/transformer.h"
@@ -28,6 +29,13 @@ void add_row_skips(const StepContext& ctx, std::vector<int64_t>& block, std::vec
       for (int64_t b = 0; b < ctx.batch(); ++b) mlp[static_cast<size_t>(b)] += s[b].item<int64_t>();
     }
   }
+}
+
+// The non-finite check of one run of a step (full model or policy), naming its requests.
+StepFiniteGuard finite_guard(const Transformer& model, const StepBatch& sb, int64_t step, const std::string& run) {
+  std::vector<std::string> names;
+  for (const Request* r : sb.requests) names.push_back(fmt::format("{} ({})", r->id, r->where()));
+  return StepFiniteGuard(model.config().n_layers, model.device(), run, step, std::move(names));
 }
 
 // The collectives that keep the ranks of a distributed evaluation in step; nothing in one
@@ -88,6 +96,9 @@ CalibrationSet Evaluator::calibrate(const std::vector<Request>& requests) const 
     const size_t end = std::min(requests.size(), begin + static_cast<size_t>(opts_.batch));
     StepBatch sb = make_batch(requests, begin, end, model_.device());
     StepContext ctx(cfg.n_layers, cfg.hidden_size, sb.valid, sb.rows, true);
+    StepFiniteGuard finite = finite_guard(model_, sb, static_cast<int64_t>(begin) / opts_.batch,
+                                          "the full model's calibration run");
+    ctx.finite = &finite;
     SkipKvCache kv = local_engine_.make_cache(sb.ids.size(0), sb.ids.size(1));
     at::Tensor states;
     local_engine_.step(sb.ids, ctx, kv, none, nullptr, nullptr, &states);  // [L+1, B, S, d]
@@ -109,7 +120,7 @@ std::vector<std::vector<int64_t>> continue_greedy(const SkipEngine& engine, cons
                                                   const EvalOptions& o, const Lockstep& lockstep,
                                                   FlopCounter* flops, LayerCounts* counts,
                                                   std::vector<int64_t>& block, std::vector<int64_t>& mlp,
-                                                  int64_t& t_lookup_ns) {
+                                                  int64_t& t_lookup_ns, StepFiniteGuard* finite) {
   // The decode loop of generate_greedy (model/generation.h), stepping through the engine.
   const ModelConfig& cfg = model.config();
   GreedyLoop loop;
@@ -130,6 +141,7 @@ std::vector<std::vector<int64_t>> continue_greedy(const SkipEngine& engine, cons
     StepContext ctx(cfg.n_layers, cfg.hidden_size, live, rows, false);
     ctx.flops = flops;
     ctx.union_row_offset = union_offset;
+    ctx.finite = finite;
     at::Tensor logits = engine.step(tokens, ctx, kv, policy, flops, counts);
     add_row_skips(ctx, block, mlp);
     t_lookup_ns += ctx.t_lookup_ns;
@@ -190,12 +202,15 @@ class StepRunner {
     const Stopwatch clock;
     StepContext ctx(cfg.n_layers, cfg.hidden_size, fs.sb.valid, fs.sb.rows, true);
     ctx.union_row_offset = union_offset;
+    StepFiniteGuard finite = finite_guard(model_, fs.sb, step_index, "the full model");
+    ctx.finite = &finite;
     SkipKvCache kv = engine_.make_cache(B, S + opts_.max_new_tokens);
     at::Tensor logits =
         engine_.step(fs.sb.ids, ctx, kv, none, &fs.flops, nullptr, need_states ? &fs.states : nullptr);
     if (opts_.max_new_tokens > 0)
       fs.gen = continue_greedy(engine_, model_, logits.select(1, S - 1).argmax(-1), fs.sb.rows, union_offset, kv,
-                               none, opts_, lockstep_, &fs.flops, nullptr, unused_block, unused_mlp, unused_lookup);
+                               none, opts_, lockstep_, &fs.flops, nullptr, unused_block, unused_mlp, unused_lookup,
+                               &finite);
     fs.logits = logits.to(at::kCPU, at::kFloat);
     fs.t_ns = clock.nanoseconds();
     fs.comm = CommTotals::snapshot(dist_.counted) - comm0;
@@ -220,6 +235,8 @@ class StepRunner {
     ctx.flops = &f;
     ctx.union_row_offset = fs.union_offset;
     if (policy.needs_full_states()) ctx.full_states = fs.states;
+    StepFiniteGuard finite = finite_guard(model_, sb, fs.step_index, fmt::format("policy '{}'", policy.describe()));
+    ctx.finite = &finite;
     SkipKvCache kv = engine_.make_cache(B, S + opts_.max_new_tokens);
     at::Tensor logits = engine_.step(sb.ids, ctx, kv, policy, &f, &counts);
     add_row_skips(ctx, block, mlp);
@@ -227,7 +244,7 @@ class StepRunner {
     std::vector<std::vector<int64_t>> gen;
     if (opts_.max_new_tokens > 0)
       gen = continue_greedy(engine_, model_, logits.select(1, S - 1).argmax(-1), sb.rows, fs.union_offset, kv,
-                            policy, opts_, lockstep_, &f, &counts, block, mlp, t_lookup);
+                            policy, opts_, lockstep_, &f, &counts, block, mlp, t_lookup, &finite);
     const at::Tensor ls = logits.to(at::kCPU, at::kFloat);
     const int64_t t_skip = clock.nanoseconds();
     const CommTotals comm = CommTotals::snapshot(dist_.counted) - comm_before;

@@ -2,6 +2,7 @@
 
 #include "comm/expert_parallel.h"
 #include "core/error.h"
+#include "metrics/finite_check.h"
 #include "metrics/flop_counter.h"
 #include "model/layer_plan.h"
 #include "model/transformer.h"
@@ -82,6 +83,7 @@ class PolicyPlan final : public ExecutionPlan {
   void after_mlp(int64_t l, const at::Tensor& mlp_out) override { policy_.after_mlp(l, mlp_out, ctx_); }
 
   void after_layer(int64_t l, const at::Tensor& h) override {
+    if (ctx_.finite) ctx_.finite->fold_layer(l, h);
     policy_.after_layer(l, h, ctx_);
     if (states_) (*states_)[l + 1].copy_(h);
   }
@@ -128,6 +130,11 @@ at::Tensor SkipEngine::step(const at::Tensor& ids, StepContext& ctx, SkipKvCache
   fo.row_exec = row_exec_;
   if (padded) fo.attention_mask = ctx.valid();
   const at::Tensor logits = model_.forward(ids, fo);
+  // Before end_step: a policy inserts this step's values into its cache there.
+  if (ctx.finite) {
+    ctx.finite->fold_logits(logits);
+    ctx.finite->check(logits, ctx.prefill());
+  }
   policy.end_step(ctx);
   if (counts) plan.add_to(*counts);
   return logits;

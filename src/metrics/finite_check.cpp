@@ -1,6 +1,7 @@
 #include "metrics/finite_check.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 
@@ -26,6 +27,31 @@ int64_t FiniteFlags::first_bad() const {
   for (int64_t i = 0; i < bad.size(0); ++i)
     if (p[i]) return i;
   return -1;
+}
+
+StepFiniteGuard::StepFiniteGuard(int64_t n_layers, at::Device device, std::string run, int64_t step,
+                                 std::vector<std::string> row_names)
+    : flags_(n_layers + 1, device), n_layers_(n_layers), run_(std::move(run)), step_(step),
+      row_names_(std::move(row_names)) {}
+
+void StepFiniteGuard::check(const at::Tensor& logits, bool prefill) const {
+  const int64_t bad = flags_.first_bad();
+  if (bad < 0) return;
+  // The error path only: which rows' logits are not finite (all rows when none are, as a
+  // non-finite hidden state that a skip replaced never reaches the logits).
+  std::vector<std::string> named;
+  if (logits.defined() && logits.dim() >= 1 && logits.size(0) == static_cast<int64_t>(row_names_.size())) {
+    const at::Tensor row_ok = at::isfinite(logits).flatten(1).all(1).cpu();
+    for (int64_t b = 0; b < row_ok.size(0); ++b)
+      if (!row_ok[b].item<bool>()) named.push_back(row_names_[static_cast<size_t>(b)]);
+  }
+  if (named.empty()) named = row_names_;
+  const std::string where =
+      bad < n_layers_ ? fmt::format("first at the output of layer {} of {}", bad, n_layers_) : "first in the logits";
+  SEMSKIP_THROW_MSG("non-finite values (NaN or inf) in {} at step {} ({}), {}; {}: {}; `semskip info --model "
+                    "<folder> --check-weights` names non-finite weights",
+                    run_, step_, prefill ? "prefill" : "a decode step", where,
+                    named.size() == 1 ? "request" : "requests", fmt::join(named, ", "));
 }
 
 NonFiniteCount count_non_finite(const at::Tensor& t) {

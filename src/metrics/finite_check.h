@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -28,6 +29,31 @@ class FiniteFlags {
 
  private:
   at::Tensor flags_;  // bool [n_slots], on the device of the folded tensors
+};
+
+// One engine step's guard (semskip run): the output of every layer and the logits folded into
+// FiniteFlags on the device, read once when the step's forward ends (SkipEngine::step, before
+// the policy's end of step inserts into a semantic cache). A non-finite value is an Error
+// naming the run ("the full model", "policy 'P'"), the step, the first layer (or the logits)
+// and the requests whose logits are not finite (every request of the step when the logits
+// are). `row_names`: one per batch row ("request 3 (chat.jsonl:4)").
+class StepFiniteGuard {
+ public:
+  StepFiniteGuard(int64_t n_layers, at::Device device, std::string run, int64_t step,
+                  std::vector<std::string> row_names);
+
+  void fold_layer(int64_t layer, const at::Tensor& h) { flags_.fold(layer, h); }
+  void fold_logits(const at::Tensor& logits) { flags_.fold(n_layers_, logits); }
+  // One host read; throws when a layer or the logits saw a non-finite value. `logits`
+  // [B, S, V] (or [B, 1, V]) of the step, for the rows to name; `prefill`: which kind of step.
+  void check(const at::Tensor& logits, bool prefill) const;
+
+ private:
+  FiniteFlags flags_;  // bool [n_layers + 1]: layers, then the logits
+  int64_t n_layers_;
+  std::string run_;
+  int64_t step_;
+  std::vector<std::string> row_names_;
 };
 
 // NaN and ±inf counts of one tensor (host read; for diagnostics and weight checks).

@@ -13,6 +13,21 @@
 namespace semskip {
 
 namespace {
+// One row reduction per tensor on its device and one host read of M flags per insert.
+void check_finite_entries(const at::Tensor& keys, const at::Tensor& values) {
+  auto finite_rows = [](const at::Tensor& t) {
+    return at::isFloatingType(t.scalar_type()) ? at::isfinite(t).all(1)
+                                               : at::ones({t.size(0)}, t.options().dtype(at::kBool));
+  };
+  const at::Tensor ok_keys = finite_rows(keys);
+  const at::Tensor ok = ok_keys.logical_and(finite_rows(values).to(ok_keys.device())).cpu();
+  if (ok.all().item<bool>()) return;
+  const at::Tensor bad = ok.logical_not().nonzero().flatten();
+  SEMSKIP_THROW_MSG("semantic cache: {} of {} entries about to be inserted hold non-finite keys or values (NaN or "
+                    "inf), first entry {}; the run stops rather than serve them as cache hits",
+                    bad.numel(), ok.numel(), bad[0].item<int64_t>());
+}
+
 at::ScalarType to_scalar_type(DType d) {
   switch (d) {
     case DType::fp32: return at::kFloat;
@@ -130,6 +145,7 @@ void SemanticCache::insert(const at::Tensor& keys, const at::Tensor& values) {
   SEMSKIP_ASSERT(values.dim() == 2 && values.size(1) == value_dim_ && values.size(0) == keys.size(0));
   const int64_t m = keys.size(0);
   if (m == 0) return;
+  check_finite_entries(keys, values);
   ++clock_;
   std::vector<int64_t> rows;
   std::uniform_real_distribution<double> u(0.0, 1.0);

@@ -63,7 +63,8 @@ class SemanticCache {
   // Values of these slots: [n, value_dim] in the value dtype, on `device`.
   at::Tensor values(const at::Tensor& slots, at::Device device) const;
   // Inserts misses (each admitted with the admission probability), evicting when full.
-  // keys: fp32 [M, key_dim]; values: [M, value_dim].
+  // keys: fp32 [M, key_dim]; values: [M, value_dim]. A non-finite key or value is an Error
+  // (a NaN entry would be served as a hit to every later request), nothing inserted.
   void insert(const at::Tensor& keys, const at::Tensor& values);
 
   // The state at a step boundary, and its restoration into a cache built with the same

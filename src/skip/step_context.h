@@ -11,6 +11,7 @@
 namespace semskip {
 
 class FlopCounter;
+class StepFiniteGuard;
 
 class StepContext {
  public:
@@ -63,6 +64,9 @@ class StepContext {
   FlopCounter* flops = nullptr;
   // Wall-clock nanoseconds the policy spent in cache lookups this step.
   int64_t t_lookup_ns = 0;
+  // Set: the engine folds every layer's output and the logits into it and checks it once
+  // before the policy's end of step (metrics/finite_check.h); may be null.
+  StepFiniteGuard* finite = nullptr;
 
  private:
   int64_t n_layers_;

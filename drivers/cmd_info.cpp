@@ -1,8 +1,11 @@
 // semskip info: what a model is — architecture, parameters (total and active per token), the
-// memory of its weights and KV cache by dtype, and FLOPs per token per layer at a context.
+// memory of its weights and KV cache by dtype, and FLOPs per token per layer at a context; with
+// --ep, the weight memory per rank of expert-parallel groups (routed experts split, the rest
+// replicated).
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -11,6 +14,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/paths.h"
+#include "comm/expert_partition.h"
 #include "drivers/command.h"
 #include "metrics/flop_formulas.h"
 #include "model/layer_dims.h"
@@ -30,6 +34,7 @@ struct InfoOptions {
   int64_t context = 128;
   bool json = false;
   bool check_weights = false;
+  std::vector<int64_t> ep;  // --ep: expert-parallel group sizes whose per-rank weight memory is printed
 };
 
 std::string human_bytes(double bytes) {
@@ -40,6 +45,29 @@ std::string human_bytes(double bytes) {
     ++u;
   }
   return fmt::format("{:.1f} {}", bytes, units[u]);
+}
+
+// Per-rank weight memory with the routed experts split over `n` ranks (comm/expert_partition.h:
+// contiguous ranges, the first ranks one more when uneven) and everything else replicated:
+// one entry per run of ranks that hold the same number of experts. `expert_params[l]`: the
+// parameters of one routed expert of layer l (0 for a dense layer).
+json ep_memory(int64_t n, int64_t n_experts, const std::vector<int64_t>& expert_params, int64_t params_replicated) {
+  SEMSKIP_THROW_IF_NOT_MSG(n >= 1, "option --ep: group sizes must be >= 1, got {}", n);
+  const ExpertPartition part(n_experts, static_cast<int>(n));
+  int64_t per_expert_all_layers = 0;
+  for (int64_t p : expert_params) per_expert_all_layers += p;
+  json ranks = json::array();
+  for (int r = 0; r < n;) {
+    int last = r;
+    while (last + 1 < n && part.count(last + 1) == part.count(r)) ++last;
+    const int64_t routed = part.count(r) * per_expert_all_layers, params = params_replicated + routed;
+    json bytes = json::object();
+    for (DType d : {DType::fp32, DType::bf16, DType::fp16}) bytes[dtype_name(d)] = params * int64_t(dtype_size(d));
+    ranks.push_back({{"first_rank", r}, {"last_rank", last}, {"experts_per_moe_layer", part.count(r)},
+                     {"params_routed", routed}, {"params", params}, {"bytes", bytes}});
+    r = last + 1;
+  }
+  return {{"ep", n}, {"params_replicated", params_replicated}, {"ranks", ranks}};
 }
 
 json info_json(const InfoOptions& o) {
@@ -80,6 +108,20 @@ json info_json(const InfoOptions& o) {
   }
   j["params_total"] = t.n_params();
   j["params_active_per_token"] = t.n_params_active();
+  if (!o.ep.empty()) {
+    SEMSKIP_THROW_IF_NOT_MSG(c.n_experts > 0, "option --ep: {} has no MoE layers; every weight is replicated on "
+                             "every rank", dir);
+    std::vector<int64_t> expert_params;  // one routed expert of each layer
+    int64_t routed = 0;
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      const auto& moe = t.layer(l).moe;
+      expert_params.push_back(moe ? moe->experts.front().n_params() : 0);
+      if (moe) for (const SwiGluMlp& e : moe->experts) routed += e.n_params();
+    }
+    json ep = json::array();
+    for (int64_t n : o.ep) ep.push_back(ep_memory(n, c.n_experts, expert_params, t.n_params() - routed));
+    j["ep_memory"] = ep;
+  }
   if (!o.random_init) {
     // The checkpoint must hold exactly what the architecture names (its tied head excepted).
     const Checkpoint ckpt(dir);
@@ -156,6 +198,25 @@ void print_text(const json& j) {
       std::printf("\nNON-FINITE   %s: %lld NaN, %lld inf of %lld values", t["name"].get<std::string>().c_str(),
                   (long long)t["n_nan"], (long long)t["n_inf"], (long long)t["numel"]);
   }
+  if (j.contains("ep_memory")) {
+    std::printf("\n\nWeights per rank with the routed experts split over the ranks of an expert-parallel group "
+                "(--ep),\neverything else replicated (%lld parameters):\n",
+                (long long)j["ep_memory"][0]["params_replicated"]);
+    std::printf("%4s %7s %13s %14s %11s %11s %11s\n", "ep", "ranks", "experts/layer", "params/rank", "fp32", "bf16",
+                "fp16");
+    for (const json& e : j["ep_memory"]) {
+      for (const json& r : e["ranks"]) {
+        const std::string ranks = r["first_rank"] == r["last_rank"]
+                                      ? fmt::format("{}", r["first_rank"].get<int64_t>())
+                                      : fmt::format("{}-{}", r["first_rank"].get<int64_t>(), r["last_rank"].get<int64_t>());
+        std::printf("%4lld %7s %13lld %14lld %11s %11s %11s\n", (long long)e["ep"], ranks.c_str(),
+                    (long long)r["experts_per_moe_layer"], (long long)r["params"],
+                    human_bytes(r["bytes"]["fp32"].get<double>()).c_str(),
+                    human_bytes(r["bytes"]["bf16"].get<double>()).c_str(),
+                    human_bytes(r["bytes"]["fp16"].get<double>()).c_str());
+      }
+    }
+  }
   const json& f = j["flops_per_token"];
   std::printf("\n\nFLOPs per token attending to %lld keys (matmuls, 2·m·n·k):\n", (long long)f["context"]);
   std::printf("%5s %12s %13s %12s %10s %12s %13s %12s\n", "layer", "attn_proj", "attn_products", "mlp", "router",
@@ -194,6 +255,10 @@ void add_info_command(CLI::App& app, CommandRegistry& reg) {
   sub->add_flag("--json", o->json, "Print one JSON object");
   sub->add_flag("--check-weights", o->check_weights,
                 "Read every weight and name the tensors holding NaN or inf (exit status 1 if any)");
+  sub->add_option("--ep", o->ep,
+                  "Also print the weight memory per rank with the routed experts split over expert-parallel "
+                  "groups of these sizes (a list: --ep 1,2,4,8), from config.json alone")
+      ->delimiter(',');
 }
 
 }  // namespace semskip

@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/strings.h"
 #include "comm/expert_parallel_group.h"
+#include "comm/nccl_communicator.h"
 #include "comm/runtime.h"
 #include "drivers/command.h"
 #include "metrics/flop_counter.h"
@@ -41,6 +42,7 @@ struct ParityOptions {
   std::string attn = "eager";
   double tolerance = 1e-4;
   int ep = 1;  // > 1: MoE layers expert-parallel over groups of ep ranks (under mpirun)
+  std::string comm = "auto";  // the ranks' communicator when one is used: auto | mpi | nccl
 };
 
 // ‖a − b‖ / ‖b‖ in fp64 on the host.
@@ -186,10 +188,22 @@ int run_parity(const ParityOptions& o) {
   mo.device = parse_device(o.device, "option --device");
   mo.attn_impl = parse_attn_impl(o.attn, "option --attn");
   SEMSKIP_THROW_IF_NOT_MSG(o.tolerance >= 0, "option --tolerance: must be >= 0, got {}", o.tolerance);
-  if (o.ep > 1) mo.device = Runtime::get().device(mo.device);  // one device per rank
-  const Transformer model = Transformer::load(resolve_model_arg(o.model), mo);
+  resolve_comm_kind(o.comm, have_nccl(), mo.device);  // refused before any work
+  // A communicator runs the MoE layers with --ep, and with an explicit --comm (mpi or nccl) also
+  // at ep 1: in a world of one every MoE layer's all-to-alls go through it (NCCL's on one GPU).
+  const bool use_comm = o.ep > 1 || o.comm != "auto";
+  if (use_comm) mo.device = Runtime::get().device(mo.device);  // one device per rank
+  const std::string model_dir = resolve_model_arg(o.model);
+  Communicator* world = use_comm ? &Runtime::get().world(o.comm, mo.device) : nullptr;
   std::unique_ptr<ExpertParallelGroup> ep;
-  if (o.ep > 1) ep = std::make_unique<ExpertParallelGroup>(Runtime::get().world(), o.ep, &model.config());
+  if (world) {
+    const ModelConfig shape = ModelConfig::from_file(model_dir + "/config.json");
+    if (o.ep > 1 || shape.n_experts > 0) {
+      ep = std::make_unique<ExpertParallelGroup>(*world, o.ep, &shape);
+      mo.experts = ep->shard(shape.n_experts);  // each rank loads only the experts it owns
+    }
+  }
+  const Transformer model = Transformer::load(model_dir, mo);
   const SafetensorsFile ref(o.reference);
 
   json flop_json;
@@ -227,6 +241,7 @@ int run_parity(const ParityOptions& o) {
   out["tolerance"] = o.tolerance;
   out["flop_reference"] = have_flops ? json(flop_path) : json(nullptr);
   if (ep) out["ep"] = {{"size", o.ep}, {"group", ep->describe(model.config().n_experts)}};
+  out["comm"] = world ? json(world->describe()) : json(nullptr);
   bool all_pass = true;
   json seqs = json::array();
   for (int i = 0; ref.has(fmt::format("ids_{}", i)); ++i) {
@@ -266,6 +281,10 @@ void add_parity_command(CLI::App& app, CommandRegistry& reg) {
   sub->add_option("--ep", o->ep, "Run the MoE layers expert-parallel over groups of this many ranks (under mpirun)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  sub->add_option("--comm", o->comm,
+                  "Communicator of the ranks: auto (NCCL on CUDA when built with it, else MPI), mpi or nccl; "
+                  "mpi or nccl also run the MoE layers of a world of one through it")
+      ->capture_default_str();
 }
 
 }  // namespace semskip

@@ -37,6 +37,7 @@
 #include "core/strings.h"
 #include "parallel_cache/cache_mode.h"
 #include "comm/expert_parallel_group.h"
+#include "comm/nccl_communicator.h"
 #include "comm/runtime.h"
 #include "drivers/command.h"
 #include "index/kokkos_scope.h"
@@ -196,6 +197,7 @@ RunPlan decide_plan(const RunConfig& cfg, int world_size) {
                            plan.ep, plan.ep, world_size);
   SEMSKIP_THROW_IF_NOT_MSG(plan.ep == 1 || mc.n_experts > 0,
                            "--ep {}: {} has no MoE layers, there are no experts to distribute", plan.ep, plan.model);
+  resolve_comm_kind(plan.comm, have_nccl(), plan.device);  // --comm nccl off CUDA is refused here, before any work
   PolicyEnv check_env = base_policy_env(plan, mc, at::kCPU);
   check_env.make_cache = [](int64_t key_dim, int64_t value_dim, const CacheOptions& o) -> std::unique_ptr<SkipCache> {
     SEMSKIP_THROW_IF_NOT_MSG(o.capacity >= 1, "cache capacity must be ≥ 1, got {}", o.capacity);
@@ -390,7 +392,6 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   // Before any policy exists: a kokkos: index needs Kokkos, and its views must go first.
   KokkosScope kokkos;
   Runtime& rt = Runtime::get();
-  Communicator& world = rt.world();
   const bool distributed = rt.world_size() > 1;
   SEMSKIP_THROW_IF_NOT_MSG(checkpoint_every >= 0, "--checkpoint-every must be ≥ 0, got {}", checkpoint_every);
   const AgreedRun agreed = agree_on_plan(cli, sub, config_file, config_from, resume, rt);
@@ -419,6 +420,20 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   mo.random_init = plan.random_init;
   mo.seed = plan.seed;
   mo.max_model_len = plan.max_model_len;
+  // The ranks' communicator for the run (--comm): MPI, or NCCL on this rank's GPU. The plan was
+  // agreed over MPI before the device was known.
+  Communicator& world = rt.world(plan.comm, mo.device);
+  // With --ep each rank loads only the routed experts it owns (weight memory falls with ep).
+  // An explicit --comm (mpi or nccl, not auto) runs the MoE layers through the communicator at
+  // --ep 1 too, so that a world of one exercises its all-to-alls (NCCL's on one GPU).
+  std::unique_ptr<ExpertParallelGroup> ep;
+  {
+    const ModelConfig shape = ModelConfig::from_file(plan.model + "/config.json");
+    if (plan.ep > 1 || (plan.comm != "auto" && shape.n_experts > 0)) {
+      ep = std::make_unique<ExpertParallelGroup>(world, static_cast<int>(plan.ep), &shape);
+      mo.experts = ep->shard(shape.n_experts);
+    }
+  }
   Transformer model = Transformer::load(plan.model, mo);
   const ModelConfig& mc = model.config();
 
@@ -447,8 +462,6 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
                            "lower --calib-requests or give a larger workload)",
                            workload, reqs.calibration.size(), reqs.calibration.size());
 
-  std::unique_ptr<ExpertParallelGroup> ep;
-  if (plan.ep > 1) ep = std::make_unique<ExpertParallelGroup>(world, static_cast<int>(plan.ep), &mc);
   // The tune/eval protocol and the orders study rerun policies in one process (engine/sweep.h).
   SEMSKIP_THROW_IF_NOT_MSG(!(plan.is_sweep() || plan.orders > 1) || (!distributed && shard.n_shards == 1 && resume.empty()),
                            "--split, --tune-workload and --orders run in one process, without --shard-of or --resume");
@@ -469,7 +482,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   units.unit = reqs.unit;
   units.unit_of_id = reqs.unit_of_id;
   PolicyEnv env = base_policy_env(plan, mc, model.device());
-  attach_distribution(env, plan.cache_mode, world, ep ? &ep->comm() : nullptr);
+  attach_distribution(env, plan.cache_mode, world, plan.ep > 1 ? &ep->comm() : nullptr);
   std::vector<std::unique_ptr<SkipPolicy>> policies = make_policies(built, env);
   EvalOptions eo;
   eo.batch = plan.batch;
@@ -514,6 +527,34 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   const auto gpus = gpus_of_ranks(model.device(), rt);
   const TestSignals hooks = test_signals(rt.rank());
 
+  // /per_rank_layer: every rank's dispatch cost per MoE layer (ExpertParallel::layer_stats),
+  // gathered to rank 0 (collective over the world); empty without expert parallelism.
+  report::Table layer_table;
+  auto gather_layer_table = [&] {
+    if (!ep) return;
+    const at::Tensor all =
+        world.allgather(ep->executor().layer_stats_tensor(mc.n_layers)).to(at::kCPU);  // [ranks, L, fields]
+    report::Table t;
+    std::vector<int64_t> rank_col, layer_col;
+    std::vector<std::string> host_col;
+    std::vector<std::vector<int64_t>> fields(static_cast<size_t>(ExpertParallel::kEpLayerFields));
+    for (int64_t r = 0; r < all.size(0); ++r) {
+      for (int64_t l = 0; l < mc.n_layers; ++l) {
+        if (!mc.is_moe_layer(l)) continue;
+        rank_col.push_back(r);
+        host_col.push_back(rt.hosts()[static_cast<size_t>(r)]);
+        layer_col.push_back(l);
+        for (int64_t f = 0; f < ExpertParallel::kEpLayerFields; ++f)
+          fields[static_cast<size_t>(f)].push_back(all[r][l][f].item<int64_t>());
+      }
+    }
+    const char* names[] = {"ep_n_calls",        "ep_n_rows_routed",  "ep_n_rows_sent", "ep_n_rows_recv",
+                           "ep_bytes_dispatch", "ep_bytes_combine", "ep_t_alltoall_ns"};
+    t.add("rank", rank_col).add("host", host_col).add("layer", layer_col);
+    for (int64_t f = 0; f < ExpertParallel::kEpLayerFields; ++f) t.add(names[f], fields[static_cast<size_t>(f)]);
+    layer_table = t;
+  };
+
   auto summaries_of = [&](const std::vector<GatheredResult>& gathered) {
     std::vector<PolicySummary> summaries;
     for (const GatheredResult& r : gathered)
@@ -545,6 +586,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     writer.set_attr("cache_mode", std::string(cache_mode_name(plan.cache_mode)));
     writer.set_attr("sync", plan.sync.describe());
     writer.set_attr("ep_size", plan.ep);
+    writer.set_attr("comm", world.describe());
     writer.set_attr("shard", std::string(shard_strategy_name(plan.shard)));
     writer.set_attr("steps_done", steps_done);
     // What was evaluated of what the workload has (before any tune/eval split), and the capacity.
@@ -559,6 +601,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     writer.write_table("/summary", summary_table(summaries));
     writer.write_table("/per_layer", per_layer_table(gathered));
     writer.write_table("/per_rank", per_rank_table(gathered, rt.hosts()));
+    if (ep) writer.write_table("/per_rank_layer", layer_table);
     writer.write_table("/requests", requests_table(gathered));
     writer.write_table("/steps", steps_table(gathered));
     if (hooks.in_write && stop_requested()) std::raise(stop_signal());
@@ -576,6 +619,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
                       last_checkpoint);
       last_checkpoint = steps_done;
       const std::vector<GatheredResult> gathered = gather_results(so_far, distributed ? &world : nullptr);
+      gather_layer_table();
       if (rt.is_root()) write_report(gathered, summaries_of(gathered), report::kStatusPartial, steps_done);
     };
   }
@@ -679,6 +723,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     return kExitInterrupted;
   }
   const std::vector<GatheredResult> gathered = gather_results(outcome.results, distributed ? &world : nullptr);
+  gather_layer_table();
   if (rt.is_root()) {
     const std::vector<PolicySummary> summaries = summaries_of(gathered);
     // --orders: each cache policy again over permuted requests, from a fresh cache.
@@ -785,6 +830,7 @@ void add_run_command(CLI::App& app, CommandRegistry& reg) {
   add_table_option(sub, "cache_mode", c.cache_mode, added);
   add_table_option(sub, "sync", c.sync, added);
   add_table_option(sub, "ep", c.ep, added);
+  add_table_option(sub, "comm", c.comm, added);
   add_table_option(sub, "shard", c.shard, added);
   add_table_option(sub, "shard_of", c.shard_of, added);
   add_table_option(sub, "shard_index", c.shard_index, added);

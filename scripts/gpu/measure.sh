@@ -10,14 +10,21 @@
 #   scripts/gpu/measure.sh engine OUT   bench/gpu/engine_side_by_side.sh (semskip beside
 #                                       transformers, skipping included)
 #   scripts/gpu/measure.sh index  OUT   bench/gpu/index_study.sh on the binary built above
-#   scripts/gpu/measure.sh all    OUT   all five in order
+#   scripts/gpu/measure.sh nccl-run OUT semskip run --comm nccl in a world of one on tiny-moe
+#                                       (its MoE layers through NCCL's all-to-alls) and on
+#                                       tiny-dense, and semskip parity --comm nccl on the qwen2moe
+#                                       fixture; prints each report's communicator and its
+#                                       /per_rank_layer dispatch columns
+#   scripts/gpu/measure.sh all    OUT   all six in order
 #
 # Each phase writes OUT/<phase>.tgz (logs and results) and names the GPU in OUT/machine.txt.
 # Settings: ENGINE_* are passed to engine_side_by_side.sh without the prefix (ENGINE_REPS=2 →
-# REPS=2); INDEX_* to index_study.sh as they are.
+# REPS=2); INDEX_* to index_study.sh as they are. nccl-run takes SEMSKIP_BIN (default
+# build/cuda/bin/semskip), COMM (nccl) and DEVICE (cuda): SEMSKIP_BIN=build/cpu/bin/semskip
+# COMM=mpi DEVICE=cpu runs the same commands on a CPU build.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-phase="${1:?usage: measure.sh faiss|build|checks|engine|index|all OUT}"
+phase="${1:?usage: measure.sh faiss|build|checks|engine|index|nccl-run|all OUT}"
 out="${2:?usage: measure.sh PHASE OUT}"
 mkdir -p "$out"
 export NCCL_NVLS_ENABLE=0
@@ -85,6 +92,32 @@ run_engine() {
     bench/gpu/engine_side_by_side.sh "$out/engine" 2>&1 | tail -n 60
 }
 
+run_nccl_run() {
+  local res="$out/nccl-run"
+  mkdir -p "$res"
+  extra_root
+  export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+  local bin="${SEMSKIP_BIN:-build/cuda/bin/semskip}" comm="${COMM:-nccl}" device="${DEVICE:-cuda}"
+  local one=(timeout 300 mpirun --allow-run-as-root -n 1 -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH -x OMP_NUM_THREADS)
+  local model rc
+  for model in tiny-moe tiny-dense; do
+    "${one[@]}" "$bin" run --model "models/$model" --comm "$comm" --device "$device" --max-requests 8 \
+      --calib-requests 2 --batch 4 --policy none --policy static:k=1 --quiet --force \
+      --report "$res/run_$model.h5" > "$res/run_$model.txt" 2>&1
+    rc=$?
+    echo "run $model --comm $comm --device $device: exit status $rc" | tee -a "$res/summary.txt"
+    "$bin" report "$res/run_$model.h5" 2>&1 | grep -E "^ *(comm|ep_size|world_size)\b" | tee -a "$res/summary.txt"
+    # The dense model has no MoE layer, hence no /per_rank_layer.
+    [ "$model" = tiny-moe ] && "$bin" report show "$res/run_$model.h5" --table /per_rank_layer 2>&1 | tee -a "$res/summary.txt"
+  done
+  "${one[@]}" "$bin" parity --comm "$comm" --device "$device" --model tests/data/parity/qwen2moe \
+    --reference tests/data/parity/qwen2moe/reference.safetensors > "$res/parity_qwen2moe.txt" 2>&1
+  rc=$?
+  echo "parity qwen2moe --comm $comm --device $device: exit status $rc" | tee -a "$res/summary.txt"
+  grep -E '^  "(comm|device|pass)"' "$res/parity_qwen2moe.txt" | tee -a "$res/summary.txt"
+  tar czf "$out/nccl-run.tgz" -C "$out" nccl-run machine.txt
+}
+
 run_index() {
   extra_root
   INDEX_STUDY_BUILD=0 bench/gpu/index_study.sh "$out" 2>&1 | tail -n 60
@@ -96,6 +129,7 @@ case "$phase" in
   checks) run_checks ;;
   engine) run_engine ;;
   index) run_index ;;
-  all) run_faiss; run_build; run_checks; run_engine; run_index ;;
-  *) echo "measure.sh: unknown phase '$phase' (faiss, build, checks, engine, index, all)" >&2; exit 2 ;;
+  nccl-run) run_nccl_run ;;
+  all) run_faiss; run_build; run_checks; run_engine; run_index; run_nccl_run ;;
+  *) echo "measure.sh: unknown phase '$phase' (faiss, build, checks, engine, index, nccl-run, all)" >&2; exit 2 ;;
 esac

@@ -108,7 +108,33 @@ at::Tensor ExpertParallel::forward_routed(const MoeBlock& moe, const at::Tensor&
   stats_.n_pairs_recv += n_recv - recv_counts[static_cast<size_t>(me)];
   stats_.t_alltoall_ns += (t1 - t0) + (t3 - t2);
   stats_.t_experts_ns += t2 - t1;
+  if (layer >= 0) {
+    if (static_cast<size_t>(layer) >= by_layer_.size()) by_layer_.resize(static_cast<size_t>(layer) + 1);
+    EpLayerStats& l = by_layer_[static_cast<size_t>(layer)];
+    const int64_t row_bytes = x.size(1) * static_cast<int64_t>(x.element_size());
+    const int64_t off_sent = n_sent - send_counts[static_cast<size_t>(me)];
+    const int64_t off_recv = n_recv - recv_counts[static_cast<size_t>(me)];
+    l.n_calls += 1;
+    l.n_rows_routed += n_sent;
+    l.n_rows_sent += off_sent;
+    l.n_rows_recv += off_recv;
+    l.bytes_dispatch += off_sent * row_bytes;
+    l.bytes_combine += off_recv * row_bytes;
+    l.t_alltoall_ns += (t1 - t0) + (t3 - t2);
+  }
   return out;
+}
+
+at::Tensor ExpertParallel::layer_stats_tensor(int64_t n_layers) const {
+  at::Tensor t = at::zeros({n_layers, kEpLayerFields}, at::kLong);
+  auto a = t.accessor<int64_t, 2>();
+  for (size_t l = 0; l < by_layer_.size() && static_cast<int64_t>(l) < n_layers; ++l) {
+    const EpLayerStats& s = by_layer_[l];
+    const int64_t row[kEpLayerFields] = {s.n_calls,        s.n_rows_routed, s.n_rows_sent,  s.n_rows_recv,
+                                         s.bytes_dispatch, s.bytes_combine, s.t_alltoall_ns};
+    for (int64_t f = 0; f < kEpLayerFields; ++f) a[static_cast<int64_t>(l)][f] = row[f];
+  }
+  return t;
 }
 
 at::Tensor ExpertParallel::forward(const MoeBlock& moe, const at::Tensor& x, FlopCounter* flops, int layer,

@@ -15,6 +15,7 @@
 // A whole model: ForwardOptions::moe_executor = &expert_parallel (GenerateOptions likewise).
 
 #include <cstdint>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -35,6 +36,19 @@ struct EpStats {
   int64_t n_pairs_recv = 0;     // of them, from other ranks
   int64_t t_alltoall_ns = 0;    // the three all-to-alls of each call: counts, rows out, rows back
   int64_t t_experts_ns = 0;     // experts_forward on the received rows
+};
+
+// The dispatch cost of one MoE layer on this rank, summed over its calls. Rows are (token,
+// expert) pairs of the tokens that run the layer (skip hits never enter), `row_bytes` = hidden ×
+// the compute dtype's size. Only rows that cross to another rank count as bytes.
+struct EpLayerStats {
+  int64_t n_calls = 0;
+  int64_t n_rows_routed = 0;    // pairs this rank's tokens produced
+  int64_t n_rows_sent = 0;      // of them, to experts on other ranks
+  int64_t n_rows_recv = 0;      // pairs from other ranks that this rank's experts ran
+  int64_t bytes_dispatch = 0;   // n_rows_sent · row_bytes: rows out to the owners
+  int64_t bytes_combine = 0;    // n_rows_recv · row_bytes: their outputs sent back
+  int64_t t_alltoall_ns = 0;    // the three all-to-alls (counts, rows out, rows back)
 };
 
 class ExpertParallel final : public MoeExecutor {
@@ -60,11 +74,23 @@ class ExpertParallel final : public MoeExecutor {
                           FlopCounter* flops = nullptr, int layer = FlopCounter::kNoLayer);
 
   const EpStats& stats() const { return stats_; }
-  void reset_stats() { stats_ = {}; }
+  // By layer index (the `layer` of each call; calls without one are not kept here): empty
+  // entries for layers that never ran expert-parallel.
+  const std::vector<EpLayerStats>& layer_stats() const { return by_layer_; }
+  // layer_stats() as int64 [n_layers, kEpLayerFields] on the CPU, the fields in declaration
+  // order (n_calls … t_alltoall_ns), zero rows for layers that did not run: what the ranks
+  // allgather for the report's /per_rank_layer.
+  static constexpr int64_t kEpLayerFields = 7;
+  at::Tensor layer_stats_tensor(int64_t n_layers) const;
+  void reset_stats() {
+    stats_ = {};
+    by_layer_.clear();
+  }
 
  private:
   Communicator& group_;
   EpStats stats_;
+  std::vector<EpLayerStats> by_layer_;
 };
 
 }  // namespace semskip

@@ -24,6 +24,11 @@ ExpertParallelGroup::ExpertParallelGroup(Communicator& world, int ep_size, const
   executor_ = std::make_unique<ExpertParallel>(*comm_);
 }
 
+ExpertShard ExpertParallelGroup::shard(int64_t n_experts) const {
+  const ExpertPartition part(n_experts, comm_->size());
+  return ExpertShard{part.first(comm_->rank()), part.count(comm_->rank())};
+}
+
 std::string ExpertParallelGroup::describe(int64_t n_experts) const {
   return fmt::format("ep {} of {} ranks, group {}/{}: {}", comm_->size(), world_size_, index_, n_groups_,
                      ExpertPartition(n_experts, comm_->size()).describe());

@@ -9,6 +9,7 @@
 #include "comm/communicator.h"
 #include "comm/expert_parallel.h"
 #include "model/model_config.h"
+#include "model/model_options.h"
 
 namespace semskip {
 
@@ -23,6 +24,9 @@ class ExpertParallelGroup {
   int n_groups() const { return n_groups_; }
   Communicator& comm() { return *comm_; }     // the ranks of this group
   ExpertParallel& executor() { return *executor_; }
+  // The routed experts this rank owns of a model with n_experts: what it loads (ModelOptions::
+  // experts, so that weight memory per rank falls with ep_size).
+  ExpertShard shard(int64_t n_experts) const;
   // "ep 2 of 4 ranks, group 1/2: 8 experts over 2 ranks: [0,4) [4,8)"
   std::string describe(int64_t n_experts) const;
 

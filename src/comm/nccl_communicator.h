@@ -72,6 +72,10 @@ class NcclCommunicator final : public Communicator {
   double timeout_s_;
 };
 
+// What `--comm <kind>` runs on `device`: "mpi" or "nccl". "auto" is NCCL when the build has it
+// (`built_with_nccl`) and `device` is CUDA, else MPI. semskip::Error naming --comm for another
+// kind, and for "nccl" without NCCL in the build or on a non-CUDA device.
+const char* resolve_comm_kind(const std::string& kind, bool built_with_nccl, const at::Device& device);
 // The communicator `--comm` asks for over `host`'s ranks: "mpi" returns `host` itself, "nccl"
 // an NcclCommunicator on `device` (semskip::Error when this build has no NCCL or the device is
 // not CUDA). "auto": NCCL when built with it and `device` is CUDA, else MPI.

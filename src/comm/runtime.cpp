@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "comm/mpi_check.h"
 #include "comm/mpi_communicator.h"
+#include "comm/nccl_communicator.h"
 
 namespace semskip {
 
@@ -83,6 +84,17 @@ Runtime::Runtime() {
 }
 
 Runtime::~Runtime() = default;
+
+Communicator& Runtime::world(const std::string& comm_kind, const at::Device& device) {
+  if (std::string(resolve_comm_kind(comm_kind, have_nccl(), device)) == "mpi") return *world_;
+  if (!nccl_world_) {
+    nccl_world_ = make_communicator("nccl", std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, "world"), device);
+    nccl_device_ = device;
+  }
+  SEMSKIP_THROW_IF_NOT_MSG(nccl_device_ == device, "option --comm nccl: {} already has an NCCL world on {}, not {}",
+                           label(), nccl_device_.str(), device.str());
+  return *nccl_world_;
+}
 
 std::string Runtime::label() const { return fmt::format("rank {}/{} ({})", rank_, world_size_, host()); }
 

@@ -45,6 +45,11 @@ class Runtime {
 
   // Every rank of the job (a duplicate of MPI_COMM_WORLD).
   Communicator& world() { return *world_; }
+  // The world as `--comm <kind>` asks for it on `device` (resolve_comm_kind in
+  // comm/nccl_communicator.h): world() itself for MPI, else one NCCL communicator over the same
+  // ranks, made on the first call (collective then) and kept. semskip::Error naming --comm when
+  // the kind is refused, or when a later call asks for another device.
+  Communicator& world(const std::string& comm_kind, const at::Device& device);
 
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
@@ -60,6 +65,8 @@ class Runtime {
   int n_nodes_ = 1;
   std::vector<std::string> hosts_;  // [world_size], by rank
   std::unique_ptr<Communicator> world_;
+  std::unique_ptr<Communicator> nccl_world_;  // --comm nccl (or auto on CUDA), on nccl_device_
+  at::Device nccl_device_ = at::kCPU;
 };
 
 }  // namespace semskip

@@ -35,6 +35,8 @@ void RunConfig::validate() const {
   SEMSKIP_THROW_IF_NOT_MSG(bootstrap >= 1, "--bootstrap must be ≥ 1, got {}", bootstrap);
   SEMSKIP_THROW_IF_NOT_MSG(threads >= 0, "--threads must be ≥ 0, got {}", threads);
   SEMSKIP_THROW_IF_NOT_MSG(ep >= 1, "--ep must be ≥ 1, got {}", ep);
+  SEMSKIP_THROW_IF_NOT_MSG(comm == "auto" || comm == "mpi" || comm == "nccl",
+                           "--comm: expected auto, mpi or nccl, got '{}'", comm);
   SEMSKIP_THROW_IF_NOT_MSG(shard_of >= 0, "--shard-of must be ≥ 0, got {}", shard_of);
   SEMSKIP_THROW_IF_NOT_MSG(shard_of > 0 || shard_index == 0, "--shard-index needs --shard-of");
   SEMSKIP_THROW_IF_NOT_MSG(shard_of == 0 || (shard_index >= 0 && shard_index < shard_of),
@@ -86,6 +88,7 @@ nlohmann::json config_json(const RunConfig& c) {
       {"cache_mode", c.cache_mode},
       {"sync", c.sync},
       {"ep", c.ep},
+      {"comm", c.comm},
       {"shard", c.shard},
       {"shard_of", c.shard_of},
       {"shard_index", c.shard_index},
@@ -132,6 +135,9 @@ const std::vector<RunOptionInfo>& run_option_table() {
                  "of its lookups hit) | global[:<f>] (all ranks or none, on the job's hits; f 0.5) | "
                  "global:group[:<f>] (the same per expert-parallel group, --ep)"},
         {"ep", "expert-parallel group size: MoE experts split over groups of this many consecutive ranks"},
+        {"comm", "communicator of the ranks: auto (NCCL on CUDA devices when built with it, else MPI) | mpi | "
+                 "nccl (CUDA builds and devices only); mpi or nccl also run the MoE layers at --ep 1 through "
+                 "the communicator"},
         {"shard", "how requests are split over ranks: round-robin | contiguous | balanced"},
         {"shard_of", "single process: run one shard of this many, as that rank of an mpirun would (0: all)"},
         {"shard_index", "the shard --shard-of runs"},
@@ -207,6 +213,7 @@ RunPlan RunPlan::resolve(RunConfig cfg) {
   p.cache_mode = parse_cache_mode(cfg.cache_mode, "--cache-mode");
   p.sync = SyncRule::parse(cfg.sync, "--sync");
   p.ep = cfg.ep;
+  p.comm = cfg.comm;
   p.shard = parse_shard_strategy(cfg.shard);
   p.shard_of = cfg.shard_of;
   p.shard_index = cfg.shard_index;
@@ -241,6 +248,7 @@ RunConfig RunPlan::to_config() const {
   c.cache_mode = cache_mode_name(cache_mode);
   c.sync = sync.describe();
   c.ep = ep;
+  c.comm = comm;
   c.shard = shard_strategy_name(shard);
   c.shard_of = shard_of;
   c.shard_index = shard_index;
@@ -277,6 +285,7 @@ RunPlan RunPlan::from_json(const nlohmann::json& j) {
   j.at("cache_mode").get_to(c.cache_mode);
   j.at("sync").get_to(c.sync);
   j.at("ep").get_to(c.ep);
+  c.comm = j.value("comm", std::string("auto"));  // reports written before the option lack it
   j.at("shard").get_to(c.shard);
   j.at("shard_of").get_to(c.shard_of);
   j.at("shard_index").get_to(c.shard_index);

@@ -52,6 +52,7 @@ struct RunConfig {
   std::string cache_mode = "local";  // local | replicated | sharded
   std::string sync = "token";        // token | batch:<f> | global[:<f>] (skip/sync_rule.h)
   int64_t ep = 1;                    // expert-parallel group size (ranks per group)
+  std::string comm = "auto";         // communicator: auto | mpi | nccl (comm/nccl_communicator.h)
   std::string shard = "round-robin"; // how requests are split over ranks: round-robin | contiguous | balanced
   int64_t shard_of = 0;              // single process only: run the shard `shard_index` of this many (0: all)
   int64_t shard_index = 0;
@@ -106,6 +107,7 @@ struct RunPlan {
   CacheMode cache_mode = CacheMode::local;
   SyncRule sync;
   int64_t ep = 1;
+  std::string comm = "auto";  // auto | mpi | nccl, as given (resolved per rank against its device)
   ShardStrategy shard = ShardStrategy::round_robin;
   int64_t shard_of = 0, shard_index = 0;
   double split_fraction = 0;  // 0: no --split

@@ -146,13 +146,16 @@ const SafetensorsFile& Checkpoint::file_of(const std::string& name) const {
   return *it->second;
 }
 
-at::Tensor Checkpoint::get(const std::string& name, at::ScalarType dtype, at::Device device,
-                           const std::vector<int64_t>& expected_shape) const {
-  const SafetensorsFile& file = file_of(name);
-  at::Tensor t = file.tensor(name);  // the on-disk dtype, over the mapping
-  if (!expected_shape.empty() && t.sizes().vec() != expected_shape)
-    SEMSKIP_THROW_MSG("{}: tensor '{}' has shape [{}], expected [{}]", file.path(), name,
-                      fmt::join(t.sizes().vec(), ", "), fmt::join(expected_shape, ", "));
+namespace {
+
+// The checks and the conversion of Checkpoint::get and get_rows: `t` is `name`'s bytes (all or
+// some rows) over the mapping, `full_shape` the whole tensor's shape on disk.
+at::Tensor convert_checked(const SafetensorsFile& file, const std::string& name, const at::Tensor& t,
+                           const std::vector<int64_t>& full_shape, at::ScalarType dtype, at::Device device,
+                           const std::vector<int64_t>& expected_shape) {
+  if (!expected_shape.empty() && full_shape != expected_shape)
+    SEMSKIP_THROW_MSG("{}: tensor '{}' has shape [{}], expected [{}]", file.path(), name, fmt::join(full_shape, ", "),
+                      fmt::join(expected_shape, ", "));
   const bool from_float = at::isFloatingType(t.scalar_type());
   const bool to_float = at::isFloatingType(dtype);
   SEMSKIP_THROW_IF_NOT_MSG(t.scalar_type() == dtype ||
@@ -161,6 +164,26 @@ at::Tensor Checkpoint::get(const std::string& name, at::ScalarType dtype, at::De
                            c10::toString(t.scalar_type()), c10::toString(dtype));
   // copy=true: callers get memory of their own, never the read-only mapping.
   return t.to(device, dtype, /*non_blocking=*/false, /*copy=*/true).contiguous();
+}
+
+}  // namespace
+
+at::Tensor Checkpoint::get(const std::string& name, at::ScalarType dtype, at::Device device,
+                           const std::vector<int64_t>& expected_shape) const {
+  const SafetensorsFile& file = file_of(name);
+  const at::Tensor t = file.tensor(name);  // the on-disk dtype, over the mapping
+  return convert_checked(file, name, t, t.sizes().vec(), dtype, device, expected_shape);
+}
+
+at::Tensor Checkpoint::get_rows(const std::string& name, int64_t first, int64_t count, at::ScalarType dtype,
+                                at::Device device, const std::vector<int64_t>& expected_shape) const {
+  const SafetensorsFile& file = file_of(name);
+  const std::vector<int64_t> full_shape = file.view(name).shape;
+  // The shape first: a slice of a tensor of another shape is never read.
+  if (!expected_shape.empty() && full_shape != expected_shape)
+    SEMSKIP_THROW_MSG("{}: tensor '{}' has shape [{}], expected [{}]", file.path(), name, fmt::join(full_shape, ", "),
+                      fmt::join(expected_shape, ", "));
+  return convert_checked(file, name, file.tensor_rows(name, first, count), full_shape, dtype, device, {});
 }
 
 std::vector<NonFiniteTensor> non_finite_tensors(const Checkpoint& ckpt) {

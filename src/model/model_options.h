@@ -29,6 +29,18 @@ inline constexpr AttnImpl kDefaultAttnImpl = AttnImpl::eager;
 AttnImpl parse_attn_impl(const std::string& s, const std::string& what);
 const char* attn_impl_name(AttnImpl a);
 
+// The routed experts of every MoE layer that this process holds: [first, first + count);
+// count < 0 means all of them. With expert parallelism (--ep) each rank holds only the experts
+// it owns (comm/expert_partition.h); the others are never read from the checkpoint and stay
+// empty (undefined weights) in MoeBlock::experts.
+struct ExpertShard {
+  int64_t first = 0;
+  int64_t count = -1;
+
+  bool all() const { return count < 0; }
+  bool holds(int64_t expert) const { return all() || (expert >= first && expert < first + count); }
+};
+
 struct ModelOptions {
   DType dtype = DType::fp32;          // compute dtype of weights, activations and KV cache
   at::Device device = at::kCPU;
@@ -40,6 +52,7 @@ struct ModelOptions {
   // beyond what the model was trained on, so Transformer refuses such positions unless this
   // raises the limit (with a warning at build time).
   int64_t max_model_len = 0;  // 0: config.max_position_embeddings
+  ExpertShard experts;        // routed experts held (all unless expert-parallel)
 };
 
 at::ScalarType scalar_type(DType d);

@@ -117,24 +117,42 @@ std::vector<std::string> SafetensorsFile::names() const {
 
 at::Tensor SafetensorsFile::tensor(const std::string& name) const {
   const TensorView& v = view(name);
-  const std::string what = fmt::format("{}: tensor '{}'", path_, name);
+  return over_mapping(v, v.data, v.nbytes, v.shape);
+}
+
+at::Tensor SafetensorsFile::tensor_rows(const std::string& name, int64_t first, int64_t count) const {
+  const TensorView& v = view(name);
+  SEMSKIP_THROW_IF_NOT_MSG(!v.shape.empty(), "{}: tensor '{}' is a scalar; it has no rows to slice", path_, name);
+  SEMSKIP_THROW_IF_NOT_MSG(first >= 0 && count >= 0 && first + count <= v.shape[0],
+                           "{}: tensor '{}': rows [{}, {}) are outside its {} rows", path_, name, first, first + count,
+                           v.shape[0]);
+  const size_t row_bytes = v.shape[0] > 0 ? v.nbytes / static_cast<size_t>(v.shape[0]) : 0;
+  std::vector<int64_t> shape = v.shape;
+  shape[0] = count;
+  return over_mapping(v, v.data + static_cast<size_t>(first) * row_bytes, static_cast<size_t>(count) * row_bytes,
+                      shape);
+}
+
+at::Tensor SafetensorsFile::over_mapping(const TensorView& v, const uint8_t* data, size_t nbytes,
+                                         const std::vector<int64_t>& shape) const {
+  const std::string what = fmt::format("{}: tensor '{}'", path_, v.name);
   const DTypeInfo& d = dtype_info(v.dtype, what);
   if (d.type == at::kBool) {
     // Any byte but 0 and 1 is not a bool ATen can hold.
-    for (size_t i = 0; i < v.nbytes; ++i)
-      SEMSKIP_THROW_IF_NOT_MSG(v.data[i] <= 1, "{}: BOOL byte {} holds {}, not 0 or 1", what, i,
-                               int(v.data[i]));
+    for (size_t i = 0; i < nbytes; ++i)
+      SEMSKIP_THROW_IF_NOT_MSG(data[i] <= 1, "{}: BOOL byte {} holds {}, not 0 or 1", what,
+                               i + static_cast<size_t>(data - v.data), int(data[i]));
   }
   auto options = at::TensorOptions().dtype(d.type).device(at::kCPU);
-  if (reinterpret_cast<uintptr_t>(v.data) % d.size != 0) {
-    at::Tensor copy = at::empty(v.shape, options);
-    if (v.nbytes) std::memcpy(copy.data_ptr(), v.data, v.nbytes);
+  if (reinterpret_cast<uintptr_t>(data) % d.size != 0) {
+    at::Tensor copy = at::empty(shape, options);
+    if (nbytes) std::memcpy(copy.data_ptr(), data, nbytes);
     return copy;
   }
   std::shared_ptr<void> keep = mapping_;
   // from_blob wants a mutable pointer; PROT_READ makes any write fault instead of corrupting.
   return at::from_blob(
-      const_cast<uint8_t*>(v.data), v.shape, [keep](void*) mutable { keep.reset(); }, options);
+      const_cast<uint8_t*>(data), shape, [keep](void*) mutable { keep.reset(); }, options);
 }
 
 }  // namespace semskip

@@ -46,8 +46,18 @@ class SafetensorsFile {
   // to the mapping, so it stays readable after this object is gone. (A tensor whose offset is
   // not a multiple of its item size, which Hugging Face never writes, is copied instead.)
   at::Tensor tensor(const std::string& name) const;
+  // Rows [first, first + count) of the tensor's first dimension, over exactly those bytes of
+  // the mapping (from the tensor's offset plus first · the bytes of one row; no other byte of
+  // the tensor is touched): the slice of a stacked tensor [E, ...] that one rank holds. The same
+  // contract as tensor(). semskip::Error naming the file and tensor for a scalar or a range
+  // outside [0, shape[0]].
+  at::Tensor tensor_rows(const std::string& name, int64_t first, int64_t count) const;
 
  private:
+  // A CPU tensor of `shape` over `nbytes` mapped bytes at `data` (copied when misaligned).
+  at::Tensor over_mapping(const TensorView& v, const uint8_t* data, size_t nbytes,
+                          const std::vector<int64_t>& shape) const;
+
   std::string path_;
   void* map_ = nullptr;
   size_t map_size_ = 0;
@@ -77,6 +87,10 @@ class Checkpoint {
   // convert to floating types and integer types to integer types; mixing is refused.
   at::Tensor get(const std::string& name, at::ScalarType dtype, at::Device device,
                  const std::vector<int64_t>& expected_shape = {}) const;
+  // Rows [first, first + count) of the tensor's first dimension (SafetensorsFile::tensor_rows:
+  // only their bytes are read), converted like get(); `expected_shape` is the whole tensor's.
+  at::Tensor get_rows(const std::string& name, int64_t first, int64_t count, at::ScalarType dtype,
+                      at::Device device, const std::vector<int64_t>& expected_shape = {}) const;
   const std::string& dir() const { return dir_; }
   // The file that holds `name` (for zero-copy access through SafetensorsFile::tensor).
   const SafetensorsFile& file_of(const std::string& name) const;

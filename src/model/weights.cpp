@@ -17,6 +17,13 @@ at::Tensor CheckpointWeights::get(const std::string& name, const std::vector<int
   return ckpt_.get(name, dtype_, device_, shape);
 }
 
+at::Tensor CheckpointWeights::get_rows(const std::string& name, const std::vector<int64_t>& shape, int64_t first,
+                                       int64_t count, WeightInit) {
+  SEMSKIP_THROW_IF_NOT_MSG(ckpt_.has(name), "checkpoint {}: missing weight '{}'", ckpt_.dir(), name);
+  read_.insert(name);
+  return ckpt_.get_rows(name, first, count, dtype_, device_, shape);
+}
+
 std::vector<std::string> CheckpointWeights::unused() const {
   std::vector<std::string> out;
   const std::string buffer = "rotary_emb.inv_freq";
@@ -67,6 +74,20 @@ at::Tensor RandomWeights::get(const std::string& name, const std::vector<int64_t
   at::Tensor w = at::empty(shape, opts.dtype(at::kFloat));
   w.normal_(0.0, std_, gen);
   return w.to(dtype_);
+}
+
+at::Tensor RandomWeights::get_rows(const std::string& name, const std::vector<int64_t>& shape, int64_t first,
+                                   int64_t count, WeightInit init) {
+  // The stream is the whole tensor's: drawn whole, the other rows dropped (random weights are
+  // for shapes and speed, not for memory).
+  return get(name, shape, init).narrow(0, first, count).clone();
+}
+
+at::Tensor MetaWeights::get_rows(const std::string&, const std::vector<int64_t>& shape, int64_t, int64_t count,
+                                 WeightInit) {
+  std::vector<int64_t> rows = shape;
+  rows.at(0) = count;
+  return at::empty(rows, at::TensorOptions().dtype(dtype_).device(at::kMeta));
 }
 
 at::Tensor MetaWeights::get(const std::string&, const std::vector<int64_t>& shape, WeightInit) {

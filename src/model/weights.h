@@ -30,6 +30,14 @@ class WeightSource {
   // naming the weight when it is missing or has another shape.
   virtual at::Tensor get(const std::string& name, const std::vector<int64_t>& shape,
                          WeightInit init) = 0;
+  // Rows [first, first + count) of the weight `name` of `shape` (its first dimension): what a
+  // rank holds of a stacked tensor [E, ...] of experts. Equal to get(name, shape).narrow(0,
+  // first, count); a checkpoint reads only those rows' bytes.
+  virtual at::Tensor get_rows(const std::string& name, const std::vector<int64_t>& shape, int64_t first,
+                              int64_t count, WeightInit init) = 0;
+  // A weight the architecture names but this process does not hold (another rank's expert,
+  // ModelOptions::experts): never read, and not reported as unused.
+  virtual void leave(const std::string& name) { (void)name; }
   // Whether the source holds `name`. Random and meta sources hold nothing by name: architecture
   // code that accepts several spellings of a weight falls back to the canonical one.
   virtual bool has(const std::string& name) const = 0;
@@ -43,10 +51,13 @@ class CheckpointWeights final : public WeightSource {
  public:
   CheckpointWeights(const Checkpoint& ckpt, at::ScalarType dtype, at::Device device);
   at::Tensor get(const std::string& name, const std::vector<int64_t>& shape, WeightInit init) override;
+  at::Tensor get_rows(const std::string& name, const std::vector<int64_t>& shape, int64_t first, int64_t count,
+                      WeightInit init) override;
+  void leave(const std::string& name) override { read_.insert(name); }
   bool has(const std::string& name) const override;
   at::ScalarType dtype() const override { return dtype_; }
   at::Device device() const override { return device_; }
-  // The checkpoint's tensors that no get() read, sorted, without those transformers also
+  // The checkpoint's tensors that no get() read nor leave() named, sorted, without those transformers also
   // ignores silently (rotary inv_freq buffers of older checkpoints).
   std::vector<std::string> unused() const;
 
@@ -63,6 +74,8 @@ class RandomWeights final : public WeightSource {
  public:
   RandomWeights(uint64_t seed, double std, at::ScalarType dtype, at::Device device);
   at::Tensor get(const std::string& name, const std::vector<int64_t>& shape, WeightInit init) override;
+  at::Tensor get_rows(const std::string& name, const std::vector<int64_t>& shape, int64_t first, int64_t count,
+                      WeightInit init) override;
   bool has(const std::string&) const override { return false; }
   at::ScalarType dtype() const override { return dtype_; }
   at::Device device() const override { return device_; }
@@ -80,6 +93,8 @@ class MetaWeights final : public WeightSource {
  public:
   explicit MetaWeights(at::ScalarType dtype) : dtype_(dtype) {}
   at::Tensor get(const std::string& name, const std::vector<int64_t>& shape, WeightInit init) override;
+  at::Tensor get_rows(const std::string& name, const std::vector<int64_t>& shape, int64_t first, int64_t count,
+                      WeightInit init) override;
   bool has(const std::string&) const override { return false; }
   at::ScalarType dtype() const override { return dtype_; }
   at::Device device() const override { return at::Device(at::kMeta); }

@@ -386,13 +386,13 @@ TEST(RunPlan, JsonKeysAreTheOptionTableAndRoundTrip) {
   c.bootstrap = 9, c.seed = 123456789012345ULL, c.threads = 2, c.report = "r.h5", c.cache_mode = "sharded";
   c.sync = "batch:0.5", c.ep = 2, c.shard = "balanced", c.shard_of = 3, c.shard_index = 2, c.json = true;
   c.split = "0.25", c.orders = 3, c.target_agreement = 0.8;
-  c.dtype = "fp16";
+  c.dtype = "fp16", c.comm = "mpi";
   const nlohmann::json j = RunPlan::resolve(c).to_json();
   std::set<std::string> keys, table;
   for (const auto& item : j.items()) keys.insert(item.key());
   for (const RunOptionInfo& o : run_option_table()) table.insert(o.key);
   EXPECT_EQ(keys, table);
-  EXPECT_EQ(table.size(), 29u);  // with split, tune_workload, target_agreement, orders
+  EXPECT_EQ(table.size(), 30u);  // with split, tune_workload, target_agreement, orders, comm
   const RunPlan d = RunPlan::from_json(j);
   EXPECT_EQ(d.to_json(), j);
   EXPECT_EQ(d.seed, 123456789012345ULL);
@@ -403,6 +403,7 @@ TEST(RunPlan, JsonKeysAreTheOptionTableAndRoundTrip) {
   EXPECT_EQ(j.at("workload"), RunPlan::resolve(c).workload.describe());
   EXPECT_EQ(j.at("cache_mode"), "sharded");
   EXPECT_EQ(j.at("shard"), "balanced");
+  EXPECT_EQ(j.at("comm"), "mpi");
   EXPECT_EQ(j.at("split"), "tune=0.25");
   EXPECT_EQ(j.at("orders"), 3);
   EXPECT_EQ(d.shard_index, 2);
@@ -413,6 +414,11 @@ TEST(RunPlan, JsonKeysAreTheOptionTableAndRoundTrip) {
     // Reports written before --max-model-len existed lack it: their runs used the model's limit.
     if (item.key() == "max_model_len") {
       EXPECT_EQ(RunPlan::from_json(missing).max_model_len, 0);
+      continue;
+    }
+    // Likewise --comm: their runs used MPI, which auto picks on CPU.
+    if (item.key() == "comm") {
+      EXPECT_EQ(RunPlan::from_json(missing).comm, "auto");
       continue;
     }
     // Likewise the tune/eval protocol: their runs had no split, no tune workload, one order.
@@ -534,6 +540,7 @@ TEST(RunConfig, RefusalsNameTheOptionAndTheValue) {
       {[](RunConfig& c) { c.bootstrap = 0; }, "--bootstrap must be ≥ 1, got 0"},
       {[](RunConfig& c) { c.threads = -1; }, "--threads must be ≥ 0, got -1"},
       {[](RunConfig& c) { c.ep = 0; }, "--ep must be ≥ 1, got 0"},
+      {[](RunConfig& c) { c.comm = "gloo"; }, "--comm: expected auto, mpi or nccl, got 'gloo'"},
       {[](RunConfig& c) { c.split = "half"; }, "--split: expected F or tune=F"},
       {[](RunConfig& c) { c.split = "0.5", c.tune_workload = "text"; }, "--split and --tune-workload both name a tune part"},
       {[](RunConfig& c) { c.orders = 0; }, "--orders must be ≥ 1, got 0"},

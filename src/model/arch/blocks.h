@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/decoder_layer.h"
 #include "model/model_config.h"
@@ -20,6 +21,14 @@ Attention attention(WeightSource& w, const std::string& prefix, const ModelConfi
 // "<prefix>.<gate>", "<prefix>.<up>", "<prefix>.<down>".
 SwiGluMlp swiglu(WeightSource& w, const std::string& prefix, int64_t d, int64_t intermediate, bool bias,
                  const char* gate = "gate_proj", const char* up = "up_proj", const char* down = "down_proj");
+// The routed experts "<prefix>.<e>" of a MoE block, only those `held` (ModelOptions::experts):
+// per-expert tensors "<prefix>.<e>.<gate|up|down>.weight" are read for the held experts alone,
+// stacked ones (transformers 5: "<prefix>.gate_up_proj" [E, 2·width, d], gate rows first, and
+// "<prefix>.down_proj" [E, d, width]) for the held rows alone. Experts not held stay empty
+// (undefined weights). semskip::Error when `held` names experts past n_experts.
+std::vector<SwiGluMlp> routed_experts(WeightSource& w, const std::string& prefix, int64_t n_experts, int64_t d,
+                                      int64_t width, const ExpertShard& held, const char* gate = "gate_proj",
+                                      const char* up = "up_proj", const char* down = "down_proj");
 // "model.layers.<layer>".
 std::string layer_prefix(int64_t layer);
 // The pre-norm block with its two norms named as every architecture here names them.

@@ -19,11 +19,10 @@ DecoderLayer build_mixtral_layer(const ModelConfig& c, int64_t layer, WeightSour
   moe.top_k = c.n_experts_per_tok;
   moe.norm_topk_prob = true;
   moe.router = arch::linear(w, block + ".gate", c.n_experts, d, false);
-  for (int64_t e = 0; e < c.n_experts; ++e) {
-    const std::string ep = fmt::format("{}.experts.{}", block, e);
-    moe.experts.push_back(hub_names ? arch::swiglu(w, ep, d, c.intermediate_size, false, "w1", "w3", "w2")
-                                    : arch::swiglu(w, ep, d, c.intermediate_size, false));
-  }
+  moe.experts = hub_names ? arch::routed_experts(w, block + ".experts", c.n_experts, d, c.intermediate_size,
+                                                  o.experts, "w1", "w3", "w2")
+                          : arch::routed_experts(w, block + ".experts", c.n_experts, d, c.intermediate_size,
+                                                  o.experts);
   l.moe = std::move(moe);
   return l;
 }

@@ -22,9 +22,7 @@ DecoderLayer build_qwen2_moe_layer(const ModelConfig& c, int64_t layer, WeightSo
   moe.top_k = c.n_experts_per_tok;
   moe.norm_topk_prob = c.norm_topk_prob;
   moe.router = arch::linear(w, p + ".mlp.gate", c.n_experts, d, false);
-  for (int64_t e = 0; e < c.n_experts; ++e) {
-    moe.experts.push_back(arch::swiglu(w, fmt::format("{}.mlp.experts.{}", p, e), d, c.moe_intermediate_size, false));
-  }
+  moe.experts = arch::routed_experts(w, p + ".mlp.experts", c.n_experts, d, c.moe_intermediate_size, o.experts);
   if (c.shared_expert_intermediate_size > 0) {
     moe.shared = arch::swiglu(w, p + ".mlp.shared_expert", d, c.shared_expert_intermediate_size, false);
     moe.shared_gate = arch::linear(w, p + ".mlp.shared_expert_gate", 1, d, false);

@@ -1,5 +1,7 @@
 #include "model/layers/moe_block.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace semskip {
@@ -34,6 +36,10 @@ at::Tensor MoeBlock::gather_rows(const at::Tensor& x, const ExpertDispatch& plan
 
 at::Tensor MoeBlock::expert_forward(int64_t e, const at::Tensor& x_rows, FlopCounter* flops, int layer) const {
   SEMSKIP_ASSERT(e >= 0 && e < n_experts());
+  SEMSKIP_THROW_IF_NOT_MSG(holds(e),
+                           "MoE: expert {} is not held by this process (expert-parallel weights, --ep); its rows "
+                           "must go to its owner through ExpertParallel",
+                           e);
   return experts[static_cast<size_t>(e)].forward(x_rows, flops, layer, OpGroup::experts);
 }
 
@@ -92,9 +98,20 @@ int64_t MoeBlock::n_params() const {
   return n;
 }
 
+int64_t MoeBlock::n_held() const {
+  int64_t n = 0;
+  for (int64_t e = 0; e < n_experts(); ++e) n += holds(e) ? 1 : 0;
+  return n;
+}
+
 int64_t MoeBlock::n_params_active() const {
   int64_t n = n_params();
-  if (!experts.empty()) n -= (n_experts() - top_k) * experts.front().n_params();
+  // With expert-parallel weights only some experts are held: the active count is per held expert.
+  for (int64_t e = 0; e < n_experts(); ++e) {
+    if (!holds(e)) continue;
+    n -= (n_held() - std::min(top_k, n_held())) * experts[static_cast<size_t>(e)].n_params();
+    break;
+  }
   return n;
 }
 

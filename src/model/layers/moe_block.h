@@ -41,6 +41,10 @@ class MoeBlock {
   Linear shared_gate;                // [1, d]; weight undefined when the shared expert is ungated
 
   int64_t n_experts() const { return static_cast<int64_t>(experts.size()); }
+  // Whether this process holds expert e's weights (all do, except with expert-parallel weights,
+  // ModelOptions::experts), and how many it holds.
+  bool holds(int64_t e) const { return experts[static_cast<size_t>(e)].down_proj.weight.defined(); }
+  int64_t n_held() const;
 
   // x [N, d] -> routing of each row.
   Routing route(const at::Tensor& x, FlopCounter* flops = nullptr, int layer = FlopCounter::kNoLayer) const;
@@ -66,7 +70,7 @@ class MoeBlock {
   at::Tensor forward(const at::Tensor& x, FlopCounter* flops = nullptr, int layer = FlopCounter::kNoLayer,
                      Routing* routing_out = nullptr) const;
 
-  int64_t n_params() const;
+  int64_t n_params() const;  // held parameters
   // Parameters a token uses: router, top_k routed experts, shared expert and gate.
   int64_t n_params_active() const;
 };

@@ -16,7 +16,7 @@
 #   bench/gpu/serve_bench.sh OUT_DIR
 #
 # Settings (environment): SEMSKIP (the binary, default build/cuda/bin/semskip, built with
-# scripts/gpu/build-cuda.sh when missing), NUM (256), SKIP_POLICY ("static:layers=8,9,10,11"),
+# scripts/gpu/build-cuda.sh when missing), NUM (256), SKIP_POLICY ("static:layers=8+9+10+11"),
 # RATES (the sweep, requests/s: "8 16 32 64"), SWEEP_NUM (128 requests per sweep point), SLO
 # ("ttft:1000 tpot:50", ms), HF (1: run transformers), HF_BATCHES (32,128), PYTHON (python3),
 # MAX_NUM_SEQS (256), MAX_NUM_BATCHED_TOKENS (8192). On an H200 the whole run takes about 5–7
@@ -27,7 +27,7 @@ out="${1:?usage: serve_bench.sh OUT_DIR}"
 mkdir -p "$out"
 semskip="${SEMSKIP:-build/cuda/bin/semskip}"
 num="${NUM:-256}"
-skip_policy="${SKIP_POLICY:-static:layers=8,9,10,11}"
+skip_policy="${SKIP_POLICY:-static:layers=8+9+10+11}"
 rates="${RATES:-8 16 32 64}"
 sweep_num="${SWEEP_NUM:-128}"
 slo="${SLO:-ttft:1000 tpot:50}"

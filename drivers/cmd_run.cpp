@@ -488,6 +488,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   eo.batch = plan.batch;
   eo.max_new_tokens = plan.max_new_tokens;
   eo.eos_token = mc.eos_token_id;
+  eo.row_exec = plan.row_exec;
   EvalDist dist;
   dist.world = distributed ? &world : nullptr;
   dist.ep = ep ? &ep->executor() : nullptr;
@@ -495,8 +496,9 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   if (ep) dist.counted.push_back(&ep->comm());
   Evaluator ev(model, eo, dist);
   if (rt.is_root()) {
-    std::fprintf(stderr, "semskip run: %s, %lld requests (+%zu calibration), %zu policies", plan.model.c_str(),
-                 static_cast<long long>(reqs.n_evaluated_total), reqs.calibration.size(), policies.size());
+    std::fprintf(stderr, "semskip run: %s, %lld requests (+%zu calibration), %zu policies, skip-exec %s",
+                 plan.model.c_str(), static_cast<long long>(reqs.n_evaluated_total), reqs.calibration.size(),
+                 policies.size(), row_exec_name(plan.row_exec));
     if (distributed || shard.n_shards > 1)
       std::fprintf(stderr, ", shard %d of %d (%s)", shard.shard, shard.n_shards, shard_strategy_name(plan.shard));
     if (distributed)
@@ -585,6 +587,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     writer.set_attr("workload_bad_lines_skipped", reqs.counters.n_bad_lines_skipped);
     writer.set_attr("cache_mode", std::string(cache_mode_name(plan.cache_mode)));
     writer.set_attr("sync", plan.sync.describe());
+    writer.set_attr("skip_exec", std::string(row_exec_name(plan.row_exec)));
     writer.set_attr("ep_size", plan.ep);
     writer.set_attr("comm", world.describe());
     writer.set_attr("shard", std::string(shard_strategy_name(plan.shard)));
@@ -829,6 +832,7 @@ void add_run_command(CLI::App& app, CommandRegistry& reg) {
   add_table_option(sub, "json", c.json, added);
   add_table_option(sub, "cache_mode", c.cache_mode, added);
   add_table_option(sub, "sync", c.sync, added);
+  add_table_option(sub, "skip_exec", c.skip_exec, added);
   add_table_option(sub, "ep", c.ep, added);
   add_table_option(sub, "comm", c.comm, added);
   add_table_option(sub, "shard", c.shard, added);

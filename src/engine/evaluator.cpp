@@ -81,7 +81,7 @@ class Lockstep {
 }  // namespace
 
 Evaluator::Evaluator(const Transformer& model, EvalOptions options, EvalDist dist)
-    : model_(model), opts_(options), dist_(std::move(dist)), engine_(model, dist_.ep), local_engine_(model) {
+    : model_(model), opts_(options), dist_(std::move(dist)), engine_(model, dist_.ep, options.row_exec), local_engine_(model) {
   SEMSKIP_THROW_IF_NOT_MSG(opts_.batch >= 1, "batch must be ≥ 1, got {}", opts_.batch);
   SEMSKIP_THROW_IF_NOT_MSG(opts_.max_new_tokens >= 0, "max-new-tokens must be ≥ 0");
 }

@@ -49,6 +49,7 @@ struct EvalOptions {
   int64_t batch = 1;
   int64_t max_new_tokens = 0;
   int64_t eos_token = -1;  // generation stops at it (−1: never)
+  RowExec row_exec = RowExec::gather;  // how the policies' steps execute skipping layers (--skip-exec)
 };
 
 // The ranks of a distributed evaluation; the defaults are one process.

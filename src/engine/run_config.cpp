@@ -87,6 +87,7 @@ nlohmann::json config_json(const RunConfig& c) {
       {"json", c.json},
       {"cache_mode", c.cache_mode},
       {"sync", c.sync},
+      {"skip_exec", c.skip_exec},
       {"ep", c.ep},
       {"comm", c.comm},
       {"shard", c.shard},
@@ -134,6 +135,9 @@ const std::vector<RunOptionInfo>& run_option_table() {
         {"sync", "when cache hits are applied: token (each its own) | batch:<f> (a micro-batch's hits iff ≥ f "
                  "of its lookups hit) | global[:<f>] (all ranks or none, on the job's hits; f 0.5) | "
                  "global:group[:<f>] (the same per expert-parallel group, --ep)"},
+        {"skip_exec", "how the rows of a layer that run are executed: gather (compacted) | bucket (compacted and "
+                      "padded to power-of-two counts, then multiples of 256, as captured graphs need) | mask (every "
+                      "row runs, the skipping ones dropped: the same tokens at no saving, a baseline)"},
         {"ep", "expert-parallel group size: MoE experts split over groups of this many consecutive ranks"},
         {"comm", "communicator of the ranks: auto (NCCL on CUDA devices when built with it, else MPI) | mpi | "
                  "nccl (CUDA builds and devices only); mpi or nccl also run the MoE layers at --ep 1 through "
@@ -212,6 +216,7 @@ RunPlan RunPlan::resolve(RunConfig cfg) {
   p.json = cfg.json;
   p.cache_mode = parse_cache_mode(cfg.cache_mode, "--cache-mode");
   p.sync = SyncRule::parse(cfg.sync, "--sync");
+  p.row_exec = parse_row_exec(cfg.skip_exec, "option --skip-exec");
   p.ep = cfg.ep;
   p.comm = cfg.comm;
   p.shard = parse_shard_strategy(cfg.shard);
@@ -247,6 +252,7 @@ RunConfig RunPlan::to_config() const {
   c.json = json;
   c.cache_mode = cache_mode_name(cache_mode);
   c.sync = sync.describe();
+  c.skip_exec = row_exec_name(row_exec);
   c.ep = ep;
   c.comm = comm;
   c.shard = shard_strategy_name(shard);
@@ -284,6 +290,7 @@ RunPlan RunPlan::from_json(const nlohmann::json& j) {
   j.at("json").get_to(c.json);
   j.at("cache_mode").get_to(c.cache_mode);
   j.at("sync").get_to(c.sync);
+  c.skip_exec = j.value("skip_exec", std::string("gather"));  // reports written before the option lack it
   j.at("ep").get_to(c.ep);
   c.comm = j.value("comm", std::string("auto"));  // reports written before the option lack it
   j.at("shard").get_to(c.shard);

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dtype.h"
+#include "model/layer_plan.h"
 #include "parallel_cache/cache_mode.h"
 #include "skip/descriptor.h"
 #include "skip/skip_policy.h"
@@ -51,6 +52,7 @@ struct RunConfig {
   // Distribution (docs/architecture.md §4); without mpirun a world of one rank.
   std::string cache_mode = "local";  // local | replicated | sharded
   std::string sync = "token";        // token | batch:<f> | global[:<f>] (skip/sync_rule.h)
+  std::string skip_exec = "gather";  // rows of a skipping layer: gather | bucket | mask (model/layer_plan.h)
   int64_t ep = 1;                    // expert-parallel group size (ranks per group)
   std::string comm = "auto";         // communicator: auto | mpi | nccl (comm/nccl_communicator.h)
   std::string shard = "round-robin"; // how requests are split over ranks: round-robin | contiguous | balanced
@@ -106,6 +108,7 @@ struct RunPlan {
   bool json = false;
   CacheMode cache_mode = CacheMode::local;
   SyncRule sync;
+  RowExec row_exec = RowExec::gather;
   int64_t ep = 1;
   std::string comm = "auto";  // auto | mpi | nccl, as given (resolved per rank against its device)
   ShardStrategy shard = ShardStrategy::round_robin;

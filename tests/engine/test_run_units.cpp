@@ -392,7 +392,7 @@ TEST(RunPlan, JsonKeysAreTheOptionTableAndRoundTrip) {
   for (const auto& item : j.items()) keys.insert(item.key());
   for (const RunOptionInfo& o : run_option_table()) table.insert(o.key);
   EXPECT_EQ(keys, table);
-  EXPECT_EQ(table.size(), 30u);  // with split, tune_workload, target_agreement, orders, comm
+  EXPECT_EQ(table.size(), 31u);  // with split, tune_workload, target_agreement, orders, comm, skip_exec
   const RunPlan d = RunPlan::from_json(j);
   EXPECT_EQ(d.to_json(), j);
   EXPECT_EQ(d.seed, 123456789012345ULL);
@@ -414,6 +414,11 @@ TEST(RunPlan, JsonKeysAreTheOptionTableAndRoundTrip) {
     // Reports written before --max-model-len existed lack it: their runs used the model's limit.
     if (item.key() == "max_model_len") {
       EXPECT_EQ(RunPlan::from_json(missing).max_model_len, 0);
+      continue;
+    }
+    // Likewise --skip-exec: their runs gathered the rows that run.
+    if (item.key() == "skip_exec") {
+      EXPECT_EQ(RunPlan::from_json(missing).row_exec, RowExec::gather);
       continue;
     }
     // Likewise --comm: their runs used MPI, which auto picks on CPU.

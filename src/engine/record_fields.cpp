@@ -38,7 +38,8 @@ FieldTable<PolicySummary> make_summary() {
   t.member("skip_rate", "fraction", "(token, layer) blocks skipped / (run + skipped)", &S::skip_rate);
   t.member("flops_full", "FLOPs", "FLOPs of the full model on the same steps", &S::flops_full);
   t.member("flops_executed", "FLOPs", "FLOPs of the model's own operations that ran", &S::flops_executed);
-  t.member("flops_overhead", "FLOPs", "key projection, index lookup, KV propagation", &S::flops_overhead);
+  t.member("flops_overhead", "FLOPs", "key projection, index lookup, KV propagation, index insertion and training",
+           &S::flops_overhead);
   t.member("flops_saved_gross", "fraction", "`1 − flops_executed / flops_full`", &S::flops_saved_gross);
   t.member("flops_saved_net", "fraction", "`1 − (flops_executed + flops_overhead) / flops_full`",
            &S::flops_saved_net);
@@ -86,6 +87,10 @@ FieldTable<PolicySummary> make_summary() {
   t.member("tokens_per_s", "tokens/s", "`n_tokens / t_skip_s`: the job's throughput with skipping", &S::tokens_per_s);
   t.member("comm_sent_bytes", "bytes", "bytes sent to other ranks during the policy's runs, all ranks",
            &S::comm_sent_bytes);
+  t.member("flops_insert", "FLOPs", "index insertion of admitted cache entries (part of `flops_overhead`)",
+           &S::flops_insert);
+  t.member("flops_train", "FLOPs", "one-off fitting: index training, PCA key projection (part of `flops_overhead`)",
+           &S::flops_train);
   t.member("bootstrap_unit", "text",
            "what the intervals resample: `document` (text workloads), `conversation` (chat sets) or `request`",
            &S::bootstrap_unit);
@@ -111,7 +116,15 @@ FieldTable<LayerRecord> make_layer() {
   t.member("n_mlp_skip", "tokens", "tokens that ran attention but not the MLP / MoE", &L::n_mlp_skip);
   t.member("n_kv_propagated", "tokens", "skipped tokens whose K/V were computed (kv=propagate)", &L::n_kv_propagated);
   t.member("flops_full", "FLOPs", "FLOPs of the layer, full model", &L::flops_full);
-  t.member("flops_executed", "FLOPs", "FLOPs of the layer with skipping, its overheads included", &L::flops_executed);
+  t.member("flops_executed", "FLOPs",
+           "FLOPs of the layer's own operations that ran, as `flops_executed` of `/summary`: summed over layers it "
+           "is that figure less the operations outside the decoder layers (lm_head, rotary), which are "
+           "`/summary` `flops_full` less the sum of this table's",
+           &L::flops_executed);
+  t.member("flops_overhead", "FLOPs",
+           "the policy's overheads charged under the layer (those of a cache policy at its probe layer); summed "
+           "over layers, `/summary` `flops_overhead`",
+           &L::flops_overhead);
   return t;
 }
 
@@ -128,7 +141,8 @@ FieldTable<RankRecord> make_rank() {
            "expert ran)",
            &R::flops_full);
   t.member("flops_executed", "FLOPs", "FLOPs of the model's own operations that ran on this rank", &R::flops_executed);
-  t.member("flops_overhead", "FLOPs", "key projection, index lookup, KV propagation on this rank", &R::flops_overhead);
+  t.member("flops_overhead", "FLOPs", "key projection, index lookup, KV propagation, index insertion and training on this rank",
+           &R::flops_overhead);
   t.member("t_full_ns", "ns", "in the full model's runs", &R::t_full_ns);
   t.member("t_skip_ns", "ns", "in the policy's runs", &R::t_skip_ns);
   t.member("t_lookup_ns", "ns", "in the policy's lookups", &R::t_lookup_ns);
@@ -174,6 +188,8 @@ FieldTable<RankRecord> make_rank() {
   t.member("ep_n_pairs_recv", "pairs", "of them, from other ranks", &R::ep, &EpStats::n_pairs_recv);
   t.member("ep_t_alltoall_ns", "ns", "time in the expert all-to-alls", &R::ep, &EpStats::t_alltoall_ns);
   t.member("ep_t_experts_ns", "ns", "time in the experts", &R::ep, &EpStats::t_experts_ns);
+  t.member("flops_insert", "FLOPs", "index insertion on this rank (part of `flops_overhead`)", &R::flops_insert);
+  t.member("flops_train", "FLOPs", "one-off training on this rank (part of `flops_overhead`)", &R::flops_train);
   return t;
 }
 

@@ -60,6 +60,8 @@ RankRecord rank_record(const PolicyResult& r) {
   k.flops_full = r.flops_full.total_model(AttnConvention::causal);
   k.flops_executed = r.flops_skip.total_model(AttnConvention::causal);
   k.flops_overhead = r.flops_skip.total_overhead();
+  k.flops_insert = r.flops_skip.by_group(OpGroup::insert);
+  k.flops_train = r.flops_skip.by_group(OpGroup::train);
   k.t_full_ns = r.t_full_ns, k.t_skip_ns = r.t_skip_ns, k.t_lookup_ns = r.t_lookup_ns, k.t_calib_ns = r.t_calib_ns;
   k.t_comm_ns = r.comm.total().t_ns;
   k.t_full_comm_ns = r.comm_full.total().t_ns;
@@ -75,8 +77,8 @@ std::vector<LayerRecord> layer_records_of(const PolicyResult& r) {
   for (size_t l = 0; l < r.layers.n_block_run.size(); ++l) {
     const int li = static_cast<int>(l);
     out.push_back({static_cast<int64_t>(l), r.layers.n_block_run[l], r.layers.n_block_skip[l], r.layers.n_mlp_skip[l],
-                   r.layers.n_kv_propagated[l], r.flops_full.by_layer(li, AttnConvention::causal),
-                   r.flops_skip.by_layer(li, AttnConvention::causal)});
+                   r.layers.n_kv_propagated[l], r.flops_full.by_layer_model(li, AttnConvention::causal),
+                   r.flops_skip.by_layer_model(li, AttnConvention::causal), r.flops_skip.by_layer_overhead(li)});
   }
   return out;
 }
@@ -115,12 +117,14 @@ void gather_layers(const PolicyResult& r, Communicator* world, GatheredResult& g
   g.layers = LayerCounts(static_cast<int64_t>(L));
   g.layer_flops_full.assign(L, 0);
   g.layer_flops_executed.assign(L, 0);
+  g.layer_flops_overhead.assign(L, 0);
   for (size_t l = 0; l < L; ++l) {
     LayerRecord s;
     fields.unpack(sum.data_ptr<int64_t>() + l * fields.packed_ints(), nullptr, s);
     g.layers.n_block_run[l] = s.n_block_run, g.layers.n_block_skip[l] = s.n_block_skip;
     g.layers.n_mlp_skip[l] = s.n_mlp_skip, g.layers.n_kv_propagated[l] = s.n_kv_propagated;
     g.layer_flops_full[l] = s.flops_full, g.layer_flops_executed[l] = s.flops_executed;  // s.layer: summed, unused
+    g.layer_flops_overhead[l] = s.flops_overhead;
   }
 }
 
@@ -128,9 +132,12 @@ void gather_layers(const PolicyResult& r, Communicator* world, GatheredResult& g
 
 std::vector<LayerRecord> layer_records(const GatheredResult& r) {
   std::vector<LayerRecord> out;
+  // A result without per-layer overheads (one assembled by hand) has none: zero.
+  SEMSKIP_ASSERT(r.layer_flops_overhead.empty() || r.layer_flops_overhead.size() == r.layers.n_block_run.size());
   for (size_t l = 0; l < r.layers.n_block_run.size(); ++l)
     out.push_back({static_cast<int64_t>(l), r.layers.n_block_run[l], r.layers.n_block_skip[l], r.layers.n_mlp_skip[l],
-                   r.layers.n_kv_propagated[l], r.layer_flops_full[l], r.layer_flops_executed[l]});
+                   r.layers.n_kv_propagated[l], r.layer_flops_full[l], r.layer_flops_executed[l],
+                   r.layer_flops_overhead.empty() ? 0 : r.layer_flops_overhead[l]});
   return out;
 }
 

@@ -23,6 +23,7 @@ struct RankRecord {
   std::string host;            // filled by per_rank_table (does not travel in the gather)
   int64_t n_requests = 0, n_tokens = 0, n_steps = 0;
   int64_t flops_full = 0, flops_executed = 0, flops_overhead = 0;  // what this rank computed
+  int64_t flops_insert = 0, flops_train = 0;  // parts of flops_overhead: index insertion, one-off training
   int64_t t_full_ns = 0, t_skip_ns = 0, t_lookup_ns = 0, t_calib_ns = 0;
   int64_t t_comm_ns = 0;       // in collectives during the policy's runs (part of t_skip_ns)
   int64_t t_full_comm_ns = 0;  // in collectives during the full model's runs (part of t_full_ns)
@@ -37,7 +38,8 @@ struct RankRecord {
 struct LayerRecord {
   int64_t layer = 0;
   int64_t n_block_run = 0, n_block_skip = 0, n_mlp_skip = 0, n_kv_propagated = 0;
-  int64_t flops_full = 0, flops_executed = 0;  // causal
+  int64_t flops_full = 0, flops_executed = 0;  // causal, the model's own operations of the layer
+  int64_t flops_overhead = 0;                   // the policy's overheads charged under the layer
 };
 
 struct GatheredResult {
@@ -48,6 +50,7 @@ struct GatheredResult {
   LayerCounts layers;                     // summed over ranks
   std::vector<int64_t> layer_flops_full;      // [n_layers], causal, summed over ranks
   std::vector<int64_t> layer_flops_executed;  // [n_layers]
+  std::vector<int64_t> layer_flops_overhead;  // [n_layers]
 };
 
 // The per-layer rows of one gathered result, layer by layer.

@@ -6,6 +6,7 @@
 // never sent. Run on 1 and 2 ranks.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -65,6 +66,9 @@ TEST(ShardedExperts, EachRankHoldsOneNthOfTheRoutedExperts) {
   ExpertParallelGroup group(c, c.size());
   const Transformer sharded = load_shard(group.shard(kTinyExperts));
   const Held mine = held_of(sharded), full = held_of(moe_model("tiny-moe"));
+  // The measurement of bench/results/ep_memory.md: the storage behind this rank's weights.
+  std::printf("tiny-moe fp32, ep %d, rank %d: routed experts %lld bytes held (storage), other weights %lld bytes\n",
+              c.size(), c.rank(), static_cast<long long>(mine.n_bytes), static_cast<long long>(4 * mine.n_params_other));
   ASSERT_EQ(full.n_experts, kTinyLayers * kTinyExperts);
   ASSERT_EQ(full.n_params, kTinyLayers * kTinyExperts * kTinyExpertParams);
   // 8 experts divide over 1 and 2 ranks: exactly 1/n of the routed experts' parameters and

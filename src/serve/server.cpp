@@ -67,7 +67,7 @@ int64_t kv_blocks_for_bytes(const Transformer& model, int64_t block_size, int64_
 }
 
 Server::Server(const Transformer& model, SkipPolicy* policy, ServeOptions options)
-    : model_(model), policy_(policy), options_(std::move(options)), engine_(model) {
+    : model_(model), policy_(policy), options_(std::move(options)), engine_(model, nullptr, options_.row_exec) {
   ServeOptions& o = options_;
   const int64_t limit = model_position_limit(model);
   SEMSKIP_THROW_IF_NOT_MSG(o.max_model_len >= 0, "serve: max_model_len must be >= 0 (0: the model's {}), got {}",
@@ -112,6 +112,7 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
 
   ServeResult res;
   res.policy = policy_->describe();
+  res.row_exec = o.row_exec;
   res.n_kv_blocks = o.num_kv_blocks;
   res.counts = LayerCounts(L);
   res.requests.resize(requests.size());
@@ -209,9 +210,9 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
         RequestRecord& rec = res.requests[req_of[static_cast<size_t>(s.seq)]];
         const std::vector<int64_t>& toks = tokens[static_cast<size_t>(s.seq)];
         const int64_t pad = S - s.n_new;
-        int64_t* ip = ids[b].data_ptr<int64_t>();
-        bool* vp = valid[b].data_ptr<bool>();
-        int64_t* pp = is_prompt[b].data_ptr<int64_t>();
+        int64_t* ip = ids.data_ptr<int64_t>() + b * S;
+        bool* vp = valid.data_ptr<bool>() + b * S;
+        int64_t* pp = is_prompt.data_ptr<int64_t>() + b * S;
         PagedRow& pr = rows[static_cast<size_t>(b)];
         for (int64_t j = 0; j < s.n_computed; ++j) pr.past.push_back(sched.blocks().pool_slot(s.seq, j));
         for (int64_t j = 0; j < s.n_new; ++j) {

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "engine/skip_engine.h"
+#include "model/layer_plan.h"
 #include "serve/records.h"
 #include "skip/skip_policy.h"
 
@@ -80,6 +81,9 @@ struct ServeOptions {
   int64_t max_concurrency = 0;            // requests in flight (admitted, unfinished); 0: unlimited
   std::optional<int64_t> eos_token_id;    // a request stops after producing it, unless ignore_eos
   int64_t pad_token_id = 0;               // id fed at padding slots (never attended to)
+  // How the rows of a layer that skip and those that run are executed (model/layer_plan.h):
+  // gather, bucket or mask give the same tokens for the same decisions, at different shapes.
+  RowExec row_exec = RowExec::gather;
   // Lockstep over data-parallel replicas; null: one process (the loop ends when this rank's
   // requests have all finished).
   LockstepHook lockstep;
@@ -92,6 +96,7 @@ struct ServeResult {
   std::vector<StepRecord> steps;        // every step taken, empty lockstep steps included
   double duration_s = 0.0;              // from the clock's start to the end of the last step
   std::string policy;                   // the policy's descriptor ("none" without one)
+  RowExec row_exec = RowExec::gather;   // ServeOptions::row_exec of the run
   CacheStats cache;                     // the policy's semantic cache at the end
   // FLOPs (causal attention, docs/architecture.md §5): the full model on the tokens computed
   // (recomputed ones included), what was executed (overheads included) and the overheads.

@@ -377,3 +377,31 @@ TEST(Server, LockstepTakesEmptySteps) {
   EXPECT_EQ(calls, static_cast<int64_t>(res.steps.size()) + 1);  // and the last, which ends the loop
   EXPECT_EQ(res.steps.back().n_seqs, 0);
 }
+
+// The three row-execution modes run the same decisions (static:layers=3+4, through chunking and
+// pre-emption) to the same tokens; mask computes the skipped rows too, so it executes at least
+// what gather does, and gather less than the full model.
+TEST(Server, RowExecModesGiveTheSameTokens) {
+  ServeOptions o;
+  o.block_size = 4;
+  o.max_model_len = 64;
+  o.max_num_seqs = 4;
+  o.max_num_batched_tokens = 16;
+  o.num_kv_blocks = 16;
+  const std::vector<ServeRequest> rs = workload();
+  std::vector<ServeResult> results;
+  for (RowExec m : {RowExec::gather, RowExec::bucket, RowExec::mask}) {
+    StaticPolicy policy(Descriptor::parse("static:layers=3+4"), tiny().n_layers());
+    o.row_exec = m;
+    Server server(tiny(), &policy, o);
+    results.push_back(server.run(rs));
+    EXPECT_EQ(results.back().row_exec, m);
+    check_records(results.back(), rs, server.options());
+  }
+  for (size_t k = 1; k < results.size(); ++k)
+    for (size_t i = 0; i < rs.size(); ++i)
+      EXPECT_EQ(results[k].requests[i].output_tokens, results[0].requests[i].output_tokens)
+          << row_exec_name(results[k].row_exec) << " request " << rs[i].id;
+  EXPECT_LT(results[0].flops_executed, results[0].flops_full);
+  EXPECT_GE(results[2].flops_executed, results[0].flops_executed);
+}

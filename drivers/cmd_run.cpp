@@ -35,6 +35,7 @@
 #include "core/progress.h"
 #include "core/signals.h"
 #include "core/strings.h"
+#include "core/toml_text.h"
 #include "parallel_cache/cache_mode.h"
 #include "comm/expert_parallel_group.h"
 #include "comm/nccl_communicator.h"
@@ -97,6 +98,7 @@ std::string toml_scalar(const toml::node& n, const std::string& file, const std:
 
 // Values of the TOML file for every option not given on the command line.
 void apply_toml(CLI::App* sub, const std::string& file) {
+  check_toml_text(read_file(file), file);  // before toml++, which has undefined behaviour on some such text
   toml::table root;
   try {
     root = toml::parse_file(file);

@@ -33,7 +33,8 @@ foreach(suite asan_core_tests asan_tokenizer_tests asan_workloads_tests asan_mod
     ENVIRONMENT "OMP_NUM_THREADS=1;ASAN_OPTIONS=detect_leaks=1:abort_on_error=0;UBSAN_OPTIONS=print_stacktrace=1")
 endforeach()
 
-foreach(target fuzz_safetensors_header fuzz_model_config fuzz_tokenizer fuzz_workload_lines fuzz_descriptors)
+foreach(target fuzz_safetensors_header fuzz_model_config fuzz_tokenizer fuzz_workload_lines fuzz_descriptors
+               fuzz_run_toml)
   set(work ${CMAKE_CURRENT_BINARY_DIR}/fuzz_work/${target})
   add_test(NAME fuzz.${target}
     COMMAND sh -c "rm -rf \"$2\" && mkdir -p \"$2/corpus\" && cd \"$2\" && exec \"$1\" -max_total_time=$4 -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=\"$2/\" \"$2/corpus\" \"$3\""

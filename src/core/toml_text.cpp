@@ -1,0 +1,110 @@
+#include "core/toml_text.h"
+
+#include <cstdint>
+
+#include "core/error.h"
+
+namespace semskip {
+
+namespace {
+
+// The code point of the UTF-8 sequence at text[i], or -1 when it is not one.
+int64_t code_point_at(std::string_view text, size_t i) {
+  const auto b = static_cast<unsigned char>(text[i]);
+  const int n = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 0;
+  if (n == 0 || i + static_cast<size_t>(n) > text.size()) return -1;
+  int64_t cp = b & (0x3F >> (n - 1));
+  for (int k = 1; k < n; ++k) {
+    const auto c = static_cast<unsigned char>(text[i + static_cast<size_t>(k)]);
+    if ((c & 0xC0) != 0x80) return -1;
+    cp = (cp << 6) | (c & 0x3F);
+  }
+  return cp;
+}
+
+}  // namespace
+
+void check_toml_text(std::string_view text, const std::string& file) {
+  // States of a small lexer: only where strings and comments begin and end matters.
+  enum class In { code, comment, basic, literal, ml_basic, ml_literal };
+  In in = In::code;
+  int64_t line = 1, column = 0;
+  // The last character of code before this one, spaces aside ('\n' at a line's start). A quote
+  // opens a string only where TOML lets a string begin (a key, a value, an array or inline
+  // table item): toml++ reads a quote glued to a bare value (`a = 0"é"`) as part of that value.
+  char prev = '\n';
+  auto opens_string = [&prev] {
+    return prev == '\n' || prev == '=' || prev == '[' || prev == ',' || prev == '{' || prev == '.';
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++column;  // continuation bytes are no column
+    if (c == '\n') {
+      ++line;
+      column = 0;
+      if (in == In::comment || in == In::basic || in == In::literal) in = In::code;  // toml++ reports the rest
+      prev = '\n';
+      continue;
+    }
+    const std::string_view rest = text.substr(i);
+    switch (in) {
+      case In::code:
+        if (c == '#') {
+          in = In::comment;
+        } else if (opens_string() && rest.substr(0, 3) == "\"\"\"") {
+          in = In::ml_basic;
+          i += 2, column += 2;
+        } else if (opens_string() && rest.substr(0, 3) == "'''") {
+          in = In::ml_literal;
+          i += 2, column += 2;
+        } else if (opens_string() && c == '"') {
+          in = In::basic;
+        } else if (opens_string() && c == '\'') {
+          in = In::literal;
+        } else if (static_cast<unsigned char>(c) >= 0x80) {
+          const int64_t cp = code_point_at(text, i);
+          if (cp < 0)
+            SEMSKIP_THROW_MSG("{}:{}:{}: byte 0x{:02X} is not UTF-8 (TOML files are UTF-8 text)", file, line, column,
+                              static_cast<unsigned char>(c));
+          SEMSKIP_THROW_MSG("{}:{}:{}: character U+{:04X} outside a quoted string or a comment (TOML keys and bare "
+                            "values are ASCII; quote the value: key = \"...\")",
+                            file, line, column, cp);
+        }
+        if (in == In::code && c != ' ' && c != '\t') prev = c;
+        break;
+      case In::basic:
+      case In::ml_basic:
+        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
+          ++i, ++column;  // an escaped character, whatever it is
+        } else if (in == In::basic && c == '"') {
+          in = In::code;
+          prev = '"';
+        } else if (in == In::ml_basic && rest.substr(0, 3) == "\"\"\"") {
+          // Up to two more quotes belong to the string's content ("""a""""" is a"").
+          i += 2, column += 2;
+          while (i + 1 < text.size() && text[i + 1] == '"') ++i, ++column;
+          in = In::code;
+          prev = '"';
+        }
+        break;
+      case In::literal:
+        if (c == '\'') {
+          in = In::code;
+          prev = '\'';
+        }
+        break;
+      case In::ml_literal:
+        if (rest.substr(0, 3) == "'''") {
+          i += 2, column += 2;
+          while (i + 1 < text.size() && text[i + 1] == '\'') ++i, ++column;
+          in = In::code;
+          prev = '\'';
+        }
+        break;
+      case In::comment:
+        break;
+    }
+  }
+}
+
+}  // namespace semskip

@@ -1,0 +1,17 @@
+#pragma once
+// The text of a TOML file checked before toml++ parses it: a non-ASCII character outside a
+// quoted string or a comment (`workload = données.txt`, an unquoted value) is invalid TOML, and
+// toml++ 3.3 reaches an unreachable point on it (undefined behaviour, found by
+// fuzz/fuzz_run_toml.cpp: its whitespace classifier has no case for U+00A1..U+0499). Refused
+// here with the file, line and column named, before the parser sees it.
+
+#include <string>
+#include <string_view>
+
+namespace semskip {
+
+// semskip::Error "<file>:<line>:<column>: ..." (1-based, columns in characters) for the first
+// non-ASCII character outside strings and comments; nothing otherwise.
+void check_toml_text(std::string_view text, const std::string& file);
+
+}  // namespace semskip

@@ -1,0 +1,48 @@
+// check_toml_text (core/toml_text.h): non-ASCII text outside strings and comments is refused
+// with line and column (counted by hand below), text inside any of TOML's four string forms and
+// comments is accepted.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/error.h"
+#include "core/toml_text.h"
+
+using semskip::check_toml_text;
+
+namespace {
+
+std::string error_of(const std::string& text) {
+  try {
+    check_toml_text(text, "run.toml");
+  } catch (const semskip::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(TomlText, AcceptsNonAsciiInStringsAndComments) {
+  EXPECT_EQ(error_of("workload = \"text:données.txt\" # é\n"), "");
+  EXPECT_EQ(error_of("a = 'é'\nb = \"\"\"x\né\"\"\"\nc = '''\nü'''\n"), "");
+  EXPECT_EQ(error_of("a = \"q\\\"é\"\n"), "");              // an escaped quote does not end the string
+  EXPECT_EQ(error_of("a = \"\"\"x\"\"\"\"\"\nb = 1\n"), "");  // """x""""" is x"" then code
+  EXPECT_EQ(error_of("\"clé\" = 1\n"), "");                  // a quoted key
+  EXPECT_EQ(error_of("a = [1,\"é\",\n  'ü']\nb = {c = \"ä\"}\n[t.\"ö\"]\n"), "");
+  EXPECT_EQ(error_of(""), "");
+}
+
+TEST(TomlText, RefusesNonAsciiOutsideStringsWithLineAndColumn) {
+  EXPECT_EQ(error_of("# ok\nworkload = text:données.txt\n"),
+            "run.toml:2:21: character U+00E9 outside a quoted string or a comment (TOML keys and bare values are "
+            "ASCII; quote the value: key = \"...\")");
+  EXPECT_EQ(error_of("é = 1").substr(0, 36), "run.toml:1:1: character U+00E9 outsi");
+  EXPECT_EQ(error_of("a = \"x\" ¡").substr(0, 37), "run.toml:1:9: character U+00A1 outsid");
+  EXPECT_EQ(error_of("a = 1\nb = [1, \xD0\x96]").substr(0, 37), "run.toml:2:9: character U+0416 outsid");
+  EXPECT_EQ(error_of("a = \xff"), "run.toml:1:5: byte 0xFF is not UTF-8 (TOML files are UTF-8 text)");
+  // A quote glued to a bare value opens no string (toml++ reads it as part of the value).
+  EXPECT_EQ(error_of("a =0\"x\xCF\xA1y\"").substr(0, 37), "run.toml:1:7: character U+03E1 outsid");
+  // A basic string ends at its line's end: what follows on the next line is code again.
+  EXPECT_EQ(error_of("a = \"open\né = 1").substr(0, 36), "run.toml:2:1: character U+00E9 outsi");
+}

@@ -13,6 +13,10 @@ if(SEMSKIP_WITH_FAISS)
 endif()
 
 if(SEMSKIP_WITH_KOKKOS)
+  # A Kokkos built for CUDA would otherwise route every compile line of the project through its
+  # launcher script, which loses the quoting of string definitions (SEMSKIP_*_DIR); the one
+  # target that includes Kokkos asks for the launcher itself (index/CMakeLists.txt).
+  set(Kokkos_LAUNCH_COMPILER OFF)
   find_package(Kokkos REQUIRED)
   # Trilinos' Kokkos export points its include dir at a path that does not exist.
   if(EXISTS /usr/include/trilinos/Kokkos_Core.hpp)

@@ -425,15 +425,15 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   // The ranks' communicator for the run (--comm): MPI, or NCCL on this rank's GPU. The plan was
   // agreed over MPI before the device was known.
   Communicator& world = rt.world(plan.comm, mo.device);
-  // With --ep each rank loads only the routed experts it owns (weight memory falls with ep).
   // An explicit --comm (mpi or nccl, not auto) runs the MoE layers through the communicator at
-  // --ep 1 too, so that a world of one exercises its all-to-alls (NCCL's on one GPU).
+  // --ep 1 too, so that a world of one exercises its all-to-alls (NCCL's on one GPU). Every
+  // rank still holds every expert here: calibration runs the whole model on rank 0 alone
+  // (agree_on_calibration), which sharded weights (ModelOptions::experts) would not allow.
   std::unique_ptr<ExpertParallelGroup> ep;
   {
     const ModelConfig shape = ModelConfig::from_file(plan.model + "/config.json");
     if (plan.ep > 1 || (plan.comm != "auto" && shape.n_experts > 0)) {
       ep = std::make_unique<ExpertParallelGroup>(world, static_cast<int>(plan.ep), &shape);
-      mo.experts = ep->shard(shape.n_experts);
     }
   }
   Transformer model = Transformer::load(plan.model, mo);

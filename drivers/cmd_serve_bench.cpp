@@ -13,8 +13,8 @@
 // run's --max-requests under vLLM's name.
 //
 // Under mpirun every rank runs its own Server on its share of the requests (split as `semskip
-// run` splits them, --shard); a cache mode other than local or a global sync rule joins the
-// ranks in lockstep (every rank takes every step, empty ones included). Rank 0 gathers the
+// run` splits them, --shard), the ranks in lockstep (every rank takes every step, empty ones
+// included, so that a policy's collectives match). Rank 0 gathers the
 // records, prints and writes everything.
 #include <algorithm>
 #include <cctype>
@@ -254,6 +254,13 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
   cfg.policies = policy_texts;
   cfg.indexes = {f.index};
   const RunPlan plan = RunPlan::resolve(cfg);
+  for (const Descriptor& d : plan.policies) {
+    // Served under mpirun, a cache policy's per-step collectives do not yet meet the server's
+    // lockstep steps (the job stops instead of finishing): refused before any work.
+    SEMSKIP_THROW_IF_NOT_MSG(!distributed || (d.name() != "residual" && d.name() != "plan"),
+                             "--policy {}: cache policies are served in one process only; under mpirun "
+                             "serve-bench runs none, static, random and oracle", d.text());
+  }
   if (plan.threads > 0) at::set_num_threads(static_cast<int>(plan.threads));
   const bool save_result = f.save_result || !f.result_filename.empty();
   std::string result_path;
@@ -372,7 +379,10 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
   env.sync = plan.sync;
   env.index_descriptor = f.index;
   attach_distribution(env, plan.cache_mode, world, nullptr);
-  const bool lockstep = distributed && (plan.cache_mode != CacheMode::local || plan.sync.mode == SyncMode::global);
+  // Under mpirun the ranks step in lockstep: a policy's collectives (its sync rule, a
+  // replicated or sharded cache, the distribution attached to its environment) need every rank
+  // in every step.
+  const bool lockstep = distributed;
 
   serve::ServeOptions so;
   so.max_num_batched_tokens = f.max_num_batched_tokens;

@@ -81,6 +81,7 @@ struct ServeBenchFlags {
   std::string kv_cache_memory;
   std::string index = kDefaultIndexDescriptor;
   bool no_chunked_prefill = false;
+  std::string skip_exec = "gather";
   std::string save_prompts;  // JSON Lines of the served requests (ids, prompt ids, lengths, arrival)
 };
 
@@ -242,8 +243,7 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
   const std::vector<serve::LatencyMetric> selected = serve::parse_percentile_metrics(f.percentile_metrics);
   const std::vector<double> percentiles = serve::parse_metric_percentiles(f.metric_percentiles);
   const serve::GoodputSlo slo = serve::parse_goodput(f.goodput);
-  // The server runs planned layers with the model's default row execution.
-  const RowExec row_exec = RowExec::gather;
+  const RowExec row_exec = parse_row_exec(f.skip_exec, "option --skip-exec");
   const int64_t kv_bytes = f.kv_cache_memory.empty() ? 0 : parse_bytes(f.kv_cache_memory);
   // Policy none first, once; the others in the order given.
   std::vector<std::string> policy_texts = {"none"};
@@ -393,6 +393,7 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
   so.max_model_len = plan.max_model_len;
   so.enable_chunked_prefill = !f.no_chunked_prefill;
   so.max_concurrency = f.max_concurrency;
+  so.row_exec = row_exec;
   if (mc.eos_token_id >= 0) so.eos_token_id = mc.eos_token_id;
   if (lockstep) {
     so.lockstep = [&world](const serve::LockstepState& mine) {
@@ -702,6 +703,9 @@ void add_serve_bench_command(CLI::App& app, CommandRegistry& reg) {
       ->capture_default_str();
   sub->add_option("--kv-cache-memory", f.kv_cache_memory, "memory of the KV pool (bytes, or 512MiB, 4GiB)");
   sub->add_flag("--no-chunked-prefill", f.no_chunked_prefill, "prefill each prompt whole in one step");
+  sub->add_option("--skip-exec", f.skip_exec,
+                  "how the rows of a layer that skip and run are executed: gather | bucket | mask")
+      ->capture_default_str();
   sub->add_option("--save-prompts", f.save_prompts,
                   "write the served requests as JSON Lines (id, arrival_s, max_new_tokens, prompt_token_ids)");
 }

@@ -43,3 +43,5 @@ add_test(NAME serve_bench.e2e.np2
           ${CMAKE_CURRENT_BINARY_DIR}/bench_e2e_np2 ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG}
           ${serve_bench_mpiexec_flags} ${MPIEXEC_PREFLAGS})
 set_tests_properties(serve_bench.e2e.np2 PROPERTIES LABELS mpi TIMEOUT 600 PROCESSORS 2 ENVIRONMENT "OMP_NUM_THREADS=1")
+semskip_cli_test(serve_bench.cli.skip_exec RC nonzero REGEX "option --skip-exec: unknown row execution 'fast'"
+  COMMAND $<TARGET_FILE:semskip> serve-bench --skip-exec fast)

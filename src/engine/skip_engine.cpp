@@ -128,6 +128,7 @@ at::Tensor SkipEngine::step(const at::Tensor& ids, StepContext& ctx, SkipKvCache
   fo.moe_executor = ep_;
   fo.plan = &plan;
   fo.row_exec = row_exec_;
+  fo.last_token_logits = last_token_logits_;
   if (padded) fo.attention_mask = ctx.valid();
   const at::Tensor logits = model_.forward(ids, fo);
   // Before end_step: a policy inserts this step's values into its cache there.

@@ -61,13 +61,18 @@ class SkipEngine {
   // How the rows of a planned layer are executed in the following steps.
   void set_row_exec(RowExec m) { row_exec_ = m; }
   RowExec row_exec() const { return row_exec_; }
+  // Whether step() computes the head on each row's last position only (logits [B, 1, V]): a
+  // server needs no more, and at a prefill chunk the head over every token is most of the
+  // step's work for a large vocabulary. Off by default (the evaluator scores every token).
+  void set_last_token_logits(bool on) { last_token_logits_ = on; }
 
   // The model's KV cache for `batch` sequences of up to `capacity` slots, preallocated.
   SkipKvCache make_cache(int64_t batch, int64_t capacity) const;
 
   // One step: ids int64 [B, S] (left-padded), valid bool [B, S] in ctx. The cache holds earlier
-  // steps and receives this one's keys. Returns logits [B, S, V] (compute dtype; zero at
-  // padding). `states`, when given, receives the residual stream [n_layers + 1, B, S, d].
+  // steps and receives this one's keys. Returns logits [B, S, V], or [B, 1, V] with
+  // set_last_token_logits (compute dtype; zero at padding). `states`, when given, receives the
+  // residual stream [n_layers + 1, B, S, d].
   at::Tensor step(const at::Tensor& ids, StepContext& ctx, SkipKvCache& kv, SkipPolicy& policy,
                   FlopCounter* flops, LayerCounts* counts, at::Tensor* states = nullptr) const;
 
@@ -75,6 +80,7 @@ class SkipEngine {
   const Transformer& model_;
   ExpertParallel* ep_;
   RowExec row_exec_ = RowExec::gather;
+  bool last_token_logits_ = false;
 };
 
 }  // namespace semskip

@@ -254,14 +254,17 @@ at::Tensor Transformer::forward(const at::Tensor& input, const ForwardOptions& o
   }
   if (o.stop_at_layer) return x;
   if (o.plan && valid.defined()) {
-    // Padding runs nothing under a plan, the head included: its logits are zero.
-    const int64_t d = x.size(2), N = batch * n_tokens;
-    const at::Tensor rows = valid.reshape({N}).nonzero().squeeze(1);
-    const at::Tensor lv = lm_head(final_norm(x.reshape({N, d}).index_select(0, rows)), o.flops);  // [n, V]
+    // Padding runs nothing under a plan, the head included: its logits are zero. With
+    // last_token_logits the head sees the last position only.
+    const int64_t t_head = o.last_token_logits ? 1 : n_tokens;
+    const at::Tensor xh = o.last_token_logits ? x.narrow(1, n_tokens - 1, 1) : x;
+    const at::Tensor vh = o.last_token_logits ? valid.narrow(1, n_tokens - 1, 1) : valid;
+    const int64_t d = x.size(2), N = batch * t_head;
+    const at::Tensor rows = vh.reshape({N}).nonzero().squeeze(1);
+    const at::Tensor lv = lm_head(final_norm(xh.reshape({N, d}).index_select(0, rows)), o.flops);  // [n, V]
     at::Tensor logits = at::zeros({N, lv.size(1)}, lv.options());
     logits.index_copy_(0, rows, lv);
-    logits = logits.view({batch, n_tokens, lv.size(1)});
-    return o.last_token_logits ? logits.narrow(1, n_tokens - 1, 1) : logits;
+    return logits.view({batch, t_head, lv.size(1)});
   }
   x = final_norm(x);
   if (o.last_token_logits) x = x.narrow(1, n_tokens - 1, 1);

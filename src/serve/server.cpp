@@ -37,10 +37,11 @@ SchedulerOptions scheduler_options(const ServeOptions& o) {
   return s;
 }
 
-// The full model's FLOPs of one token at `position` through every layer and the head (causal
-// attention: it attends to position + 1 keys), as the engine counts an unskipped step.
+// The full model's FLOPs of one token at `position` through every layer (causal attention: it
+// attends to position + 1 keys), as the engine counts an unskipped step. The head runs once
+// per sequence of a step, on its newest token (the engine's last-token logits).
 int64_t full_token_flops(const ModelConfig& c, int64_t position) {
-  int64_t f = lm_head_token_flops(c);
+  int64_t f = 0;
   for (int64_t l = 0; l < c.n_layers; ++l) f += flops::layer_token_flops(layer_dims(c, l), position + 1).total();
   return f;
 }
@@ -69,6 +70,7 @@ int64_t kv_blocks_for_bytes(const Transformer& model, int64_t block_size, int64_
 Server::Server(const Transformer& model, SkipPolicy* policy, ServeOptions options)
     : model_(model), policy_(policy), options_(std::move(options)), engine_(model, nullptr, options_.row_exec) {
   ServeOptions& o = options_;
+  engine_.set_last_token_logits(true);  // the next token needs only each row's newest logits
   const int64_t limit = model_position_limit(model);
   SEMSKIP_THROW_IF_NOT_MSG(o.max_model_len >= 0, "serve: max_model_len must be >= 0 (0: the model's {}), got {}",
                            limit, o.max_model_len);
@@ -203,7 +205,7 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
       std::vector<PagedRow> rows(static_cast<size_t>(B));
       std::vector<int64_t> ctx_rows(static_cast<size_t>(B));
       bool any_decode = false;
-      int64_t full = flops::rotary(cfg.head_dim, B * S);
+      int64_t full = flops::rotary(cfg.head_dim, B * S) + B * lm_head_token_flops(cfg);
       for (int64_t b = 0; b < B; ++b) {
         const ScheduledSeq& s = out.seqs[static_cast<size_t>(b)];
         const ServeRequest& r = requests[req_of[static_cast<size_t>(s.seq)]];
@@ -242,7 +244,7 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
       StepContext ctx(L, cfg.hidden_size, valid_d, ctx_rows, !any_decode);
       ctx.flops = &flops;
       ctx.union_row_offset = row_offset;
-      const at::Tensor logits = engine_.step(ids.to(dev), ctx, kv, *policy_, &flops, &counts);  // [B, S, V]
+      const at::Tensor logits = engine_.step(ids.to(dev), ctx, kv, *policy_, &flops, &counts);  // [B, 1, V]
       pool_->scatter(kv, layout);
       // Per row: (token, layer) pairs that skipped a block, at prompt and at output tokens.
       at::Tensor skipped = at::zeros({B, S}, at::TensorOptions().dtype(at::kLong).device(dev));
@@ -254,7 +256,7 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
       const at::Tensor skipped_prompt = (skipped * prompt_d).sum(1);
       const at::Tensor skipped_output = (skipped * (1 - prompt_d)).sum(1);
       // The step's one read: next tokens and the skip counts (it waits for the step's work).
-      const at::Tensor next = logits.select(1, S - 1).argmax(-1).to(at::kLong);  // int64 [B]
+      const at::Tensor next = logits.select(1, 0).argmax(-1).to(at::kLong);  // int64 [B]
       const at::Tensor host = at::stack({next, skipped_prompt, skipped_output}).to(at::kCPU).contiguous();
       synchronize(dev);
       const int64_t* hp = host.data_ptr<int64_t>();

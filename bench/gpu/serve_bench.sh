@@ -19,7 +19,7 @@
 # scripts/gpu/build-cuda.sh when missing), NUM (256), SKIP_POLICY ("static:layers=8+9+10+11"),
 # RATES (the sweep, requests/s: "8 16 32 64"), SWEEP_NUM (128 requests per sweep point), SLO
 # ("ttft:1000 tpot:50", ms), HF (1: run transformers), HF_BATCHES (32,128), PYTHON (python3),
-# MAX_NUM_SEQS (256), MAX_NUM_BATCHED_TOKENS (8192). On an H200 the whole run takes about 5–7
+# MAX_NUM_SEQS (256), MAX_NUM_BATCHED_TOKENS (8192), MAX_MODEL_LEN (1024), KV_CACHE_MEMORY (16GiB). On an H200 the whole run takes about 5–7
 # minutes when the build is already done.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,6 +54,7 @@ cp models/tiny-dense/tokenizer.json "$model/tokenizer.json"
 workload() { echo "vllm-random:num=$1,input_len=288,output_len=128,range_ratio=0.7777"; }
 common=(--model "$model" --random-init --dtype bf16 --device cuda --max-new-tokens 128 --ignore-eos
         --max-num-seqs "$max_seqs" --max-num-batched-tokens "$max_tokens" --seed 0
+        --max-model-len "${MAX_MODEL_LEN:-1024}" --kv-cache-memory "${KV_CACHE_MEMORY:-16GiB}"
         --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,90,99)
 modes="gather"
 if "$semskip" serve-bench --help | grep -q -- "--skip-exec"; then modes="gather bucket mask"; fi

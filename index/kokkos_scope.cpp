@@ -10,7 +10,11 @@ namespace semskip {
 
 KokkosScope::KokkosScope() {
   if (!Kokkos::is_initialized()) {
-    Kokkos::initialize();
+    // Kokkos' start-up advice (OMP_PROC_BIND and the like) goes to standard output, where it
+    // would corrupt what a command prints there (index-bench --json).
+    Kokkos::InitArguments args;
+    args.disable_warnings = true;
+    Kokkos::initialize(args);
     owns_ = true;
   }
 }

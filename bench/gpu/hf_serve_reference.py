@@ -97,6 +97,10 @@ def main():
                                  "output_tokens_per_s": produced / dt})
             print(f"hf static b{b}: {produced / dt:.1f} output tokens/s", file=sys.stderr)
 
+    # generate_batch updates its static tensors in place outside the inference mode it creates
+    # them in ("Inplace update to inference tensor outside InferenceMode" in transformers
+    # 5.17), so it runs under no_grad.
+    with torch.no_grad():
         if a.continuous and hasattr(model, "generate_batch"):
             from transformers import GenerationConfig
             new = max(n for _, n in reqs)
@@ -118,6 +122,8 @@ def main():
                                      "output_tokens_per_s": produced / dt,
                                      "max_batch_tokens": a.cb_max_batch_tokens})
                 print(f"hf generate_batch: {produced / dt:.1f} output tokens/s", file=sys.stderr)
+                if produced == 0:  # the manager logs failed requests instead of raising
+                    out["modes"][-1] = {"mode": "generate_batch", "error": "no tokens generated (see the log)"}
             except Exception as e:  # an API that differs in this version: recorded, not fatal
                 out["modes"].append({"mode": "generate_batch", "error": f"{type(e).__name__}: {e}"})
         elif a.continuous:

@@ -416,12 +416,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   const std::string report_path = plan.report.empty() ? "" : std::filesystem::absolute(plan.report).string();
   const std::string resume_json = resume_key(plan.to_json()).dump();
 
-  ModelOptions mo;
-  mo.dtype = plan.dtype;
-  mo.device = rt.device(plan.device);
-  mo.random_init = plan.random_init;
-  mo.seed = plan.seed;
-  mo.max_model_len = plan.max_model_len;
+  const ModelOptions mo = plan.model_options(rt.device(plan.device));
   // The ranks' communicator for the run (--comm): MPI, or NCCL on this rank's GPU. The plan was
   // agreed over MPI before the device was known.
   Communicator& world = rt.world(plan.comm, mo.device);

@@ -277,12 +277,7 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
   std::string user_metadata = "{}";
   if (rt.is_root() && !plan.report.empty()) user_metadata = check_report_flags(report_flags, plan.report);
 
-  ModelOptions mo;
-  mo.dtype = plan.dtype;
-  mo.device = rt.device(plan.device);
-  mo.random_init = plan.random_init;
-  mo.seed = plan.seed;
-  mo.max_model_len = plan.max_model_len;
+  const ModelOptions mo = plan.model_options(rt.device(plan.device));
   Transformer model = Transformer::load(plan.model, mo);
   const ModelConfig& mc = model.config();
   auto tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file(plan.model + "/tokenizer.json"));

@@ -304,4 +304,14 @@ RunPlan RunPlan::from_json(const nlohmann::json& j) {
   return resolve(c);
 }
 
+ModelOptions RunPlan::model_options(at::Device device) const {
+  ModelOptions mo;
+  mo.dtype = dtype;
+  mo.device = device;
+  mo.random_init = random_init;
+  mo.seed = seed;
+  mo.max_model_len = max_model_len;
+  return mo;
+}
+
 }  // namespace semskip

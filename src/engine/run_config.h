@@ -20,6 +20,7 @@
 
 #include "core/dtype.h"
 #include "model/layer_plan.h"
+#include "model/model_options.h"
 #include "parallel_cache/cache_mode.h"
 #include "skip/descriptor.h"
 #include "skip/skip_policy.h"
@@ -125,6 +126,9 @@ struct RunPlan {
   static RunPlan resolve(RunConfig cfg);
   // Keys: exactly run_option_table()'s; values: the canonical text of each parsed value.
   nlohmann::json to_json() const;
+  // How the plan loads its model on `device`: dtype, random weights and their seed, the
+  // position limit (every command that loads the run's model loads it alike).
+  ModelOptions model_options(at::Device device) const;
   // The inverse of to_json (every key required): how ranks receive rank 0's decision.
   static RunPlan from_json(const nlohmann::json& j);
   // The options that give this plan (to_json's values as RunConfig text).

@@ -11,7 +11,8 @@ CASE is one of:
   determinism  3 ranks with --cache-mode local equal 3 single-process runs of the same shards
   sync         adversarial ranks (all hits, no hits, no tokens) under --sync global and
                batch:<f>: no deadlock, one decision per step on every rank for global
-  failure      a refused config, a rank failing mid-run and rank 0 failing to write the report
+  failure      a refused config, a rank failing mid-run, rank 0 failing to write the report, a
+               wrong world size for --ep, a rank killed by SIGKILL mid-run
                end the job promptly, non-zero, naming the rank, leaving no report or .tmp
   report       /per_rank, the reduced /summary and the root attributes of a 2-rank run
 Each run's report is read back with h5py, an independent reader.
@@ -280,6 +281,31 @@ def case_failure():
     check(elapsed < 20, f"the job refusing its report took {elapsed:.1f} s")
     check(os.path.isdir(target) and os.listdir(target) == [], "the directory in the report's way was changed")
     check(not os.path.exists(target + ".tmp"), "a refused report left a temporary file")
+    # A wrong world size for expert parallelism: refused by rank 0 before any work, on every rank.
+    p, out, elapsed = run(["--model", tiny_moe, "--ep", "3", "--max-requests", "4", "--calib-requests", "0",
+                           "--policy", "none", "--report", "ep3.h5"], ranks=2, expect_ok=False, timeout=60)
+    check(p.returncode != 0, "--ep 3 on 2 ranks must fail the job")
+    check("--ep 3 needs a multiple of 3 ranks" in out and "this run has 2" in out and "rank 1/2" in out,
+          f"--ep world size message:\n{out}")
+    check(elapsed < 20, f"the job refusing --ep 3 took {elapsed:.1f} s")
+    check(not os.path.exists(os.path.join(scratch, "ep3.h5")), "a refused --ep run left a report")
+    # A rank killed by a signal mid-run (SIGKILL: nothing can be caught): rank 1 kills itself a
+    # few seconds into a run that takes tens of seconds; the job must end within seconds of
+    # that with the rank named, and no report (or temporary one) may be left.
+    killer = ('if [ "${OMPI_COMM_WORLD_RANK:-${PMIX_RANK:-0}}" = 1 ]; then (sleep 4; kill -9 $$) & fi; '
+              'exec "$@"')
+    cmd = [mpiexec, np_flag, "2", *mpi_flags, "sh", "-c", killer, "sh", semskip, "run", "--max-requests", "80",
+           "--calib-requests", "0", "--policy", "none", "--policy", "random:rate=0.2", "--report", "killed.h5"]
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=scratch, timeout=120)
+    elapsed = time.monotonic() - t0
+    out = p.stdout + p.stderr
+    check(p.returncode != 0, f"a job with a killed rank must fail:\n{out}")
+    check("rank 1" in out and ("signal 9" in out or "Killed" in out), f"killed rank message:\n{out}")
+    check(elapsed < 4 + 30, f"the job with a killed rank took {elapsed:.1f} s to end")
+    check("report written" not in out, f"a job with a killed rank reported success:\n{out}")
+    check(not os.path.exists(os.path.join(scratch, "killed.h5")), "a job with a killed rank left a report")
+    check(not os.path.exists(os.path.join(scratch, "killed.h5.tmp")), "a job with a killed rank left a temporary report")
 
 
 def case_report():

@@ -49,20 +49,10 @@ def main():
 
     reqs = load_requests(a.requests)
 
-    import torch
-    import transformers
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from hf_common import random_model
 
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[a.dtype]
-    cfg = AutoConfig.from_pretrained(a.model)
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(cfg, torch_dtype=dtype, attn_implementation=a.attn)
-    model.eval()
-    gc = model.generation_config
-    gc.eos_token_id = None
-    gc.pad_token_id = 0
-    gc.do_sample = False
+    model, cfg, torch, transformers = random_model(a.model, a.dtype, a.attn)
+    gc = model.generation_config  # greedy, no end token (hf_common)
 
     out = {"model": a.model, "model_type": cfg.model_type, "dtype": a.dtype, "attn": a.attn,
            "transformers": transformers.__version__, "torch": torch.__version__,

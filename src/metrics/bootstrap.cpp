@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/timing.h"
 
 namespace semskip {
 
@@ -65,14 +66,8 @@ Interval ClusterBootstrap::ratio(const std::vector<double>& num, const std::vect
     samples.push_back(ratio_of(a, b));
   }
   std::sort(samples.begin(), samples.end());
-  auto quantile = [&](double q) {
-    const double pos = q * static_cast<double>(samples.size() - 1);
-    const size_t lo = static_cast<size_t>(std::floor(pos));
-    const size_t hi = std::min(lo + 1, samples.size() - 1);
-    return samples[lo] + (pos - static_cast<double>(lo)) * (samples[hi] - samples[lo]);
-  };
-  out.lo = quantile(0.025);
-  out.hi = quantile(0.975);
+  out.lo = percentile(samples, 2.5);
+  out.hi = percentile(samples, 97.5);
   return out;
 }
 

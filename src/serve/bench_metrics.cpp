@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/strings.h"
+#include "core/timing.h"
 
 namespace semskip::serve {
 
@@ -118,11 +119,7 @@ GoodputSlo parse_goodput(const std::vector<std::string>& pairs) {
 double percentile_linear(std::vector<double> values, double p) {
   if (values.empty()) return 0.0;
   std::sort(values.begin(), values.end());
-  const double pos = p / 100.0 * static_cast<double>(values.size() - 1);
-  const size_t lo = static_cast<size_t>(std::floor(pos));
-  const size_t hi = std::min(lo + 1, values.size() - 1);
-  const double frac = pos - static_cast<double>(lo);
-  return values[lo] + (values[hi] - values[lo]) * frac;
+  return percentile(values, p);  // numpy's linear interpolation (core/timing.h)
 }
 
 LatencyStats latency_stats(const std::vector<double>& values_s, const std::vector<double>& percentiles) {

@@ -300,7 +300,7 @@ def interrupted(name, sbatch_args, signal_after, run_args, ref):
             time.sleep(0.2)
         time.sleep(signal_after)
         sh(["scancel", "--signal=TERM", jid])
-    state = wait([jid], limit=240)[jid]
+    state = wait([jid], limit=420)[jid]
     out = show_output(log)
     check(state == "COMPLETED", f"{name}: job {jid} ended {state}\n{out}")
     check("partial report written" in out and "resuming the partial report" in out,
@@ -321,21 +321,25 @@ def interrupted(name, sbatch_args, signal_after, run_args, ref):
 INTERRUPT = [*TINY, "--max-requests", "60", "--checkpoint-every", "0"]
 
 
-# Long enough to outlast slurmctld's time-limit check, every 30 s, on a quiet machine too: the
-# shipped text has 87 requests, so three cache configurations run over them (about a minute
-# alone on 2 cores; one configuration alone took under 30 s and finished unsignalled).
-LONG = [*TINY, "--policy", "residual:p=1,r=5,tau=0.9", "--policy", "residual:p=3,r=8,tau=0.95",
-        "--max-requests", "180", "--checkpoint-every", "0"]
+# Long enough to outlast slurmctld's time-limit check (every 30 s, at any phase of the job's
+# start) on a fast quiet machine too: the shipped text has 87 requests and nine cache
+# configurations run over them, about 75 s alone on 2 cores (three took 25 s and, in a clean
+# clone, finished before the first check). Each configuration's requests are unique.
+LONG_POLICIES = ["residual:p=1,r=5,tau=0.9", "residual:p=3,r=8,tau=0.95", "residual:p=2,r=7,tau=0.8",
+                 "residual:p=1,r=6,tau=0.85", "residual:p=2,r=6,tau=0.95", "residual:p=3,r=7,tau=0.9",
+                 "residual:p=1,r=4,tau=0.8", "residual:p=2,r=8,tau=0.85"]
+LONG = [*TINY, *[a for p in LONG_POLICIES for a in ("--policy", p)], "--max-requests", "180",
+        "--checkpoint-every", "0"]
 
 
 def case_interrupt():
     run_local(INTERRUPT, f"{scratch}/reference.h5")
     # --time=10: its warning (USR1@300) comes long after the run; TERM stops it first.
     interrupted("scancel", ["--time=10"], 3, INTERRUPT, f"{scratch}/reference.h5")
-    # A minute's limit warned 60 s ahead: the whole job lies in the warning window, so the first
-    # time-limit check while it runs signals it; the requeued job completes the run.
+    # A two minutes' limit warned 120 s ahead: the whole job lies in the warning window, so the
+    # first time-limit check while it runs signals it; the requeued job completes the run.
     run_local(LONG, f"{scratch}/reference_long.h5")
-    interrupted("timelimit", ["--time=1", "--signal=USR1@60"], None, LONG, f"{scratch}/reference_long.h5")
+    interrupted("timelimit", ["--time=2", "--signal=USR1@120"], None, LONG, f"{scratch}/reference_long.h5")
 
 
 {"single": case_single, "array": case_array, "scaling": case_scaling, "weak": case_weak,

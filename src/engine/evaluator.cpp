@@ -99,9 +99,10 @@ CalibrationSet Evaluator::calibrate(const std::vector<Request>& requests) const 
     StepFiniteGuard finite = finite_guard(model_, sb, static_cast<int64_t>(begin) / opts_.batch,
                                           "the full model's calibration run");
     ctx.finite = &finite;
-    SkipKvCache kv = local_engine_.make_cache(sb.ids.size(0), sb.ids.size(1));
+    const SkipEngine& engine = dist_.ep ? engine_ : local_engine_;  // sharded experts: through the group
+    SkipKvCache kv = engine.make_cache(sb.ids.size(0), sb.ids.size(1));
     at::Tensor states;
-    local_engine_.step(sb.ids, ctx, kv, none, nullptr, nullptr, &states);  // [L+1, B, S, d]
+    engine.step(sb.ids, ctx, kv, none, nullptr, nullptr, &states);  // [L+1, B, S, d]
     at::Tensor flat_valid = sb.valid.reshape({-1}).nonzero().squeeze(1);
     parts.push_back(states.flatten(1, 2).index_select(1, flat_valid).to(at::kCPU, at::kFloat));
   }

@@ -142,7 +142,9 @@ class Evaluator {
   Evaluator(const Transformer& model, EvalOptions options, EvalDist dist = {});
 
   // Residual streams of the full model on `requests` (their prompts): the calibration set
-  // of policies that need one. Local to this process (no expert parallelism, no collective).
+  // of policies that need one. Local to this process, unless expert-parallel (dist_.ep, the
+  // ranks holding only their experts): then collective over the group, every rank of it calling
+  // it with the same requests (the MoE layers' all-to-alls need every rank).
   CalibrationSet calibrate(const std::vector<Request>& requests) const;
 
   // Runs every policy over `requests` (this rank's shard); results in the order of
@@ -160,7 +162,7 @@ class Evaluator {
   EvalOptions opts_;
   EvalDist dist_;
   SkipEngine engine_;        // expert-parallel when dist_.ep is set
-  SkipEngine local_engine_;  // always local: calibration
+  SkipEngine local_engine_;  // always local: calibration without expert parallelism
 };
 
 }  // namespace semskip

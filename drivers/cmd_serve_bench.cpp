@@ -14,8 +14,8 @@
 //
 // Under mpirun every rank runs its own Server on its share of the requests (split as `semskip
 // run` splits them, --shard), the ranks in lockstep (every rank takes every step, empty ones
-// included, so that a policy's collectives match). Rank 0 gathers the
-// records, prints and writes everything.
+// included, so that a policy's collectives match: a replicated or sharded cache, the --sync
+// rule). Rank 0 gathers the records, prints and writes everything.
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -254,13 +254,6 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
   cfg.policies = policy_texts;
   cfg.indexes = {f.index};
   const RunPlan plan = RunPlan::resolve(cfg);
-  for (const Descriptor& d : plan.policies) {
-    // Served under mpirun, a cache policy's per-step collectives do not yet meet the server's
-    // lockstep steps (the job stops instead of finishing): refused before any work.
-    SEMSKIP_THROW_IF_NOT_MSG(!distributed || (d.name() != "residual" && d.name() != "plan"),
-                             "--policy {}: cache policies are served in one process only; under mpirun "
-                             "serve-bench runs none, static, random and oracle", d.text());
-  }
   if (plan.threads > 0) at::set_num_threads(static_cast<int>(plan.threads));
   const bool save_result = f.save_result || !f.result_filename.empty();
   std::string result_path;

@@ -45,3 +45,11 @@ add_test(NAME serve_bench.e2e.np2
 set_tests_properties(serve_bench.e2e.np2 PROPERTIES LABELS mpi TIMEOUT 600 PROCESSORS 2 ENVIRONMENT "OMP_NUM_THREADS=1")
 semskip_cli_test(serve_bench.cli.skip_exec RC nonzero REGEX "option --skip-exec: unknown row execution 'fast'"
   COMMAND $<TARGET_FILE:semskip> serve-bench --skip-exec fast)
+# Cache policies served by 2 ranks with replicated and sharded caches equal one process's
+# cache over the union (outputs, hit rate, net FLOPs); local caches complete every request.
+add_test(NAME serve_bench.cache_modes.np2
+  COMMAND ${SEMSKIP_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/cache_modes_mpi.py $<TARGET_FILE:semskip>
+          ${CMAKE_CURRENT_BINARY_DIR}/cache_modes_np2 ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG}
+          ${serve_bench_mpiexec_flags} ${MPIEXEC_PREFLAGS})
+set_tests_properties(serve_bench.cache_modes.np2 PROPERTIES LABELS mpi TIMEOUT 600 PROCESSORS 2
+  ENVIRONMENT "OMP_NUM_THREADS=1")

@@ -156,6 +156,14 @@ std::vector<std::vector<int64_t>> continue_greedy(const SkipEngine& engine, cons
 void check_policy_requirements(const SkipPolicy& policy, bool has_calibration, int64_t max_new_tokens) {
   SEMSKIP_THROW_IF_NOT_MSG(!policy.needs_calibration() || has_calibration,
                            "policy '{}' needs calibration requests (--calib-requests > 0)", policy.describe());
+  // kv=exact: after a divergence the skipped run's tokens are not the full run's, and the full
+  // model's K/V of them exist nowhere; a shadow full forward of the skipped run's own tokens
+  // would be another protocol, so generation refuses it.
+  SEMSKIP_THROW_IF_NOT_MSG(policy.kv_mode() != KvMode::exact || max_new_tokens == 0,
+                           "policy '{}': kv=exact takes skipped tokens' K/V from the full model's run of the same "
+                           "tokens (an optimistic reference) and runs in teacher-forced evaluation only "
+                           "(max-new-tokens 0): generated tokens that diverge have no full-model K/V",
+                           policy.describe());
   SEMSKIP_THROW_IF_NOT_MSG(!policy.needs_full_states() || max_new_tokens == 0,
                            "policy '{}' needs the full model's states and runs in teacher-forced evaluation only "
                            "(max-new-tokens 0)", policy.describe());

@@ -111,7 +111,7 @@ struct PolicyResult {
 
 // What a policy needs of the run, checked in one place (the run's decision on rank 0 and
 // Evaluator::run): calibration requests for needs_calibration(), teacher-forced evaluation
-// (max_new_tokens 0) for needs_full_states(). semskip::Error naming the policy and the option.
+// (max_new_tokens 0) for needs_full_states() and kv=exact. semskip::Error naming the policy and the option.
 void check_policy_requirements(const SkipPolicy& policy, bool has_calibration, int64_t max_new_tokens);
 
 // How a run may stop early and where it starts (`semskip run --resume`); the defaults run every

@@ -61,7 +61,16 @@ class PolicyPlan final : public ExecutionPlan {
       skip = sb.logical_and(valid_);
       lp.bypass = everywhere;
       lp.skip_block = skip;
-      lp.propagate_kv = policy_.kv_mode() == KvMode::propagate && !everywhere;
+      const KvMode kv = policy_.kv_mode();
+      lp.propagate_kv = kv != KvMode::mask && !everywhere;
+      if (kv == KvMode::exact && !everywhere) {
+        // The full model's input of this layer: its K/V for the skipped rows, uncharged.
+        SEMSKIP_THROW_IF_NOT_MSG(ctx_.full_states.defined() && ctx_.full_states.size(0) == ctx_.n_layers() + 1,
+                                 "policy '{}': kv=exact needs the full model's states of the same step (the "
+                                 "evaluator's teacher-forced scoring has them; generation and serving do not)",
+                                 policy_.describe());
+        lp.kv_state = ctx_.full_states[l];
+      }
     }
     const at::Tensor& sm = ctx_.skip_mlp_or_null(l);
     if (sm.defined()) {
@@ -75,7 +84,7 @@ class PolicyPlan final : public ExecutionPlan {
       counts_[0][l].add_(n_valid_ - n_skip);
       counts_[1][l].add_(n_skip);
       if (lp.skip_mlp.defined()) counts_[2][l].add_(lp.skip_mlp.sum());
-      if (lp.propagate_kv) counts_[3][l].add_(n_skip);
+      if (lp.propagate_kv && !lp.kv_state.defined()) counts_[3][l].add_(n_skip);
     }
     return lp;
   }

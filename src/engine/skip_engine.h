@@ -21,6 +21,11 @@
 // layer's all-to-alls out together. A step may have zero sequences (ids [0, S]): it computes
 // nothing and joins every collective.
 //
+// K/V of block-skipped rows (SkipPolicy::kv_mode): propagate computes them from the rows'
+// state and charges it; mask hides the rows at that layer; exact takes them from the full
+// model's input of the layer, StepContext::full_states (which the step must carry, else it is
+// refused), uncharged: an optimistic reference.
+//
 // Row execution (model/layer_plan.h): how the rows of a layer that run are executed — gather
 // (compacted, the default), bucket (compacted and padded to row_bucket's sizes, for captured
 // graphs) or mask (every row runs, the skipping ones are dropped: a baseline that saves
@@ -48,7 +53,7 @@ struct LayerCounts {
   std::vector<int64_t> n_block_run;    // per layer: tokens that ran the block
   std::vector<int64_t> n_block_skip;   // tokens that skipped the whole block
   std::vector<int64_t> n_mlp_skip;     // tokens that ran attention but not the MLP
-  std::vector<int64_t> n_kv_propagated;  // skipped tokens whose K/V were computed
+  std::vector<int64_t> n_kv_propagated;  // skipped tokens whose K/V were computed and charged (kv=propagate)
   explicit LayerCounts(int64_t n_layers = 0);
   void merge(const LayerCounts& o);
 };

@@ -161,19 +161,23 @@ AttentionMask DecoderLayer::mixed_mask(int64_t batch, int64_t n_tokens, const La
 }
 
 at::Tensor DecoderLayer::attention_rows(const at::Tensor& h_flat, const RowSet& run, const RowSet& prop,
-                                        const at::Tensor& visible, int64_t batch, int64_t n_tokens,
-                                        const LayerContext& ctx, bool shared_ok, const at::Tensor& kept) const {
+                                        const at::Tensor& kv_src, const at::Tensor& visible, int64_t batch,
+                                        int64_t n_tokens, const LayerContext& ctx, bool shared_ok,
+                                        const at::Tensor& kept) const {
   const int layer = static_cast<int>(index);
   KvCache& kv = *ctx.kv_cache;
   const Attention& a = attention;
   const int64_t n = run.n, m = prop.n, N = batch * n_tokens;
-  if (m > 0) {
-    // Keys and values only, from the rows' own (substituted) state.
-    const at::Tensor x = input_norm.forward(gather_rows(h_flat, prop)).unsqueeze(0);  // [1, m, d]
-    const at::Tensor k = a.k_proj.forward(x, ctx.flops, layer, OpGroup::kv_propagate).view({1, m, a.n_kv_heads, a.head_dim});
-    const at::Tensor v = a.v_proj.forward(x, ctx.flops, layer, OpGroup::kv_propagate).view({m, a.n_kv_heads, a.head_dim});
+  const auto write_propagated = [&] {
+    if (m == 0) return;
+    // Keys and values only, from the rows' own (substituted) state, or from kv_src uncharged.
+    FlopCounter* f = kv_src.defined() ? nullptr : ctx.flops;
+    const at::Tensor x = input_norm.forward(gather_rows(kv_src.defined() ? kv_src : h_flat, prop)).unsqueeze(0);  // [1, m, d]
+    const at::Tensor k = a.k_proj.forward(x, f, layer, OpGroup::kv_propagate).view({1, m, a.n_kv_heads, a.head_dim});
+    const at::Tensor v = a.v_proj.forward(x, f, layer, OpGroup::kv_propagate).view({m, a.n_kv_heads, a.head_dim});
     kv.write_rows(index, n_tokens, row_index(prop, N, h_flat), Rotary::apply_tokens_first(k, rope_of(ctx.rope, prop))[0], v);
-  }
+  };
+  if (!kv_src.defined()) write_propagated();
   at::Tensor q;  // [n, n_heads, head_dim]
   if (n > 0) {
     const at::Tensor x = input_norm.forward(gather_rows(h_flat, run)).unsqueeze(0);  // [1, n, d]
@@ -181,6 +185,7 @@ at::Tensor DecoderLayer::attention_rows(const at::Tensor& h_flat, const RowSet& 
     kv.write_rows(index, n_tokens, row_index(run, N, h_flat), qkv.k[0].transpose(0, 1), qkv.v[0].transpose(0, 1));
     q = qkv.q[0].transpose(0, 1);
   }
+  if (kv_src.defined()) write_propagated();
   kv.advance(index, n_tokens, visible);
   if (n == 0) return {};
   // Every sequence's queries in one call: scattered into their [B, T] places, the rows that
@@ -294,6 +299,8 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
       attn_set.member = valid;
       attn_set.keep = attn_set.rows.defined() ? run.index_select(0, attn_set.rows) : run;
     }
+    // Given K/V states (kv=exact) replace what the skipping rows wrote from their own state.
+    if (propagate && plan.kv_state.defined()) prop_set = gather_set(rows_of(skip), N);
     if (mlp_run.defined()) {
       mlp_set = valid.defined() ? gather_set(valid_rows(), N) : gather_set(at::Tensor(), N);
       mlp_set.keep = mlp_set.rows.defined() ? mlp_run.index_select(0, mlp_set.rows) : mlp_run;
@@ -310,7 +317,14 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
     const at::Tensor visible = skip.defined() && !propagate ? run.view({batch, n_tokens}) : at::Tensor();
     const bool shared = mode == RowExec::mask || padding_only;
     const at::Tensor kept = mode == RowExec::mask && skip.defined() ? run : at::Tensor();
-    const at::Tensor out = attention_rows(h_flat, attn_set, prop_set, visible, batch, n_tokens, ctx, shared, kept);
+    // kv=exact: the skipping rows' K/V from the given states, every other row's from its own
+    // (so that a padded row of a bucket writes what it would anyway).
+    const at::Tensor kv_src =
+        propagate && plan.kv_state.defined()
+            ? at::where(skip.unsqueeze(1), plan.kv_state.reshape({N, d}), h_flat)
+            : at::Tensor();
+    const at::Tensor out =
+        attention_rows(h_flat, attn_set, prop_set, kv_src, visible, batch, n_tokens, ctx, shared, kept);
     mid = out.defined() ? scatter_add(h_flat, attn_set, out) : h_flat;
   }
 

@@ -79,6 +79,11 @@ struct LayerPlan {
   at::Tensor mlp_replacement;  // compute dtype [B, T, d], read at skip_mlp rows
   // Valid skip_block rows: K/V computed from their state (true) or hidden at this layer (false).
   bool propagate_kv = false;
+  // With propagate_kv: compute dtype [B, T, d], the state the skip_block rows' K/V are computed
+  // from in place of their own, uncharged (kv=exact: the full model's input of this layer);
+  // undefined: their own state, charged as kv_propagate. Written after the rows that run, so
+  // that under bucket a padded row's write never replaces them.
+  at::Tensor kv_state;
   // With a MoeExecutor (expert parallelism): join the layer's collectives even with no rows
   // here. False only when every rank knows that no row of any rank runs the MLP.
   bool moe_collective = true;

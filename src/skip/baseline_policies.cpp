@@ -12,8 +12,9 @@
 namespace semskip {
 
 KvMode parse_kv_mode(const Descriptor& d) {
-  return d.get_choice("kv", "propagate", {"propagate", "mask"}) == "mask" ? KvMode::mask
-                                                                            : KvMode::propagate;
+  const std::string kv = d.get_choice("kv", "propagate", {"propagate", "mask", "exact"});
+  if (kv == "mask") return KvMode::mask;
+  return kv == "exact" ? KvMode::exact : KvMode::propagate;
 }
 
 std::vector<int64_t> parse_layers(const Descriptor& d, int64_t n_layers) {

@@ -4,14 +4,17 @@
 //   static:layers=<l+l…> | static:k=<n>   [,target=block|mlp]
 //                                     skip fixed layers; k picks the n of lowest block
 //                                     influence on the calibration set (ShortGPT)
-//   random:rate=<r>[,layers=<l+l…>][,seed=<s>][,kv=propagate|mask][,target=block|mlp]
+//   random:rate=<r>[,layers=<l+l…>][,seed=<s>][,kv=propagate|mask|exact][,target=block|mlp]
 //                                     every (token, layer) skipped with probability r
 // target=mlp (the matching baseline of a cache policy's target=mlp): attention runs and only
 // the MLP / MoE block (router, routed and shared experts) of the chosen (token, layer) pairs
 // is skipped, so exactly its FLOPs are saved, under the same accounting.
-//   oracle:eps=<e>[,layers=<l+l…>][,kv=propagate|mask]
+//   oracle:eps=<e>[,layers=<l+l…>][,kv=propagate|mask|exact]
 //                                     skip where the full model's update is small:
 //                                     ‖h_l − h_{l−1}‖ / ‖h_{l−1}‖ < e (needs the full run)
+// kv= as for the residual policy (skip/residual_policy.h): propagate computes the K/V of a
+// skipped block from the token's state (here its unchanged input), mask hides it, exact takes
+// the full model's (an optimistic reference, teacher-forced only, charged nothing).
 // A skipped block is an identity update. `layers` defaults to every layer but the first and
 // the last, which carry most of the model's work on its input and output.
 
@@ -84,7 +87,7 @@ class OraclePolicy : public SkipPolicy {
   std::vector<int64_t> layers_;
 };
 
-// Parses `kv=` of a descriptor.
+// Parses `kv=` of a descriptor: propagate (the default), mask or exact.
 KvMode parse_kv_mode(const Descriptor& d);
 // Parses `target=` (block by default); kv= with target=mlp is refused.
 SkipTarget parse_target(const Descriptor& d);

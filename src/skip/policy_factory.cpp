@@ -12,7 +12,14 @@ void SkipPolicy::save_state(StateWriter& w) const { w.tag(describe()); }
 
 void SkipPolicy::load_state(StateReader& r) { r.expect_tag(describe()); }
 
-const char* kv_mode_name(KvMode m) { return m == KvMode::mask ? "mask" : "propagate"; }
+const char* kv_mode_name(KvMode m) {
+  switch (m) {
+    case KvMode::mask: return "mask";
+    case KvMode::exact: return "exact";
+    case KvMode::propagate: break;
+  }
+  return "propagate";
+}
 
 std::unique_ptr<SkipPolicy> make_policy(const std::string& descriptor, const PolicyEnv& env) {
   SEMSKIP_ASSERT(env.n_layers > 0 && env.hidden > 0);

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/timing.h"
 #include "metrics/flop_counter.h"
+#include "skip/baseline_policies.h"
 #include "skip/cache_charges.h"
 #include "skip/state_io.h"
 
@@ -17,7 +18,7 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
       k_(d.get_int("k", 1)),
       tau_(d.require_double("tau")),
       target_(d.get_choice("target", "block", {"block", "mlp"}) == "mlp" ? SkipTarget::mlp : SkipTarget::block),
-      kv_(d.get_choice("kv", "propagate", {"propagate", "mask"}) == "mask" ? KvMode::mask : KvMode::propagate),
+      kv_(parse_kv_mode(d)),
       n_layers_(n_layers),
       hidden_(hidden),
       proj_(KeyProjectionKind::none, hidden, hidden, 0),

@@ -1,6 +1,6 @@
 #pragma once
 // The token-level residual cache (docs/architecture.md §1):
-//   residual:p=<probe>,r=<resume>,tau=<threshold>[,target=block|mlp][,kv=propagate|mask]
+//   residual:p=<probe>,r=<resume>,tau=<threshold>[,target=block|mlp][,kv=propagate|mask|exact]
 //            [,k=<neighbours>] + the cache keys of cache_policy_options.h
 // After block p each token's residual h_p becomes a key. A hit (best similarity ≥ tau) skips
 // blocks p+1..r: with target=block the token's state becomes h_p + Δ, Δ the cached h_r − h_p;
@@ -15,6 +15,12 @@
 //       p+1 is the last layer, Δ lands before it and its K/V come from h_p + Δ. Charged as
 //       kv_propagate (2 projections of d × kv_dim per token and layer).
 //   mask  later tokens do not attend to the token at layers p+1..r.
+//   exact  an optimistic reference, not a deployable rule: the K/V the full model computes for
+//       the token at layers p+1..r (from the full run's inputs of those layers, kept by the
+//       evaluator's full-model pass over the same step). Charged nothing. Teacher-forced
+//       evaluation only: after a skipped run's tokens diverge from the full run's there are no
+//       full-model K/V of them, so a run with generation refuses it (check_policy_requirements).
+//       Here to reproduce published protocols that assume it.
 // Whether a step's hits are applied follows the run's sync rule (skip/sync_rule.h); with a
 // distributed cache every rank makes the same cache calls in every step (skip/skip_cache.h).
 

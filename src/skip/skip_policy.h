@@ -26,6 +26,9 @@ enum class SkipTarget { block, mlp };
 enum class KvMode {
   propagate,  // K/V computed from the token's substituted state (charged as kv_propagate)
   mask,       // later tokens do not attend to it at those layers
+  exact,      // K/V the full model computes for the token there: an optimistic reference (a
+              // deployed system does not have them), taken from the full model's run of the
+              // same step (StepContext::full_states), teacher-forced only, charged nothing
 };
 const char* kv_mode_name(KvMode m);
 
@@ -56,8 +59,8 @@ class SkipPolicy {
   // order, one number notation); the key of its rows in reports and the printed table.
   virtual std::string describe() const = 0;
   virtual KvMode kv_mode() const { return KvMode::propagate; }
-  // Whether begin_step needs StepContext::full_states (oracle).
-  virtual bool needs_full_states() const { return false; }
+  // Whether the step needs StepContext::full_states (oracle's decisions; kv=exact's K/V).
+  virtual bool needs_full_states() const { return kv_mode() == KvMode::exact; }
   // Whether every token skips `layer` in every step (static): then no later token can attend
   // to that layer's keys, and skipped tokens need none computed.
   virtual bool skips_layer_everywhere(int64_t layer) const { (void)layer; return false; }

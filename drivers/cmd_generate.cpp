@@ -112,6 +112,8 @@ int run_generate(const GenerateCliOptions& o) {
   }
 
   check_context(model.config(), dir, static_cast<int64_t>(prompt.size()), o.max_new_tokens, o.max_model_len);
+  // Before the batch's copies of the prompt: a --batch or context the KV cache cannot hold is refused.
+  model.check_kv_cache_fits(o.batch, static_cast<int64_t>(prompt.size()) + o.max_new_tokens);
 
   GenerateOptions go;
   go.max_new_tokens = o.max_new_tokens;

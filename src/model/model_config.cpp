@@ -356,33 +356,77 @@ json ModelConfig::to_json() const {
   return j;
 }
 
-double ModelConfig::weight_bytes(double bytes_per_value) const {
+double ModelConfig::weight_bytes(double bytes_per_value, int64_t n_experts_held) const {
   const double d = double(hidden_size), L = double(n_layers), hd = double(head_dim);
+  const double H = double(n_heads), H_kv = double(n_kv_heads), I = double(intermediate_size);
   const double embed = double(vocab_size) * d * (tie_word_embeddings ? 1.0 : 2.0);
-  const double attn = d * double(n_heads) * hd * 2.0 + d * double(n_kv_heads) * hd * 2.0;
-  double mlp = 3.0 * d * double(intermediate_size);
-  if (n_experts > 0)
-    mlp = double(n_experts) * 3.0 * d * double(expert_intermediate_size()) + d * double(n_experts) +
-          3.0 * d * double(shared_expert_intermediate_size);
-  return (embed + L * (attn + mlp + 2.0 * d) + d) * bytes_per_value;
+  double attn = d * H * hd * 2.0 + d * H_kv * hd * 2.0;
+  if (attention_bias) attn += (H + 2.0 * H_kv) * hd;
+  if (o_proj_bias) attn += d;
+  const double dense_mlp = 3.0 * d * I + (mlp_bias ? 2.0 * I + d : 0.0);
+  // MoE layers as is_moe_layer places them, counted without a loop over n_layers.
+  double n_moe = 0;
+  if (n_experts > 0 && arch == Arch::mixtral) n_moe = L;
+  if (n_experts > 0 && arch == Arch::qwen2_moe) {
+    n_moe = double(n_layers / decoder_sparse_step);
+    std::vector<int64_t> forced = mlp_only_layers;
+    std::sort(forced.begin(), forced.end());
+    forced.erase(std::unique(forced.begin(), forced.end()), forced.end());
+    for (int64_t l : forced)
+      if (l >= 0 && l < n_layers && (l + 1) % decoder_sparse_step == 0) n_moe -= 1.0;
+  }
+  const double held = n_experts_held < 0 ? double(n_experts) : double(std::min(n_experts_held, n_experts));
+  double moe = held * 3.0 * d * double(expert_intermediate_size()) + d * double(n_experts);
+  if (shared_expert_intermediate_size > 0) moe += 3.0 * d * double(shared_expert_intermediate_size) + d;
+  const double layers = L * (attn + 2.0 * d) + (L - n_moe) * dense_mlp + n_moe * moe;
+  return (embed + layers + d) * bytes_per_value;
 }
 
-void ModelConfig::check_weights_fit(double bytes_per_value, double available_bytes,
-                                    const std::string& memory_name) const {
-  const double need = weight_bytes(bytes_per_value);
-  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+namespace {
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+}  // namespace
+
+void ModelConfig::check_weights_fit(double bytes_per_value, double available_bytes, const std::string& memory_name,
+                                    int64_t n_experts_held) const {
+  const double need = weight_bytes(bytes_per_value, n_experts_held);
+  std::string experts;
+  if (n_experts > 0)
+    experts = n_experts_held >= 0 && n_experts_held < n_experts
+                  ? fmt::format(" with {} of {} experts held", n_experts_held, n_experts)
+                  : fmt::format(" with {} experts", n_experts);
   SEMSKIP_THROW_IF_NOT_MSG(
       need <= available_bytes,
       "{}: the weights need about {:.1f} GiB at {} bytes per value (vocab_size {} × hidden_size {} embeddings, "
       "num_hidden_layers {} of intermediate_size {}{}), more than the {:.1f} GiB of {}; check these fields",
-      source, need / kGiB, bytes_per_value, vocab_size, hidden_size, n_layers, intermediate_size,
-      n_experts > 0 ? fmt::format(" with {} experts", n_experts) : std::string(), available_bytes / kGiB,
+      source, need / kGiB, bytes_per_value, vocab_size, hidden_size, n_layers, intermediate_size, experts,
+      available_bytes / kGiB, memory_name);
+}
+
+double ModelConfig::kv_cache_bytes(double bytes_per_value, int64_t batch, int64_t capacity) const {
+  return 2.0 * double(n_layers) * double(n_kv_heads) * double(head_dim) * bytes_per_value * double(batch) *
+         double(capacity);
+}
+
+void ModelConfig::check_kv_cache_fits(double bytes_per_value, int64_t batch, int64_t capacity,
+                                      double available_bytes, const std::string& memory_name) const {
+  const double need = kv_cache_bytes(bytes_per_value, batch, capacity);
+  SEMSKIP_THROW_IF_NOT_MSG(
+      need <= available_bytes,
+      "{}: the KV cache of {} sequence(s) × {} positions needs about {:.1f} GiB at {} bytes per value (2 × "
+      "num_hidden_layers {} × num_key_value_heads {} × head_dim {} values per position), more than the {:.1f} GiB "
+      "of {}; lower the batch (--batch), the context length (the prompt + --max-new-tokens, or --max-model-len) "
+      "or these config.json fields",
+      source, batch, capacity, need / kGiB, bytes_per_value, n_layers, n_kv_heads, head_dim, available_bytes / kGiB,
       memory_name);
 }
 
 double ModelConfig::host_memory_bytes() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? double(pages) * double(page) : 1e300;  // unknown: no bound
+  // Asked once: every KV cache a serving step builds is checked against it.
+  static const double bytes = [] {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? double(pages) * double(page) : 1e300;  // unknown: no bound
+  }();
+  return bytes;
 }
 
 }  // namespace semskip

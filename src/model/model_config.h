@@ -67,14 +67,27 @@ struct ModelConfig {
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
   static ModelConfig from_file(const std::string& config_json_path);
 
-  // Bytes of all weights at `bytes_per_value` (embeddings, every layer's attention and MLP or
-  // experts, the untied head, norms), from the shapes alone, in double so absurd shapes cannot wrap.
-  double weight_bytes(double bytes_per_value) const;
+  // Bytes of the weights at `bytes_per_value` (embeddings, every layer's attention with its
+  // biases, dense MLPs and MoE blocks as is_moe_layer places them, the untied head, norms), from
+  // the shapes alone, in double so absurd shapes cannot wrap. `n_experts_held` routed experts of
+  // each MoE layer are counted (< 0: all n_experts; an expert-parallel rank holds a slice,
+  // ModelOptions::experts); routers and shared experts are always whole.
+  double weight_bytes(double bytes_per_value, int64_t n_experts_held = -1) const;
   // semskip::Error naming this config.json and its size fields when the weights would not fit
   // in `available_bytes` (checked before any allocation, which would otherwise fail deep inside
   // the allocator or take minutes).
-  void check_weights_fit(double bytes_per_value, double available_bytes, const std::string& memory_name) const;
-  // Physical memory of this host (sysconf), the bound check_weights_fit is given at load.
+  void check_weights_fit(double bytes_per_value, double available_bytes, const std::string& memory_name,
+                         int64_t n_experts_held = -1) const;
+  // Bytes of a dense KV cache (model/kv_cache.h) of `batch` sequences × `capacity` positions:
+  // K and V of every layer, 2 × n_layers × n_kv_heads × head_dim × bytes_per_value × batch ×
+  // capacity, in double. The paged pool of serving is one sequence of its slots.
+  double kv_cache_bytes(double bytes_per_value, int64_t batch, int64_t capacity) const;
+  // semskip::Error naming this config.json, the batch, the context length and the KV fields
+  // (num_hidden_layers, num_key_value_heads, head_dim) when such a cache would not fit in
+  // `available_bytes`; called before the cache is allocated.
+  void check_kv_cache_fits(double bytes_per_value, int64_t batch, int64_t capacity, double available_bytes,
+                           const std::string& memory_name) const;
+  // Physical memory of this host (sysconf), the bound of CPU models (model/device_memory.h).
   static double host_memory_bytes();
 
   // The resolved configuration in the classic Hub layout; from_json(to_json()) gives the same

@@ -14,6 +14,7 @@
 #include "metrics/flop_formulas.h"
 #include "model/arch/architecture.h"
 #include "model/arch/blocks.h"
+#include "model/device_memory.h"
 #include "model/safetensors.h"
 
 namespace semskip {
@@ -41,8 +42,12 @@ Transformer Transformer::load(const std::string& model_arg, const ModelOptions& 
   const std::string model_dir = resolve_model_arg(model_arg);
   const std::string config_path = (std::filesystem::path(model_dir) / "config.json").string();
   const ModelConfig config = ModelConfig::from_file(config_path);
-  // Absurd shapes are refused before any allocation, with config.json's fields named.
-  config.check_weights_fit(double(dtype_size(options.dtype)), ModelConfig::host_memory_bytes(), "this host's memory");
+  // Absurd shapes are refused before any allocation, with config.json's fields named: the
+  // weights this process holds (its experts only, under expert parallelism) against the memory
+  // of the device they go to.
+  const MemoryBound memory = memory_bound(options.device);
+  config.check_weights_fit(double(dtype_size(options.dtype)), memory.bytes, memory.name,
+                           options.experts.all() ? -1 : options.experts.count);
   if (options.random_init) {
     const double std = options.init_std > 0 ? options.init_std : config_initializer_range(config_path);
     RandomWeights weights(options.seed, std, scalar_type(options.dtype), options.device);
@@ -271,7 +276,13 @@ at::Tensor Transformer::forward(const at::Tensor& input, const ForwardOptions& o
   return lm_head(x, o.flops);
 }
 
+void Transformer::check_kv_cache_fits(int64_t batch, int64_t capacity) const {
+  const MemoryBound memory = memory_bound(device());
+  config_.check_kv_cache_fits(double(c10::elementSize(dtype())), batch, capacity, memory.bytes, memory.name);
+}
+
 KvCache Transformer::make_kv_cache(int64_t batch, int64_t capacity) const {
+  check_kv_cache_fits(batch, capacity);
   return KvCache(n_layers(), batch, config_.n_kv_heads, config_.head_dim, capacity, dtype(), device());
 }
 

@@ -89,8 +89,12 @@ class Transformer {
   at::Tensor forward(const at::Tensor& input, const ForwardOptions& o = {}) const;
 
   // A cache for B sequences with room for `capacity` slots, preallocated (it grows only when
-  // a forward goes past it).
+  // a forward goes past it). Refused first, as check_kv_cache_fits says, when it cannot fit.
   KvCache make_kv_cache(int64_t batch, int64_t capacity) const;
+  // semskip::Error naming what to lower (batch, context, config.json's KV fields) when a dense
+  // cache of `batch` × `capacity` slots would exceed the memory of the model's device
+  // (ModelConfig::check_kv_cache_fits); drivers call it before building a batch's inputs.
+  void check_kv_cache_fits(int64_t batch, int64_t capacity) const;
 
   int64_t n_params() const;         // tied embeddings counted once
   int64_t n_params_active() const;  // per token: only top_k routed experts of each MoE layer

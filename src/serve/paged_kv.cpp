@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "model/device_memory.h"
 #include "model/transformer.h"
 
 namespace semskip::serve {
@@ -10,6 +11,18 @@ namespace semskip::serve {
 PagedKvPool::PagedKvPool(const Transformer& model, int64_t num_blocks, int64_t block_size)
     : model_(model), n_slots_(num_blocks * block_size) {
   const ModelConfig& c = model.config();
+  // The pool is one sequence of n_slots positions; refused before allocating when it cannot fit.
+  const MemoryBound memory = memory_bound(model.device());
+  const double bytes_per_value = double(c10::elementSize(model.dtype()));
+  const double need = c.kv_cache_bytes(bytes_per_value, 1, 1) * double(num_blocks) * double(block_size);
+  SEMSKIP_THROW_IF_NOT_MSG(need <= memory.bytes,
+                           "serve: the KV pool of {} blocks × {} slots needs about {:.1f} GiB ({}: 2 × "
+                           "num_hidden_layers {} × num_key_value_heads {} × head_dim {} values of {} bytes per slot), "
+                           "more than the {:.1f} GiB of {}; lower --kv-cache-memory or --num-kv-blocks (or "
+                           "--max-num-seqs × --max-model-len, which size it by default)",
+                           num_blocks, block_size, need / (1024.0 * 1024.0 * 1024.0), c.source, c.n_layers,
+                           c.n_kv_heads, c.head_dim, bytes_per_value, memory.bytes / (1024.0 * 1024.0 * 1024.0),
+                           memory.name);
   const auto opts = at::TensorOptions().dtype(model.dtype()).device(model.device());
   for (int64_t l = 0; l < model.n_layers(); ++l) {
     k_.push_back(at::zeros({n_slots_, c.n_kv_heads, c.head_dim}, opts));

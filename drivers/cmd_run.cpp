@@ -44,6 +44,7 @@
 #include "index/kokkos_scope.h"
 #include "engine/evaluator.h"
 #include "engine/run_config.h"
+#include "engine/run_gather.h"
 #include "drivers/report_flags.h"
 #include "engine/run_checkpoint.h"
 #include "engine/run_requests.h"
@@ -331,14 +332,19 @@ nlohmann::json summary_json(const std::vector<PolicySummary>& rows) {
 }
 
 // Rank 0's calibration residual streams on every rank (computed only when a policy needs them).
+// With expert parallelism (`ep`: each rank holds only its experts) the calibration forward is
+// collective: every rank runs it over the same calibration requests (the same on every rank,
+// engine/run_requests.h) in lockstep, and rank 0's result is broadcast, so that all ranks use
+// one calibration bit for bit. Otherwise rank 0 computes it alone.
 CalibrationSet agree_on_calibration(const Evaluator& ev, const std::vector<Request>& calib_requests,
-                                    const std::vector<std::unique_ptr<SkipPolicy>>& policies, Runtime& rt) {
+                                    const std::vector<std::unique_ptr<SkipPolicy>>& policies, Runtime& rt,
+                                    bool ep) {
   if (rt.world_size() == 1) return ev.calibrate(calib_requests);
   bool needed = false;
   for (const auto& p : policies) needed = needed || p->needs_calibration();
   if (!needed) return {};
   at::Tensor states;
-  if (rt.is_root()) {
+  if (rt.is_root() || ep) {
     states = ev.calibrate(calib_requests).states;
     if (!states.defined()) states = at::empty({0}, at::kFloat);  // no calibration requests: nothing to send
   }
@@ -416,23 +422,36 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   const std::string report_path = plan.report.empty() ? "" : std::filesystem::absolute(plan.report).string();
   const std::string resume_json = resume_key(plan.to_json()).dump();
 
-  const ModelOptions mo = plan.model_options(rt.device(plan.device));
+  ModelOptions mo = plan.model_options(rt.device(plan.device));
   // The ranks' communicator for the run (--comm): MPI, or NCCL on this rank's GPU. The plan was
   // agreed over MPI before the device was known.
   Communicator& world = rt.world(plan.comm, mo.device);
   // An explicit --comm (mpi or nccl, not auto) runs the MoE layers through the communicator at
-  // --ep 1 too, so that a world of one exercises its all-to-alls (NCCL's on one GPU). Every
-  // rank still holds every expert here: calibration runs the whole model on rank 0 alone
-  // (agree_on_calibration), which sharded weights (ModelOptions::experts) would not allow.
+  // --ep 1 too, so that a world of one exercises its all-to-alls (NCCL's on one GPU). Under
+  // expert parallelism each rank loads and holds only the routed experts it owns
+  // (ModelOptions::experts, read from the checkpoint by offset), so weight memory per rank
+  // falls with --ep. Every forward of the run is then collective over the rank's group: the
+  // calibration (agree_on_calibration), each step's full and policy runs and their decode
+  // steps (the evaluator's lockstep: a rank without requests runs empty steps); the sweeps and
+  // --orders, which rerun policies on one rank, are refused with more than one rank.
   std::unique_ptr<ExpertParallelGroup> ep;
   {
     const ModelConfig shape = ModelConfig::from_file(plan.model + "/config.json");
     if (plan.ep > 1 || (plan.comm != "auto" && shape.n_experts > 0)) {
       ep = std::make_unique<ExpertParallelGroup>(world, static_cast<int>(plan.ep), &shape);
+      mo.experts = ep->shard(shape.n_experts);
     }
   }
   Transformer model = Transformer::load(plan.model, mo);
   const ModelConfig& mc = model.config();
+  // /per_rank weight_bytes and peak_rss_bytes: what this rank holds (every weight is in the
+  // compute dtype, so bytes = held parameters × its element size).
+  auto rank_memory = [&] {
+    RankMemory m;
+    m.weight_bytes = model.n_params() * static_cast<int64_t>(c10::elementSize(scalar_type(mo.dtype)));
+    m.peak_rss_bytes = peak_resident_bytes();
+    return m;
+  };
 
   WorkloadContext wctx;
   wctx.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file(plan.model + "/tokenizer.json"));
@@ -522,7 +541,9 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   } else if (!report_path.empty()) {
     remove_checkpoints(report_path, rt.rank());
   }
-  const CalibrationSet calib = agree_on_calibration(ev, reqs.calibration, policies, rt);
+  const CalibrationSet calib = agree_on_calibration(ev, reqs.calibration, policies, rt, ep != nullptr);
+  // /per_rank_layer counts the evaluation's MoE dispatches, not the calibration's.
+  if (ep) ep->executor().reset_stats();
   const auto gpus = gpus_of_ranks(model.device(), rt);
   const TestSignals hooks = test_signals(rt.rank());
 
@@ -618,7 +639,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
       save_checkpoint(report_path, rt.rank(), rt.world_size(), resume_json, steps_done, so_far, policies,
                       last_checkpoint);
       last_checkpoint = steps_done;
-      const std::vector<GatheredResult> gathered = gather_results(so_far, distributed ? &world : nullptr);
+      const std::vector<GatheredResult> gathered = gather_results(so_far, distributed ? &world : nullptr, rank_memory());
       gather_layer_table();
       if (rt.is_root()) write_report(gathered, summaries_of(gathered), report::kStatusPartial, steps_done);
     };
@@ -658,7 +679,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
       e.index_descriptor = c.index.empty() ? kDefaultIndexDescriptor : c.index;
       ps.push_back(make_policy(c.policy, e));
     }
-    gathered = gather_results(ev.run(requests, ps, calib), nullptr);
+    gathered = gather_results(ev.run(requests, ps, calib), nullptr, rank_memory());
     std::vector<PolicySummary> out;
     for (const GatheredResult& r : gathered)
       out.push_back(summarize(r, static_cast<int>(plan.bootstrap), plan.seed, false, u));
@@ -722,7 +743,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
     }
     return kExitInterrupted;
   }
-  const std::vector<GatheredResult> gathered = gather_results(outcome.results, distributed ? &world : nullptr);
+  const std::vector<GatheredResult> gathered = gather_results(outcome.results, distributed ? &world : nullptr, rank_memory());
   gather_layer_table();
   if (rt.is_root()) {
     const std::vector<PolicySummary> summaries = summaries_of(gathered);

@@ -190,6 +190,14 @@ FieldTable<RankRecord> make_rank() {
   t.member("ep_t_experts_ns", "ns", "time in the experts", &R::ep, &EpStats::t_experts_ns);
   t.member("flops_insert", "FLOPs", "index insertion on this rank (part of `flops_overhead`)", &R::flops_insert);
   t.member("flops_train", "FLOPs", "one-off training on this rank (part of `flops_overhead`)", &R::flops_train);
+  t.member("weight_bytes", "bytes",
+           "model weights this rank holds: numel × element size summed over the parameters it loaded (with "
+           "`--ep` only its own routed experts; the same in every configuration's row)",
+           &R::weight_bytes);
+  t.member("peak_rss_bytes", "bytes",
+           "this rank's peak resident memory when the report was gathered: `VmHWM` of `/proc/self/status` "
+           "(Linux; 0 where it cannot be read), the whole process (weights, caches, buffers, libraries)",
+           &R::peak_rss_bytes);
   return t;
 }
 

@@ -1,6 +1,9 @@
 #include "engine/run_gather.h"
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <type_traits>
 
 #include "core/error.h"
@@ -49,8 +52,10 @@ std::vector<Record> gather_records(const report::FieldTable<Record>& fields, con
 }
 
 // This rank's RankRecord of one policy (its rank is set from its position after the gather).
-RankRecord rank_record(const PolicyResult& r) {
+RankRecord rank_record(const PolicyResult& r, const RankMemory& memory) {
   RankRecord k;
+  k.weight_bytes = memory.weight_bytes;
+  k.peak_rss_bytes = memory.peak_rss_bytes;
   k.rank = r.rank;
   for (const StepRecord& s : r.steps) {
     k.n_tokens += s.n_tokens;
@@ -83,8 +88,8 @@ std::vector<LayerRecord> layer_records_of(const PolicyResult& r) {
   return out;
 }
 
-void gather_ranks(const PolicyResult& r, Communicator* world, GatheredResult& g) {
-  g.ranks = gather_records(rank_fields(), {rank_record(r)}, world);
+void gather_ranks(const PolicyResult& r, Communicator* world, const RankMemory& memory, GatheredResult& g) {
+  g.ranks = gather_records(rank_fields(), {rank_record(r, memory)}, world);
   for (size_t i = 0; i < g.ranks.size(); ++i) g.ranks[i].rank = static_cast<int>(i);
 }
 
@@ -141,13 +146,29 @@ std::vector<LayerRecord> layer_records(const GatheredResult& r) {
   return out;
 }
 
-std::vector<GatheredResult> gather_results(const std::vector<PolicyResult>& mine, Communicator* world) {
+int64_t peak_resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    // "VmHWM:\t  123456 kB"
+    if (line.rfind("VmHWM:", 0) != 0) continue;
+    std::istringstream in(line.substr(6));
+    int64_t kib = 0;
+    std::string unit;
+    if (in >> kib >> unit && unit == "kB") return kib * 1024;
+    return 0;
+  }
+  return 0;
+}
+
+std::vector<GatheredResult> gather_results(const std::vector<PolicyResult>& mine, Communicator* world,
+                                           const RankMemory& memory) {
   std::vector<GatheredResult> out;
   for (const PolicyResult& r : mine) {
     GatheredResult g;
     g.policy = r.policy;
     g.index = r.index;
-    gather_ranks(r, world, g);
+    gather_ranks(r, world, memory, g);
     gather_requests(r, world, g);
     gather_steps(r, world, g);
     gather_layers(r, world, g);

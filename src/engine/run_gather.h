@@ -30,6 +30,8 @@ struct RankRecord {
   CacheStats cache;            // this rank's view (skip/skip_cache.h)
   CommTotals comm;             // the policy's runs, by collective kind
   EpStats ep;                  // the policy's runs
+  // The rank's memory (RankMemory): the same in every policy's row of the rank.
+  int64_t weight_bytes = 0, peak_rss_bytes = 0;
   // The policy's wall time that is neither lookup nor communication.
   int64_t t_compute_ns() const { return t_skip_ns - t_lookup_ns - t_comm_ns; }
 };
@@ -53,12 +55,24 @@ struct GatheredResult {
   std::vector<int64_t> layer_flops_overhead;  // [n_layers]
 };
 
+// What a rank holds in memory, the same for every policy: the bytes of the model weights it
+// holds (with --ep only its own routed experts), and its peak resident set so far.
+struct RankMemory {
+  int64_t weight_bytes = 0;    // Σ numel × element size over the parameters the model holds
+  int64_t peak_rss_bytes = 0;  // VmHWM of /proc/self/status (Linux); 0 where it cannot be read
+};
+
+// This process's peak resident set size in bytes: VmHWM of /proc/self/status (Linux), the high
+// water mark of its resident memory since it started; 0 where that file or line is missing.
+int64_t peak_resident_bytes();
+
 // The per-layer rows of one gathered result, layer by layer.
 std::vector<LayerRecord> layer_records(const GatheredResult& r);
 
 // Collective over `world` when it has more than one rank (every rank calls it with the same
 // policies, and every rank receives everything); `world` null: this process alone. Results in
-// the order of `mine`.
-std::vector<GatheredResult> gather_results(const std::vector<PolicyResult>& mine, Communicator* world);
+// the order of `mine`. `memory`: this rank's, in each of its /per_rank rows.
+std::vector<GatheredResult> gather_results(const std::vector<PolicyResult>& mine, Communicator* world,
+                                           const RankMemory& memory = {});
 
 }  // namespace semskip

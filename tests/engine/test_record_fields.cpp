@@ -239,7 +239,7 @@ TEST(RecordFields, RunTablesKeepTheirColumnsNamesTypesAndOrder) {
                        "int64"),
                  comm,
                  typed("ep_n_calls ep_n_pairs_routed ep_n_pairs_sent ep_n_pairs_run ep_n_pairs_recv ep_t_alltoall_ns "
-                       "ep_t_experts_ns flops_insert flops_train",
+                       "ep_t_experts_ns flops_insert flops_train weight_bytes peak_rss_bytes",
                        "int64")}));
   EXPECT_EQ(layout(requests_table({g})),
             cat({key, typed("request_id step n_tokens n_block_skips n_mlp_skips n_positions n_top1_match", "int64"),
@@ -291,12 +291,12 @@ TEST(RecordFields, PackingRoundTripsEveryStoredField) {
   expect_round_trip(index_bench_sample_fields(), "index sample");
   // Hand-counted widths: 12 int64 and 3 float64 request fields; 18 step fields; 22 rank
   // figures + 4 per collective kind + 7 expert-parallel counters + the rank itself + insertion
-  // and training FLOPs.
+  // and training FLOPs + weight bytes and peak resident bytes.
   EXPECT_EQ(request_fields().packed_ints(), 12u);
   EXPECT_EQ(request_fields().packed_reals(), 3u);
   EXPECT_EQ(step_fields().packed_ints(), 18u);
   EXPECT_EQ(step_fields().packed_reals(), 0u);
-  EXPECT_EQ(rank_fields().packed_ints(), 1u + 22u + 4u * kNumCollectiveKinds + 7u + 2u);
+  EXPECT_EQ(rank_fields().packed_ints(), 1u + 22u + 4u * kNumCollectiveKinds + 7u + 2u + 2u);
   EXPECT_EQ(rank_fields().packed_reals(), 0u);  // tokens_per_s is derived
   RankRecord k;
   k.cache.key_dim = 48, k.cache.rejected = 2;
@@ -331,4 +331,41 @@ TEST(RecordFields, OneProcessGatherKeepsRecordsInStepOrder) {
   ASSERT_EQ(layers.size(), 1u);
   EXPECT_EQ(layers[0].layer, 0);
   EXPECT_EQ(layers[0].n_block_run, 4);
+}
+
+// The rank's memory lands in each of its /per_rank rows (one per policy), in its own columns.
+TEST(RecordFields, RankMemoryFillsEveryPolicyRowOfTheRank) {
+  PolicyResult a, b;
+  a.policy = "a", b.policy = "b";
+  a.layers = b.layers = LayerCounts(1);
+  RankMemory m;
+  m.weight_bytes = 30227456, m.peak_rss_bytes = 251596800;
+  const std::vector<GatheredResult> g = gather_results({a, b}, nullptr, m);
+  ASSERT_EQ(g.size(), 2u);
+  const report::Table rt = per_rank_table(g, {"h"});
+  EXPECT_EQ(std::get<std::vector<int64_t>>(rt.find("weight_bytes")->data), (std::vector<int64_t>{30227456, 30227456}));
+  EXPECT_EQ(std::get<std::vector<int64_t>>(rt.find("peak_rss_bytes")->data),
+            (std::vector<int64_t>{251596800, 251596800}));
+  // Without a RankMemory (a gather of results alone) the columns are 0.
+  EXPECT_EQ(gather_results({a}, nullptr).at(0).ranks.at(0).weight_bytes, 0);
+}
+
+// VmHWM: the peak resident set grows by at least the memory this process touches beyond its
+// current resident set, and does not fall when the memory is given back (within the kernel's
+// lazily synced per-thread counters: a few pages a thread, 1 MiB allowed).
+TEST(RecordFields, PeakResidentBytesFollowsTouchedMemory) {
+#ifdef __linux__
+  const int64_t before = peak_resident_bytes();
+  ASSERT_GT(before, 0);
+  constexpr size_t kBytes = size_t{256} << 20;
+  std::vector<char> block(kBytes, 1);  // every page written
+  volatile char sink = block[kBytes / 2];
+  (void)sink;
+  const int64_t after = peak_resident_bytes();
+  EXPECT_GE(after, before + static_cast<int64_t>(kBytes) - (int64_t{16} << 20)) << before << " -> " << after;
+  block = std::vector<char>();
+  EXPECT_GE(peak_resident_bytes(), after - (int64_t{1} << 20));
+#else
+  EXPECT_EQ(peak_resident_bytes(), 0);
+#endif
 }

@@ -7,7 +7,8 @@ CASE is one of:
   union        2 ranks × batch 1 with --cache-mode replicated (evicting) and sharded equal one
                process × batch 2 over the same requests: hits, insertions, skips, FLOPs
   ep           tiny-moe with --ep 2 on 2 ranks equals one process; hit tokens of target=mlp
-               stay out of the expert all-to-all
+               stay out of the expert all-to-all; each rank holds only its experts
+               (/per_rank weight_bytes against the bytes computed here from config.json)
   determinism  3 ranks with --cache-mode local equal 3 single-process runs of the same shards
   sync         adversarial ranks (all hits, no hits, no tokens) under --sync global and
                batch:<f>: no deadlock, one decision per step on every rank for global
@@ -129,16 +130,48 @@ def case_union():
     check(np.array_equal(table("shard.h5", "/summary")["cache_size"], sizes), "sharded: shard sizes add up")
 
 
+def qwen2_moe_params(cfg, experts_held):
+    """Parameters of a qwen2_moe model holding `experts_held` routed experts per MoE layer,
+    from config.json's shapes (every layer MoE: decoder_sparse_step 1, no mlp_only_layers)."""
+    d, v, heads, kv = cfg["hidden_size"], cfg["vocab_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    head_dim = d // heads
+    attention = d * d + d + 2 * (kv * head_dim * d + kv * head_dim) + d * d  # q, k, v with bias; o without
+    norms = 2 * d
+    router = cfg["num_experts"] * d
+    shared = 3 * cfg["shared_expert_intermediate_size"] * d + d  # gate, up, down; its sigmoid gate [1, d]
+    expert = 3 * cfg["moe_intermediate_size"] * d
+    layer = attention + norms + router + shared + experts_held * expert
+    head = 0 if cfg["tie_word_embeddings"] else v * d
+    return v * d + cfg["num_hidden_layers"] * layer + d + head
+
+
 def case_ep():
     policies = ["--policy", "none", "--policy", "residual:p=1,r=3,tau=0.9", "--policy",
                 "residual:p=1,r=3,tau=0.9,target=mlp", "--policy", "static:k=1"]
     common = ["--model", tiny_moe, "--workload", PREFIX_WORKLOAD, "--max-requests", "6", "--calib-requests", "2",
-              "--cache-mode", "replicated", *policies]
+              "--cache-mode", "replicated", "--dtype", "fp32", *policies]
     run([*common, "--batch", "2", "--report", "one.h5"])
     run([*common, "--batch", "1", "--ep", "2", "--report", "ep2.h5"], ranks=2)
     compare_with_union("one.h5", "ep2.h5", "ep 2")
     with open(os.path.join(tiny_moe, "config.json")) as fh:
-        top_k = json.load(fh)["num_experts_per_tok"]
+        cfg = json.load(fh)
+    top_k = cfg["num_experts_per_tok"]
+    check(cfg["decoder_sparse_step"] == 1 and not cfg["mlp_only_layers"] and cfg["num_experts"] % 2 == 0,
+          "ep: the hand count below assumes every layer MoE and experts halving over 2 ranks")
+    # Weight memory: one process holds every expert, each of the 2 ranks half of them (fp32).
+    one_rank, two_ranks = table("one.h5", "/per_rank"), table("ep2.h5", "/per_rank")
+    whole = 4 * qwen2_moe_params(cfg, cfg["num_experts"])
+    half = 4 * qwen2_moe_params(cfg, cfg["num_experts"] // 2)
+    check(np.all(one_rank["weight_bytes"] == whole), f"ep 1: weight_bytes {one_rank['weight_bytes']}, computed {whole}")
+    check(np.all(two_ranks["weight_bytes"] == half), f"ep 2: weight_bytes {two_ranks['weight_bytes']}, computed {half}")
+    check(half < whole, "ep 2 must hold fewer weight bytes a rank than one process")
+    # The peak resident set holds at least the weights, and is one figure per rank.
+    for name, rows in [("ep 1", one_rank), ("ep 2", two_ranks)]:
+        check(np.all(rows["peak_rss_bytes"] >= rows["weight_bytes"]), f"{name}: peak_rss_bytes {rows['peak_rss_bytes']}"
+              f" below the weights {rows['weight_bytes']}")
+        for r in np.unique(rows["rank"]):
+            check(len(np.unique(rows[rows["rank"] == r]["peak_rss_bytes"])) == 1,
+                  f"{name}: rank {r}'s peak_rss_bytes differs between its rows")
     layers, pr = table("ep2.h5", "/per_layer"), table("ep2.h5", "/per_rank")
     for policy in ["none", "residual:p=1,r=3,tau=0.9,target=mlp", "static:k=1"]:
         pl, rk = by_policy(layers, policy), by_policy(pr, policy)

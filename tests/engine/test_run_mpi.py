@@ -8,7 +8,8 @@ CASE is one of:
                process × batch 2 over the same requests: hits, insertions, skips, FLOPs
   ep           tiny-moe with --ep 2 on 2 ranks equals one process; hit tokens of target=mlp
                stay out of the expert all-to-all; each rank holds only its experts
-               (/per_rank weight_bytes against the bytes computed here from config.json)
+               (/per_rank weight_bytes against the bytes computed here from config.json);
+               stopped on one rank and resumed, it equals the uninterrupted run
   determinism  3 ranks with --cache-mode local equal 3 single-process runs of the same shards
   sync         adversarial ranks (all hits, no hits, no tokens) under --sync global and
                batch:<f>: no deadlock, one decision per step on every rank for global
@@ -47,12 +48,13 @@ def check(cond, what):
         failures.append(what)
 
 
-def run(args, ranks=None, expect_ok=True, timeout=240):
+def run(args, ranks=None, expect_ok=True, timeout=240, extra_env=None):
     cmd = [semskip, "run", *args]
     if ranks is not None:
         cmd = [mpiexec, np_flag, str(ranks), *mpi_flags, *cmd]
     t0 = time.monotonic()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=scratch, timeout=timeout)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=dict(env, **(extra_env or {})), cwd=scratch,
+                       timeout=timeout)
     elapsed = time.monotonic() - t0
     out = p.stdout + p.stderr
     if expect_ok and p.returncode != 0:
@@ -172,6 +174,15 @@ def case_ep():
         for r in np.unique(rows["rank"]):
             check(len(np.unique(rows[rows["rank"] == r]["peak_rss_bytes"])) == 1,
                   f"{name}: rank {r}'s peak_rss_bytes differs between its rows")
+    # Stopped on rank 1 after step 1 and resumed: the sharded ranks continue from their saved
+    # state (calibration agreed again, collectively) to the uninterrupted run's results.
+    p, out, _ = run([*common, "--batch", "1", "--ep", "2", "--report", "ep2_resumed.h5", "--checkpoint-every", "0"],
+                    ranks=2, expect_ok=False, extra_env={"SEMSKIP_TEST_SIGNAL_AT_STEP": "1@1"})
+    check(p.returncode == 75, f"ep 2 stopped after step 1: exit {p.returncode}\n{out}")
+    run(["--resume", "ep2_resumed.h5"], ranks=2)
+    ra, rb = requests_by_id("ep2.h5"), requests_by_id("ep2_resumed.h5")
+    same(ra, rb, EXACT_REQUESTS + CLOSE_REQUESTS + ["step", "rank"], "ep 2 resumed")
+    check(np.all(table("ep2_resumed.h5", "/per_rank")["weight_bytes"] == half), "ep 2 resumed: weight_bytes")
     layers, pr = table("ep2.h5", "/per_layer"), table("ep2.h5", "/per_rank")
     for policy in ["none", "residual:p=1,r=3,tau=0.9,target=mlp", "static:k=1"]:
         pl, rk = by_policy(layers, policy), by_policy(pr, policy)

@@ -11,7 +11,18 @@ namespace semskip::serve {
 PagedKvPool::PagedKvPool(const Transformer& model, int64_t num_blocks, int64_t block_size)
     : model_(model), n_slots_(num_blocks * block_size) {
   const ModelConfig& c = model.config();
-  // The pool is one sequence of n_slots positions; refused before allocating when it cannot fit.
+  check_fits(model, num_blocks, block_size);
+  const auto opts = at::TensorOptions().dtype(model.dtype()).device(model.device());
+  for (int64_t l = 0; l < model.n_layers(); ++l) {
+    k_.push_back(at::zeros({n_slots_, c.n_kv_heads, c.head_dim}, opts));
+    v_.push_back(at::zeros({n_slots_, c.n_kv_heads, c.head_dim}, opts));
+  }
+  visible_.resize(static_cast<size_t>(model.n_layers()));
+}
+
+void PagedKvPool::check_fits(const Transformer& model, int64_t num_blocks, int64_t block_size) {
+  const ModelConfig& c = model.config();
+  // The pool is one sequence of its slots, in double so no product wraps.
   const MemoryBound memory = memory_bound(model.device());
   const double bytes_per_value = double(c10::elementSize(model.dtype()));
   const double need = c.kv_cache_bytes(bytes_per_value, 1, 1) * double(num_blocks) * double(block_size);
@@ -23,12 +34,6 @@ PagedKvPool::PagedKvPool(const Transformer& model, int64_t num_blocks, int64_t b
                            num_blocks, block_size, need / (1024.0 * 1024.0 * 1024.0), c.source, c.n_layers,
                            c.n_kv_heads, c.head_dim, bytes_per_value, memory.bytes / (1024.0 * 1024.0 * 1024.0),
                            memory.name);
-  const auto opts = at::TensorOptions().dtype(model.dtype()).device(model.device());
-  for (int64_t l = 0; l < model.n_layers(); ++l) {
-    k_.push_back(at::zeros({n_slots_, c.n_kv_heads, c.head_dim}, opts));
-    v_.push_back(at::zeros({n_slots_, c.n_kv_heads, c.head_dim}, opts));
-  }
-  visible_.resize(static_cast<size_t>(model.n_layers()));
 }
 
 int64_t PagedKvPool::bytes_per_block(const Transformer& model, int64_t block_size) {

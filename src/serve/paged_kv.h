@@ -57,6 +57,10 @@ class PagedKvPool {
   // model's device.
   PagedKvPool(const Transformer& model, int64_t num_blocks, int64_t block_size);
 
+  // semskip::Error naming the pool's options (--kv-cache-memory, --num-kv-blocks) when
+  // num_blocks × block_size slots would exceed the memory of the model's device; the
+  // constructor calls it, and the server before anything sized by the block count.
+  static void check_fits(const Transformer& model, int64_t num_blocks, int64_t block_size);
   // Bytes of one block: K and V of every layer.
   static int64_t bytes_per_block(const Transformer& model, int64_t block_size);
   int64_t n_slots() const { return n_slots_; }

@@ -94,6 +94,7 @@ Server::Server(const Transformer& model, SkipPolicy* policy, ServeOptions option
       o.num_kv_blocks = o.max_num_seqs * ((o.max_model_len + o.block_size - 1) / o.block_size);
     }
   }
+  PagedKvPool::check_fits(model, o.num_kv_blocks, o.block_size);
   // The scheduler's checks of the options, before any memory is allocated.
   Scheduler check(scheduler_options(o), {});
   (void)check;

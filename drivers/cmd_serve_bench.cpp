@@ -422,12 +422,15 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
   CalibrationSet calib;
   bool calibrated = false;
 
+  // Every policy's requirements are checked before any is served: a refusal serves nothing.
+  for (const Descriptor& desc : plan.policies)
+    if (desc.text() != "none") check_policy_requirements(*make_policy(desc.text(), env), plan.calib_requests > 0, 1);
+
   std::vector<MergedPolicy> merged;
   for (const Descriptor& desc : plan.policies) {
     std::unique_ptr<SkipPolicy> policy;
     if (desc.text() != "none") {
       policy = make_policy(desc.text(), env);
-      check_policy_requirements(*policy, plan.calib_requests > 0, 1);
       if (policy->needs_calibration()) {
         if (!calibrated) calib = ev.calibrate(reqs.calibration);
         calibrated = true;

@@ -53,3 +53,10 @@ add_test(NAME serve_bench.cache_modes.np2
           ${serve_bench_mpiexec_flags} ${MPIEXEC_PREFLAGS})
 set_tests_properties(serve_bench.cache_modes.np2 PROPERTIES LABELS mpi TIMEOUT 600 PROCESSORS 2
   ENVIRONMENT "OMP_NUM_THREADS=1")
+# A policy that cannot serve (kv=exact needs the full model's run of the same tokens) is
+# refused before the first policy is served: no result block, nothing written.
+semskip_cli_test(serve_bench.cli.kv_exact RC nonzero
+  REGEX "kv=exact takes skipped tokens' K/V from the full model"
+  REJECT "Serving Benchmark Result"
+  COMMAND $<TARGET_FILE:semskip> serve-bench --num-prompts 2 --max-new-tokens 2
+          --policy residual:p=2,r=5,tau=0.95,kv=exact --result-filename ${CMAKE_CURRENT_BINARY_DIR}/kv_exact.json)

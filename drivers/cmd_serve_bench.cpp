@@ -422,20 +422,22 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
   CalibrationSet calib;
   bool calibrated = false;
 
-  // Every policy's requirements are checked before any is served: a refusal serves nothing.
-  for (const Descriptor& desc : plan.policies)
-    if (desc.text() != "none") check_policy_requirements(*make_policy(desc.text(), env), plan.calib_requests > 0, 1);
+  // Every policy is made, and its requirements checked, before any is served: a refusal serves
+  // nothing. `none` is served without one (null).
+  std::vector<std::unique_ptr<SkipPolicy>> policies;
+  for (const Descriptor& desc : plan.policies) {
+    policies.push_back(desc.text() == "none" ? nullptr : make_policy(desc.text(), env));
+    if (policies.back()) check_policy_requirements(*policies.back(), plan.calib_requests > 0, 1);
+  }
 
   std::vector<MergedPolicy> merged;
-  for (const Descriptor& desc : plan.policies) {
-    std::unique_ptr<SkipPolicy> policy;
-    if (desc.text() != "none") {
-      policy = make_policy(desc.text(), env);
-      if (policy->needs_calibration()) {
-        if (!calibrated) calib = ev.calibrate(reqs.calibration);
-        calibrated = true;
-        policy->calibrate(calib);
-      }
+  for (std::unique_ptr<SkipPolicy>& owned : policies) {
+    // Released after its run: one policy's semantic cache in memory at a time.
+    const std::unique_ptr<SkipPolicy> policy = std::move(owned);
+    if (policy && policy->needs_calibration()) {
+      if (!calibrated) calib = ev.calibrate(reqs.calibration);
+      calibrated = true;
+      policy->calibrate(calib);
     }
     serve::Server server(model, policy.get(), so);
     if (distributed) world.barrier();  // the ranks' clocks start together

@@ -102,9 +102,7 @@ json info_json(const InfoOptions& o) {
     j["expert_intermediate_size"] = c.expert_intermediate_size();
     j["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
     j["norm_topk_prob"] = c.norm_topk_prob;
-    int64_t n_moe = 0;
-    for (int64_t l = 0; l < c.n_layers; ++l) n_moe += c.is_moe_layer(l) ? 1 : 0;
-    j["n_moe_layers"] = n_moe;
+    j["n_moe_layers"] = c.n_moe_layers();
   }
   j["params_total"] = t.n_params();
   j["params_active_per_token"] = t.n_params_active();

@@ -45,6 +45,20 @@ bool ModelConfig::is_moe_layer(int64_t layer) const {
   }
 }
 
+int64_t ModelConfig::n_moe_layers() const {
+  if (arch == Arch::mixtral) return n_layers;
+  if (arch != Arch::qwen2_moe || n_experts <= 0) return 0;
+  // is_moe_layer's rule counted without a loop over n_layers (absurd configs are sized too):
+  // the layers (l + 1) % decoder_sparse_step == 0, less those mlp_only_layers forces dense.
+  int64_t n = n_layers / decoder_sparse_step;
+  std::vector<int64_t> forced = mlp_only_layers;
+  std::sort(forced.begin(), forced.end());
+  forced.erase(std::unique(forced.begin(), forced.end()), forced.end());
+  for (int64_t l : forced)
+    if (l >= 0 && l < n_layers && (l + 1) % decoder_sparse_step == 0) --n;
+  return n;
+}
+
 int64_t ModelConfig::expert_intermediate_size() const {
   switch (arch) {
     case Arch::mixtral:
@@ -364,17 +378,7 @@ double ModelConfig::weight_bytes(double bytes_per_value, int64_t n_experts_held)
   if (attention_bias) attn += (H + 2.0 * H_kv) * hd;
   if (o_proj_bias) attn += d;
   const double dense_mlp = 3.0 * d * I + (mlp_bias ? 2.0 * I + d : 0.0);
-  // MoE layers as is_moe_layer places them, counted without a loop over n_layers.
-  double n_moe = 0;
-  if (n_experts > 0 && arch == Arch::mixtral) n_moe = L;
-  if (n_experts > 0 && arch == Arch::qwen2_moe) {
-    n_moe = double(n_layers / decoder_sparse_step);
-    std::vector<int64_t> forced = mlp_only_layers;
-    std::sort(forced.begin(), forced.end());
-    forced.erase(std::unique(forced.begin(), forced.end()), forced.end());
-    for (int64_t l : forced)
-      if (l >= 0 && l < n_layers && (l + 1) % decoder_sparse_step == 0) n_moe -= 1.0;
-  }
+  const double n_moe = n_experts > 0 ? double(n_moe_layers()) : 0.0;
   const double held = n_experts_held < 0 ? double(n_experts) : double(std::min(n_experts_held, n_experts));
   double moe = held * 3.0 * d * double(expert_intermediate_size()) + d * double(n_experts);
   if (shared_expert_intermediate_size > 0) moe += 3.0 * d * double(shared_expert_intermediate_size) + d;

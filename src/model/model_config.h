@@ -60,6 +60,8 @@ struct ModelConfig {
 
   // Whether decoder layer `layer` has a MoE block (else a dense SwiGLU MLP).
   bool is_moe_layer(int64_t layer) const;
+  // How many layers is_moe_layer says are MoE (computed without visiting every layer).
+  int64_t n_moe_layers() const;
   // Width of each routed expert's SwiGLU.
   int64_t expert_intermediate_size() const;
 

@@ -170,14 +170,17 @@ TEST(ModelConfig, Qwen2MoeSparseLayersFollowHuggingFace) {
   j["mlp_only_layers"] = {3};
   // Sparse iff l not in mlp_only_layers and (l + 1) % 2 == 0: 1, 3, 5, 7 minus 3.
   EXPECT_EQ(moe_layers(parse(j)), (std::vector<int64_t>{1, 5, 7}));
+  EXPECT_EQ(parse(j).n_moe_layers(), 3);  // the count without visiting the layers
   j["decoder_sparse_step"] = 3;
   j["mlp_only_layers"] = json::array();
   EXPECT_EQ(moe_layers(parse(j)), (std::vector<int64_t>{2, 5}));
   j["mlp_only_layers"] = nullptr;  // HF treats null as []
   EXPECT_EQ(moe_layers(parse(j)), (std::vector<int64_t>{2, 5}));
+  EXPECT_EQ(parse(j).n_moe_layers(), 2);
   j["num_experts"] = 0;  // no experts: every layer dense
   ModelConfig dense = parse(j);
   EXPECT_TRUE(moe_layers(dense).empty());
+  EXPECT_EQ(dense.n_moe_layers(), 0);
   EXPECT_EQ(dense.n_experts_per_tok, 0);
   j["num_experts"] = 8;
   j["qkv_bias"] = false;

@@ -144,7 +144,9 @@ def same_rows(a, b, cols, what, tol=None):
 # ---------------------------------------------------------------- cases
 def case_single():
     args = [*TINY, "--max-requests", "6"]
-    jid = sbatch("--ntasks=2", "--job-name=override", "--time=5", f"--output={scratch}/single-%j.out",
+    # --time=10: above the script's five-minute warning (USR1@300), which a limit of 5 would
+    # send at the job's first time-limit check, perhaps before the ranks can take it.
+    jid = sbatch("--ntasks=2", "--job-name=override", "--time=10", f"--output={scratch}/single-%j.out",
                  os.path.join(source, "slurm", "run.sbatch"), "run", *args, "--report", f"{scratch}/single.h5")
     state = wait([jid])[jid]
     out = show_output(f"{scratch}/single-{jid}.out")
@@ -161,7 +163,7 @@ def case_single():
     check(a.get("slurm_cpus_per_task") == 1, f"slurm_cpus_per_task {a.get('slurm_cpus_per_task')}")
     meta = json.loads(a["user_metadata"])
     check(meta.get("sbatch_script") == "run.sbatch", f"metadata {meta}")
-    check(meta.get("sbatch_time_limit") == "5:00", f"the job's time limit in the metadata: {meta}")
+    check(meta.get("sbatch_time_limit") == "10:00", f"the job's time limit in the metadata: {meta}")
     check("2 tasks on 1 nodes" in out, f"the job's first line names its tasks:\n{out}")
     # Into a file (the job's output), rank 0's progress is a plain line, the last at the end.
     check("6/6 requests" in out and "tokens/s" in out and "\r" not in out, f"the progress line in the log:\n{out}")

@@ -339,18 +339,24 @@ nlohmann::json summary_json(const std::vector<PolicySummary>& rows) {
 CalibrationSet agree_on_calibration(const Evaluator& ev, const std::vector<Request>& calib_requests,
                                     const std::vector<std::unique_ptr<SkipPolicy>>& policies, Runtime& rt,
                                     bool ep) {
-  if (rt.world_size() == 1) return ev.calibrate(calib_requests);
-  bool needed = false;
-  for (const auto& p : policies) needed = needed || p->needs_calibration();
-  if (!needed) return {};
-  at::Tensor states;
-  if (rt.is_root() || ep) {
-    states = ev.calibrate(calib_requests).states;
-    if (!states.defined()) states = at::empty({0}, at::kFloat);  // no calibration requests: nothing to send
+  bool needed = false, mlp_out = false;
+  for (const auto& p : policies) {
+    needed = needed || p->needs_calibration();
+    mlp_out = mlp_out || (p->needs_calibration() && p->needs_calibration_mlp_out());
   }
+  if (rt.world_size() == 1) return ev.calibrate(calib_requests, mlp_out);
+  if (!needed) return {};
+  CalibrationSet mine;
+  if (rt.is_root() || ep) mine = ev.calibrate(calib_requests, mlp_out);
+  // No calibration requests: nothing to send (an empty tensor).
+  const auto or_empty = [](const at::Tensor& t) { return t.defined() ? t : at::empty({0}, at::kFloat); };
   CalibrationSet calib;
-  calib.states = rt.world().broadcast(states, 0);  // fp32 [L+1, N, d]
+  calib.states = rt.world().broadcast(or_empty(mine.states), 0);  // fp32 [L+1, N, d]
   if (calib.states.dim() != 3) calib.states = at::Tensor();
+  if (mlp_out) {
+    calib.mlp_out = rt.world().broadcast(or_empty(mine.mlp_out), 0);  // fp32 [L, N, d]
+    if (calib.mlp_out.dim() != 3) calib.mlp_out = at::Tensor();
+  }
   return calib;
 }
 

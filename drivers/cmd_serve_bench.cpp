@@ -430,12 +430,14 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
     if (policies.back()) check_policy_requirements(*policies.back(), plan.calib_requests > 0, 1);
   }
 
+  bool calib_mlp_out = false;  // one calibration serves every policy
+  for (const auto& p : policies) calib_mlp_out = calib_mlp_out || (p && p->needs_calibration_mlp_out());
   std::vector<MergedPolicy> merged;
   for (std::unique_ptr<SkipPolicy>& owned : policies) {
     // Released after its run: one policy's semantic cache in memory at a time.
     const std::unique_ptr<SkipPolicy> policy = std::move(owned);
     if (policy && policy->needs_calibration()) {
-      if (!calibrated) calib = ev.calibrate(reqs.calibration);
+      if (!calibrated) calib = ev.calibrate(reqs.calibration, calib_mlp_out);
       calibrated = true;
       policy->calibrate(calib);
     }

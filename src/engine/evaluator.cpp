@@ -86,12 +86,35 @@ Evaluator::Evaluator(const Transformer& model, EvalOptions options, EvalDist dis
   SEMSKIP_THROW_IF_NOT_MSG(opts_.max_new_tokens >= 0, "max-new-tokens must be ≥ 0");
 }
 
-CalibrationSet Evaluator::calibrate(const std::vector<Request>& requests) const {
+namespace {
+
+// The full model (skips nothing) that keeps each layer's MLP output of the step.
+class MlpOutRecorder final : public SkipPolicy {
+ public:
+  explicit MlpOutRecorder(int64_t n_layers) : out_(static_cast<size_t>(n_layers)) {}
+  std::string describe() const override { return "none"; }
+  bool wants_mlp_out(int64_t layer) const override { (void)layer; return true; }
+  void after_mlp(int64_t layer, const at::Tensor& mlp_out, StepContext& ctx) override {
+    (void)ctx;
+    out_[static_cast<size_t>(layer)] = mlp_out.clone();
+  }
+  // [L, B, S, d] of the last step.
+  at::Tensor stacked() const { return at::stack(out_); }
+
+ private:
+  std::vector<at::Tensor> out_;
+};
+
+}  // namespace
+
+CalibrationSet Evaluator::calibrate(const std::vector<Request>& requests, bool mlp_out) const {
   CalibrationSet calib;
   if (requests.empty()) return calib;
   const ModelConfig& cfg = model_.config();
   NonePolicy none(Descriptor::parse("none"));
-  std::vector<at::Tensor> parts;
+  MlpOutRecorder recorder(cfg.n_layers);
+  SkipPolicy& policy = mlp_out ? static_cast<SkipPolicy&>(recorder) : none;
+  std::vector<at::Tensor> parts, mlp_parts;
   for (size_t begin = 0; begin < requests.size(); begin += static_cast<size_t>(opts_.batch)) {
     const size_t end = std::min(requests.size(), begin + static_cast<size_t>(opts_.batch));
     StepBatch sb = make_batch(requests, begin, end, model_.device());
@@ -102,11 +125,14 @@ CalibrationSet Evaluator::calibrate(const std::vector<Request>& requests) const 
     const SkipEngine& engine = dist_.ep ? engine_ : local_engine_;  // sharded experts: through the group
     SkipKvCache kv = engine.make_cache(sb.ids.size(0), sb.ids.size(1));
     at::Tensor states;
-    engine.step(sb.ids, ctx, kv, none, nullptr, nullptr, &states);  // [L+1, B, S, d]
+    engine.step(sb.ids, ctx, kv, policy, nullptr, nullptr, &states);  // [L+1, B, S, d]
     at::Tensor flat_valid = sb.valid.reshape({-1}).nonzero().squeeze(1);
     parts.push_back(states.flatten(1, 2).index_select(1, flat_valid).to(at::kCPU, at::kFloat));
+    if (mlp_out)
+      mlp_parts.push_back(recorder.stacked().flatten(1, 2).index_select(1, flat_valid).to(at::kCPU, at::kFloat));
   }
   calib.states = at::cat(parts, 1);  // fp32 [L+1, N, d]
+  if (mlp_out) calib.mlp_out = at::cat(mlp_parts, 1);  // fp32 [L, N, d]
   return calib;
 }
 

@@ -145,7 +145,8 @@ class Evaluator {
   // of policies that need one. Local to this process, unless expert-parallel (dist_.ep, the
   // ranks holding only their experts): then collective over the group, every rank of it calling
   // it with the same requests (the MoE layers' all-to-alls need every rank).
-  CalibrationSet calibrate(const std::vector<Request>& requests) const;
+  // With mlp_out, each layer's MLP output too (CalibrationSet::mlp_out).
+  CalibrationSet calibrate(const std::vector<Request>& requests, bool mlp_out = false) const;
 
   // Runs every policy over `requests` (this rank's shard); results in the order of
   // `policies`. A thin loop over micro-batch steps: each step runs the full model once and then

@@ -38,7 +38,7 @@ FieldTable<PolicySummary> make_summary() {
   t.member("skip_rate", "fraction", "(token, layer) blocks skipped / (run + skipped)", &S::skip_rate);
   t.member("flops_full", "FLOPs", "FLOPs of the full model on the same steps", &S::flops_full);
   t.member("flops_executed", "FLOPs", "FLOPs of the model's own operations that ran", &S::flops_executed);
-  t.member("flops_overhead", "FLOPs", "key projection, index lookup, KV propagation, index insertion and training",
+  t.member("flops_overhead", "FLOPs", "key projection, index lookup, KV propagation, index insertion, training and value correction",
            &S::flops_overhead);
   t.member("flops_saved_gross", "fraction", "`1 − flops_executed / flops_full`", &S::flops_saved_gross);
   t.member("flops_saved_net", "fraction", "`1 − (flops_executed + flops_overhead) / flops_full`",
@@ -89,8 +89,12 @@ FieldTable<PolicySummary> make_summary() {
            &S::comm_sent_bytes);
   t.member("flops_insert", "FLOPs", "index insertion of admitted cache entries (part of `flops_overhead`)",
            &S::flops_insert);
-  t.member("flops_train", "FLOPs", "one-off fitting: index training, PCA key projection (part of `flops_overhead`)",
+  t.member("flops_train", "FLOPs",
+           "one-off fitting: index training, PCA key projection, value correction (part of `flops_overhead`)",
            &S::flops_train);
+  t.member("flops_correction", "FLOPs",
+           "low-rank value correction of cache hits and inserted values, `corr=` (part of `flops_overhead`)",
+           &S::flops_correction);
   t.member("bootstrap_unit", "text",
            "what the intervals resample: `document` (text workloads), `conversation` (chat sets) or `request`",
            &S::bootstrap_unit);
@@ -141,7 +145,7 @@ FieldTable<RankRecord> make_rank() {
            "expert ran)",
            &R::flops_full);
   t.member("flops_executed", "FLOPs", "FLOPs of the model's own operations that ran on this rank", &R::flops_executed);
-  t.member("flops_overhead", "FLOPs", "key projection, index lookup, KV propagation, index insertion and training on this rank",
+  t.member("flops_overhead", "FLOPs", "key projection, index lookup, KV propagation, index insertion, training and value correction on this rank",
            &R::flops_overhead);
   t.member("t_full_ns", "ns", "in the full model's runs", &R::t_full_ns);
   t.member("t_skip_ns", "ns", "in the policy's runs", &R::t_skip_ns);
@@ -190,6 +194,8 @@ FieldTable<RankRecord> make_rank() {
   t.member("ep_t_experts_ns", "ns", "time in the experts", &R::ep, &EpStats::t_experts_ns);
   t.member("flops_insert", "FLOPs", "index insertion on this rank (part of `flops_overhead`)", &R::flops_insert);
   t.member("flops_train", "FLOPs", "one-off training on this rank (part of `flops_overhead`)", &R::flops_train);
+  t.member("flops_correction", "FLOPs", "value correction on this rank (part of `flops_overhead`)",
+           &R::flops_correction);
   t.member("weight_bytes", "bytes",
            "model weights this rank holds: numel × element size summed over the parameters it loaded (with "
            "`--ep` only its own routed experts; the same in every configuration's row)",

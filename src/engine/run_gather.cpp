@@ -67,6 +67,7 @@ RankRecord rank_record(const PolicyResult& r, const RankMemory& memory) {
   k.flops_overhead = r.flops_skip.total_overhead();
   k.flops_insert = r.flops_skip.by_group(OpGroup::insert);
   k.flops_train = r.flops_skip.by_group(OpGroup::train);
+  k.flops_correction = r.flops_skip.by_group(OpGroup::correction);
   k.t_full_ns = r.t_full_ns, k.t_skip_ns = r.t_skip_ns, k.t_lookup_ns = r.t_lookup_ns, k.t_calib_ns = r.t_calib_ns;
   k.t_comm_ns = r.comm.total().t_ns;
   k.t_full_comm_ns = r.comm_full.total().t_ns;

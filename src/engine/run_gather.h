@@ -23,7 +23,8 @@ struct RankRecord {
   std::string host;            // filled by per_rank_table (does not travel in the gather)
   int64_t n_requests = 0, n_tokens = 0, n_steps = 0;
   int64_t flops_full = 0, flops_executed = 0, flops_overhead = 0;  // what this rank computed
-  int64_t flops_insert = 0, flops_train = 0;  // parts of flops_overhead: index insertion, one-off training
+  // Parts of flops_overhead: index insertion, one-off training, value correction.
+  int64_t flops_insert = 0, flops_train = 0, flops_correction = 0;
   int64_t t_full_ns = 0, t_skip_ns = 0, t_lookup_ns = 0, t_calib_ns = 0;
   int64_t t_comm_ns = 0;       // in collectives during the policy's runs (part of t_skip_ns)
   int64_t t_full_comm_ns = 0;  // in collectives during the full model's runs (part of t_full_ns)

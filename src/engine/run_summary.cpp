@@ -90,6 +90,7 @@ PolicySummary summarize(const GatheredResult& r, int n_boot, uint64_t seed, bool
     s.flops_overhead += k.flops_overhead;
     s.flops_insert += k.flops_insert;
     s.flops_train += k.flops_train;
+    s.flops_correction += k.flops_correction;
     s.comm_sent_bytes += k.comm.total().bytes_sent;
   }
   s.cache = job_cache(r, replicated_cache);

@@ -26,7 +26,7 @@ struct PolicySummary {
   double hit_rate = 0;         // cache hits / lookups (0 without a cache)
   double skip_rate = 0;        // (token, layer) blocks skipped / run + skipped
   int64_t flops_full = 0, flops_executed = 0, flops_overhead = 0;
-  int64_t flops_insert = 0, flops_train = 0;  // parts of flops_overhead
+  int64_t flops_insert = 0, flops_train = 0, flops_correction = 0;  // parts of flops_overhead
   double flops_saved_gross = 0;  // 1 − executed / full
   double flops_saved_net = 0;    // 1 − (executed + overhead) / full
   AccuracySummary accuracy;

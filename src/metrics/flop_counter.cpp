@@ -22,6 +22,7 @@ const char* op_group_name(OpGroup g) {
     case OpGroup::kv_propagate: return "kv_propagate";
     case OpGroup::insert: return "insert";
     case OpGroup::train: return "train";
+    case OpGroup::correction: return "correction";
     case OpGroup::kCount: break;
   }
   SEMSKIP_ASSERT(false);
@@ -29,7 +30,7 @@ const char* op_group_name(OpGroup g) {
 
 bool is_overhead(OpGroup g) {
   return g == OpGroup::key_proj || g == OpGroup::lookup || g == OpGroup::kv_propagate || g == OpGroup::insert ||
-         g == OpGroup::train;
+         g == OpGroup::train || g == OpGroup::correction;
 }
 
 namespace {

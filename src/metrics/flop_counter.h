@@ -26,7 +26,8 @@ enum class OpGroup {
   lookup,         // vector-index search (overhead)
   kv_propagate,   // K/V of skipped layers computed from a substituted state (overhead)
   insert,         // vector-index insertion of admitted cache entries (overhead, index/lookup_cost.h)
-  train,          // one-off fitting: index training (IVF / PQ k-means), PCA key projection (overhead)
+  train,          // one-off fitting: index training (IVF / PQ k-means), PCA key projection, value correction (overhead)
+  correction,     // the low-rank value correction of cache hits and of inserted values (overhead, skip/value_correction.h)
   kCount
 };
 

@@ -17,8 +17,8 @@ const std::vector<std::string>& documented_keys(const std::string& name) {
   static const std::vector<std::string> kStatic = {"layers", "k"};
   static const std::vector<std::string> kRandom = {"rate", "layers", "seed", "kv"};
   static const std::vector<std::string> kOracle = {"eps", "layers", "kv"};
-  static const std::vector<std::string> kResidual = {"p", "r", "tau", "target", "kv", "k",
-                                                     "proj", "kdim", "cap", "evict", "admit", "vdtype"};
+  static const std::vector<std::string> kResidual = {"p",    "r",    "tau", "target", "kv",    "k",     "corr",
+                                                     "ridge", "proj", "kdim", "cap",   "evict", "admit", "vdtype"};
   static const std::vector<std::string> kPlan = {"p", "beta", "tau", "decide", "proj", "kdim", "cap", "evict", "admit", "vdtype"};
   if (name == "static") return kStatic;
   if (name == "random") return kRandom;

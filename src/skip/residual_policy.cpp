@@ -22,15 +22,19 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
       n_layers_(n_layers),
       hidden_(hidden),
       proj_(KeyProjectionKind::none, hidden, hidden, 0),
+      corr_(d.get_int("corr", 0), d.get_double("ridge", 0.01), hidden,
+            target_ == SkipTarget::block ? hidden : (r_ - p_) * hidden),
       sync_(env.sync),
       sum_over_ranks_(env.sync_sum()) {
-  std::set<std::string> keys = {"p", "r", "tau", "target", "kv", "k"};
+  std::set<std::string> keys = {"p", "r", "tau", "target", "kv", "k", "corr", "ridge"};
   keys.insert(kCacheDescriptorKeys.begin(), kCacheDescriptorKeys.end());
   d.check_keys(keys);
   SEMSKIP_THROW_IF_NOT_MSG(p_ >= 0 && p_ < r_ && r_ < n_layers,
                            "policy descriptor '{}': need 0 ≤ p < r ≤ {} (the last layer)", text_, n_layers - 1);
   SEMSKIP_THROW_IF_NOT_MSG(k_ >= 1, "policy descriptor '{}': k must be ≥ 1", text_);
   SEMSKIP_THROW_IF_NOT_MSG(tau_ >= -1.0 && tau_ <= 1.0, "policy descriptor '{}': tau must be in [-1, 1]", text_);
+  SEMSKIP_THROW_IF_NOT_MSG(corr_.enabled() || !d.has("ridge"),
+                           "policy descriptor '{}': ridge applies to the value correction only (corr=<rank> > 0)", text_);
   SEMSKIP_THROW_IF_NOT_MSG(target_ == SkipTarget::block || !d.has("kv"),
                            "policy descriptor '{}': kv applies to target=block only (with target=mlp "
                            "attention runs for every token, so every K/V is computed)", text_);
@@ -48,6 +52,20 @@ void ResidualPolicy::calibrate(const CalibrationSet& calib) {
   // Keys are made after block p: states index p + 1.
   proj_.fit(calib.states[p_ + 1]);
   pending_train_flops_ += projection_fit_flops(proj_, calib.states.size(1));
+  if (corr_.enabled()) {
+    const at::Tensor hp = calib.states[p_ + 1];  // [N, d]
+    at::Tensor value;
+    if (target_ == SkipTarget::block) {
+      value = calib.states[r_ + 1] - hp;
+    } else {
+      SEMSKIP_THROW_IF_NOT_MSG(calib.mlp_out.defined() && calib.mlp_out.size(0) == n_layers_,
+                               "policy '{}': the value correction of target=mlp needs the calibration run's MLP "
+                               "outputs", text_);
+      value = calib.mlp_out.slice(0, p_ + 1, r_ + 1).permute({1, 0, 2}).reshape({hp.size(0), -1});  // [N, (r−p)·d]
+    }
+    corr_.fit(hp, value);
+    pending_train_flops_ += corr_.fit_flops(hp.size(0));
+  }
 }
 
 void ResidualPolicy::begin_step(StepContext& ctx) {
@@ -97,6 +115,9 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
     at::Tensor vals = fetched.to(h.scalar_type()).reshape({hit_rows.size(0), k_, -1});  // [H, k, vdim]
     at::Tensor delta = (vals * w.to(h.device(), h.scalar_type()).unsqueeze(2)).sum(1);  // [H, vdim]
     at::Tensor hit_flat = flat.index_select(0, hit_rows.to(flat.device()));
+    // The stored values are v − A·h_c: adding A·h_p completes the corrected value.
+    if (corr_.enabled()) delta = delta + corr_.apply(hp.index_select(0, hit_rows.to(hp.device())), ctx.flops,
+                                                     static_cast<int>(p_));
     at::Tensor hit_flat_cpu = hit_flat.to(at::kCPU);
     for (int64_t l = p_ + 1; l <= r_; ++l) {
       if (target_ == SkipTarget::block) {
@@ -145,6 +166,9 @@ void ResidualPolicy::end_step(StepContext& ctx) {
     const int64_t value_dim = target_ == SkipTarget::block ? hidden_ : (r_ - p_) * hidden_;
     miss_value_ = at::empty({0, value_dim}, miss_hp_.options());
   }
+  // With the value correction the cache keeps v − A·h_c (skip/value_correction.h).
+  if (corr_.enabled() && miss_value_.size(0) > 0)
+    miss_value_ = miss_value_ - corr_.apply(miss_hp_, ctx.flops, static_cast<int>(p_));
   const CacheSizes before = cache_sizes(*cache_);
   cache_->insert(miss_keys_, miss_value_);
   charge_insertions(*cache_, before, ctx.flops, static_cast<int>(p_));
@@ -155,6 +179,7 @@ void ResidualPolicy::end_step(StepContext& ctx) {
 void ResidualPolicy::save_state(StateWriter& w) const {
   w.tag(text_);
   proj_.save_state(w);
+  corr_.save_state(w);
   cache_->save_state(w);
   w.i64(pending_train_flops_);
 }
@@ -162,6 +187,7 @@ void ResidualPolicy::save_state(StateWriter& w) const {
 void ResidualPolicy::load_state(StateReader& r) {
   r.expect_tag(text_);
   proj_.load_state(r);
+  corr_.load_state(r);
   cache_->load_state(r);
   pending_train_flops_ = r.i64();
 }

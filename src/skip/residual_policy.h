@@ -1,12 +1,16 @@
 #pragma once
 // The token-level residual cache (docs/architecture.md §1):
 //   residual:p=<probe>,r=<resume>,tau=<threshold>[,target=block|mlp][,kv=propagate|mask|exact]
-//            [,k=<neighbours>] + the cache keys of cache_policy_options.h
+//            [,k=<neighbours>][,corr=<rank>[,ridge=<λ>]] + the cache keys of cache_policy_options.h
 // After block p each token's residual h_p becomes a key. A hit (best similarity ≥ tau) skips
 // blocks p+1..r: with target=block the token's state becomes h_p + Δ, Δ the cached h_r − h_p;
 // with target=mlp attention still runs and each skipped MLP is replaced by the
 // cached MLP output of that layer. With k > 1 the value is the similarity-weighted mean of
 // the neighbours that reach tau. Misses run normally and are offered to the cache.
+// corr=q (default 0: none) corrects the value by a rank-q linear term in h_p − h_c fitted on
+// the calibration tokens (skip/value_correction.h; ridge=, default 0.01, its regularisation):
+// with target=block on the calibration updates h_r − h_p, with target=mlp on the MLP outputs of
+// layers p+1..r of the full model's calibration run.
 // What a block-skipped token leaves in the attention of layers p+1..r (kv=, target=block):
 //   propagate (default)  K/V computed from the token's state at each skipped layer. The only
 //       exact state there is the input of layer p+1, h_p (the probe's output): layer p+1's K/V
@@ -27,6 +31,7 @@
 #include <memory>
 
 #include "skip/cache_policy_options.h"
+#include "skip/value_correction.h"
 
 namespace semskip {
 
@@ -38,7 +43,8 @@ class ResidualPolicy : public SkipPolicy {
   std::string describe() const override { return text_; }
   KvMode kv_mode() const override { return kv_; }
   std::string index_descriptor() const override;
-  bool needs_calibration() const override { return !proj_.ready(); }
+  bool needs_calibration() const override { return !proj_.ready() || !corr_.ready(); }
+  bool needs_calibration_mlp_out() const override { return corr_.enabled() && target_ == SkipTarget::mlp; }
   void calibrate(const CalibrationSet& calib) override;
   void begin_step(StepContext& ctx) override;
   void after_layer(int64_t layer, const at::Tensor& h, StepContext& ctx) override;
@@ -65,10 +71,11 @@ class ResidualPolicy : public SkipPolicy {
   int64_t n_layers_;
   int64_t hidden_;
   KeyProjection proj_;
+  ValueCorrection corr_;
   std::unique_ptr<SkipCache> cache_;
   SyncRule sync_;
   SumOverRanks sum_over_ranks_;
-  int64_t pending_train_flops_ = 0;  // the PCA fit's, charged in the next step (skip/cache_charges.h)
+  int64_t pending_train_flops_ = 0;  // the PCA and correction fits', charged in the next step (skip/cache_charges.h)
 
   // This step's misses, kept from the probe layer until end_step.
   at::Tensor miss_flat_;   // int64 [M]: flat indices into [B·S]

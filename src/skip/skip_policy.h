@@ -35,7 +35,8 @@ const char* kv_mode_name(KvMode m);
 // Residual streams of the full model on calibration text: [n_layers + 1, N, d] (index 0 the
 // embeddings, index l + 1 the output of block l), N calibration tokens.
 struct CalibrationSet {
-  at::Tensor states;
+  at::Tensor states;   // fp32 [L + 1, N, d]: the residual stream before layer 0 and after each layer
+  at::Tensor mlp_out;  // fp32 [L, N, d]: each layer's MLP (MoE) output; only when a policy asks
 };
 
 struct CacheStats {
@@ -66,6 +67,8 @@ class SkipPolicy {
   virtual bool skips_layer_everywhere(int64_t layer) const { (void)layer; return false; }
   // Whether calibrate() must be called before the first step.
   virtual bool needs_calibration() const { return false; }
+  // Whether its calibration needs CalibrationSet::mlp_out besides the states.
+  virtual bool needs_calibration_mlp_out() const { return false; }
   // The index backend a cache policy searches ("" for policies without a cache).
   virtual std::string index_descriptor() const { return {}; }
 

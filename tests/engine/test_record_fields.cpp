@@ -208,7 +208,7 @@ TEST(RecordFields, RunTablesKeepTheirColumnsNamesTypesAndOrder) {
                        "int64"),
                  typed("t_full_s t_skip_s t_lookup_s speedup", "float64"), typed("n_ranks cache_vetoed", "int64"),
                  typed("t_comm_s t_full_s_mean t_skip_s_mean t_lookup_s_mean t_comm_s_mean tokens_per_s", "float64"),
-                 typed("comm_sent_bytes flops_insert flops_train", "int64"), typed("bootstrap_unit", "string"),
+                 typed("comm_sent_bytes flops_insert flops_train flops_correction", "int64"), typed("bootstrap_unit", "string"),
                  typed("n_bootstrap_units", "int64"),
                  typed("hit_rate_lo hit_rate_hi skip_rate_lo skip_rate_hi flops_saved_net_lo flops_saved_net_hi",
                        "float64")}));
@@ -239,7 +239,7 @@ TEST(RecordFields, RunTablesKeepTheirColumnsNamesTypesAndOrder) {
                        "int64"),
                  comm,
                  typed("ep_n_calls ep_n_pairs_routed ep_n_pairs_sent ep_n_pairs_run ep_n_pairs_recv ep_t_alltoall_ns "
-                       "ep_t_experts_ns flops_insert flops_train weight_bytes peak_rss_bytes",
+                       "ep_t_experts_ns flops_insert flops_train flops_correction weight_bytes peak_rss_bytes",
                        "int64")}));
   EXPECT_EQ(layout(requests_table({g})),
             cat({key, typed("request_id step n_tokens n_block_skips n_mlp_skips n_positions n_top1_match", "int64"),
@@ -290,13 +290,13 @@ TEST(RecordFields, PackingRoundTripsEveryStoredField) {
   expect_round_trip(layer_fields(), "layer");
   expect_round_trip(index_bench_sample_fields(), "index sample");
   // Hand-counted widths: 12 int64 and 3 float64 request fields; 18 step fields; 22 rank
-  // figures + 4 per collective kind + 7 expert-parallel counters + the rank itself + insertion
-  // and training FLOPs + weight bytes and peak resident bytes.
+  // figures + 4 per collective kind + 7 expert-parallel counters + the rank itself + insertion,
+  // training and value-correction FLOPs + weight bytes and peak resident bytes.
   EXPECT_EQ(request_fields().packed_ints(), 12u);
   EXPECT_EQ(request_fields().packed_reals(), 3u);
   EXPECT_EQ(step_fields().packed_ints(), 18u);
   EXPECT_EQ(step_fields().packed_reals(), 0u);
-  EXPECT_EQ(rank_fields().packed_ints(), 1u + 22u + 4u * kNumCollectiveKinds + 7u + 2u + 2u);
+  EXPECT_EQ(rank_fields().packed_ints(), 1u + 22u + 4u * kNumCollectiveKinds + 7u + 3u + 2u);
   EXPECT_EQ(rank_fields().packed_reals(), 0u);  // tokens_per_s is derived
   RankRecord k;
   k.cache.key_dim = 48, k.cache.rejected = 2;

@@ -22,8 +22,7 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
       n_layers_(n_layers),
       hidden_(hidden),
       proj_(KeyProjectionKind::none, hidden, hidden, 0),
-      corr_(d.get_int("corr", 0), d.get_double("ridge", 0.01), hidden,
-            target_ == SkipTarget::block ? hidden : (r_ - p_) * hidden),
+      corr_(0, 0.01, hidden, hidden),
       sync_(env.sync),
       sum_over_ranks_(env.sync_sum()) {
   std::set<std::string> keys = {"p", "r", "tau", "target", "kv", "k", "corr", "ridge"};
@@ -33,14 +32,21 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
                            "policy descriptor '{}': need 0 ≤ p < r ≤ {} (the last layer)", text_, n_layers - 1);
   SEMSKIP_THROW_IF_NOT_MSG(k_ >= 1, "policy descriptor '{}': k must be ≥ 1", text_);
   SEMSKIP_THROW_IF_NOT_MSG(tau_ >= -1.0 && tau_ <= 1.0, "policy descriptor '{}': tau must be in [-1, 1]", text_);
-  SEMSKIP_THROW_IF_NOT_MSG(corr_.enabled() || !d.has("ridge"),
+  const int64_t value_dim = target_ == SkipTarget::block ? hidden : (r_ - p_) * hidden;
+  const int64_t corr = d.get_int("corr", 0);
+  const double ridge = d.get_double("ridge", 0.01);
+  SEMSKIP_THROW_IF_NOT_MSG(corr >= 0 && corr <= std::min(hidden, value_dim),
+                           "policy descriptor '{}': corr (the correction's rank) must be in 0..{}", text_,
+                           std::min(hidden, value_dim));
+  SEMSKIP_THROW_IF_NOT_MSG(corr > 0 || !d.has("ridge"),
                            "policy descriptor '{}': ridge applies to the value correction only (corr=<rank> > 0)", text_);
+  SEMSKIP_THROW_IF_NOT_MSG(ridge > 0.0, "policy descriptor '{}': ridge must be > 0", text_);
+  corr_ = ValueCorrection(corr, ridge, hidden, value_dim);
   SEMSKIP_THROW_IF_NOT_MSG(target_ == SkipTarget::block || !d.has("kv"),
                            "policy descriptor '{}': kv applies to target=block only (with target=mlp "
                            "attention runs for every token, so every K/V is computed)", text_);
   CachePolicyOptions o = parse_cache_policy_options(d, env, hidden);
   proj_ = KeyProjection(o.projection, hidden, o.key_dim, env.seed);
-  const int64_t value_dim = target_ == SkipTarget::block ? hidden : (r_ - p_) * hidden;
   cache_ = make_skip_cache(env, proj_.key_dim(), value_dim, o.cache);
 }
 

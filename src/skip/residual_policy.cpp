@@ -32,7 +32,7 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
                            "policy descriptor '{}': need 0 ≤ p < r ≤ {} (the last layer)", text_, n_layers - 1);
   SEMSKIP_THROW_IF_NOT_MSG(k_ >= 1, "policy descriptor '{}': k must be ≥ 1", text_);
   SEMSKIP_THROW_IF_NOT_MSG(tau_ >= -1.0 && tau_ <= 1.0, "policy descriptor '{}': tau must be in [-1, 1]", text_);
-  const int64_t value_dim = target_ == SkipTarget::block ? hidden : (r_ - p_) * hidden;
+  const int64_t value_dim = this->value_dim();
   const int64_t corr = d.get_int("corr", 0);
   const double ridge = d.get_double("ridge", 0.01);
   SEMSKIP_THROW_IF_NOT_MSG(corr >= 0 && corr <= std::min(hidden, value_dim),
@@ -157,6 +157,8 @@ void ResidualPolicy::after_mlp(int64_t layer, const at::Tensor& mlp_out, StepCon
       .copy_(mlp_out.reshape({-1, d}).index_select(0, miss_flat_));
 }
 
+int64_t ResidualPolicy::value_dim() const { return target_ == SkipTarget::block ? hidden_ : (r_ - p_) * hidden_; }
+
 int64_t ResidualPolicy::jump_layer() const { return p_ + 2 < n_layers_ ? p_ + 2 : p_ + 1; }
 
 void ResidualPolicy::end_step(StepContext& ctx) {
@@ -169,8 +171,7 @@ void ResidualPolicy::end_step(StepContext& ctx) {
   if (!miss_value_.defined()) {
     // Nothing ran to layer r for a value (no misses, or the caller stopped early).
     SEMSKIP_ASSERT(miss_flat_.size(0) == 0);
-    const int64_t value_dim = target_ == SkipTarget::block ? hidden_ : (r_ - p_) * hidden_;
-    miss_value_ = at::empty({0, value_dim}, miss_hp_.options());
+    miss_value_ = at::empty({0, value_dim()}, miss_hp_.options());
   }
   // With the value correction the cache keeps v − A·h_c (skip/value_correction.h).
   if (corr_.enabled() && miss_value_.size(0) > 0)

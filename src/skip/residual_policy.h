@@ -63,6 +63,9 @@ class ResidualPolicy : public SkipPolicy {
   int64_t jump_layer() const;
 
  private:
+  // Width of a cached value: the update Δ (target=block) or the r − p MLP outputs (target=mlp).
+  int64_t value_dim() const;
+
   std::string text_;
   int64_t p_, r_, k_;
   double tau_;

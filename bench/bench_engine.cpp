@@ -2,8 +2,11 @@
 //   - the device copy bandwidth (a large device-to-device copy, bytes read + written) and the
 //     weight-read floor of batch-1 decode it implies (weight bytes / bandwidth);
 //   - prefill of B × T tokens into a fresh KV cache (last-token logits);
-//   - greedy decode at each batch size (the decode steps after the prefill, end of sequence
-//     ignored); each figure the median of --reps timed runs after --warmup untimed ones;
+//   - greedy decode at each batch size and --decode-mode (eager: a forward per step; graph: the
+//     fixed-shape step replayed from a CUDA graph, its capture timed with the steps; fixed: that
+//     step run eagerly; model/fixed_decode.h), the decode steps after the prefill, end of
+//     sequence ignored; each figure the median of --reps timed runs after --warmup untimed ones,
+//     and each mode's tokens compared with the first mode's;
 //   - with --skip (repeatable, a policy descriptor such as static:k=6 or random:rate=0.25): the
 //     skipping run (SkipEngine over the model's one forward) against the full model through
 //     the same engine (policy none), for a --skip-prefill B × T prefill and --skip-decode-batch
@@ -11,7 +14,7 @@
 //     --skip-exec row execution (repeatable: gather, bucket, mask; model/layer_plan.h), side
 //     by side against one full-model baseline. static:k picks its k layers by block influence
 //     on the bench's own prefill (calibration);
-//   - optionally (CUDA builds) a Kineto trace of one batch-1 generation (--profile-out), which
+//   - optionally (CUDA builds) a Kineto trace of one batch-1 generation per decode mode (--profile-out), which
 //     bench/gpu/summarize_trace.py turns into a table of where the time goes.
 // Prints one JSON document. Prompts are the ids (i·7919 + 13) mod V, the same as
 // `semskip generate --prompt-tokens` and bench/gpu/hf_engine_bench.py use.
@@ -52,6 +55,7 @@ struct Options {
   std::string device = "cuda";
   std::string attn = "sdpa";
   std::vector<int64_t> decode_batches{1, 8, 32, 128};
+  std::vector<std::string> decode_modes{"eager", "graph"};  // model/generation.h DecodeMode
   int64_t prompt_len = 32;
   int64_t new_tokens = 128;
   int64_t prefill_batch = 8;
@@ -260,53 +264,83 @@ int run(const Options& o) {
                       {"timing", stats_json(t)}};
   }
 
-  // Decode: the steps after the prefill, per batch size.
+  // Decode: the steps after the prefill, per batch size and decode mode. Every mode's tokens
+  // are compared with the first mode's (bf16 may differ where two logits nearly tie).
+  std::vector<DecodeMode> modes;
+  for (const std::string& m : o.decode_modes) modes.push_back(parse_decode_mode(m, "option --decode-mode"));
   json decode = json::array();
   for (int64_t batch : o.decode_batches) {
     const std::vector<std::vector<int64_t>> prompts(static_cast<size_t>(batch), prompt_ids(o.prompt_len, vocab));
-    GenerateOptions go;
-    go.max_new_tokens = o.new_tokens;
-    for (int i = 0; i < o.warmup; ++i) generate_greedy(model, prompts, go);
-    std::vector<double> t_decode, t_total;
-    int64_t steps = 0;
-    for (int i = 0; i < o.reps; ++i) {
-      const GenerateResult r = generate_greedy(model, prompts, go);
-      t_decode.push_back(r.t_decode_s);
-      t_total.push_back(r.t_prefill_s + r.t_decode_s);
-      steps = r.n_decode_steps;
+    std::vector<std::vector<int64_t>> first_tokens;
+    for (DecodeMode mode : modes) {
+      GenerateOptions go;
+      go.max_new_tokens = o.new_tokens;
+      go.decode = mode;
+      for (int i = 0; i < o.warmup; ++i) generate_greedy(model, prompts, go);
+      std::vector<double> t_decode, t_total, t_capture;
+      int64_t steps = 0;
+      GenerateResult r;
+      for (int i = 0; i < o.reps; ++i) {
+        r = generate_greedy(model, prompts, go);
+        t_decode.push_back(r.t_decode_s);
+        t_total.push_back(r.t_prefill_s + r.t_decode_s);
+        t_capture.push_back(r.t_capture_s);
+        steps = r.n_decode_steps;
+      }
+      if (first_tokens.empty()) first_tokens = r.tokens;
+      int64_t rows_equal = 0;
+      for (size_t b = 0; b < r.tokens.size(); ++b) rows_equal += r.tokens[b] == first_tokens[b] ? 1 : 0;
+      const TimingStats td = summarize_samples(t_decode), tt = summarize_samples(t_total);
+      const TimingStats tc = summarize_samples(t_capture);
+      decode.push_back({{"batch", batch},
+                        {"decode_mode", decode_mode_name(r.decode)},
+                        {"prompt_tokens", o.prompt_len},
+                        {"new_tokens", o.new_tokens},
+                        {"decode_steps", steps},
+                        {"decode_tokens_per_s", td.rate(static_cast<double>(batch * steps))},
+                        {"generate_tokens_per_s", tt.rate(static_cast<double>(batch * o.new_tokens))},
+                        {"step_ms", td.median_s * 1e3 / static_cast<double>(std::max<int64_t>(steps, 1))},
+                        {"capture_ms", tc.median_s * 1e3},
+                        {"rows_equal_first_mode", rows_equal},
+                        {"decode_timing", stats_json(td)},
+                        {"generate_timing", stats_json(tt)}});
+      std::fprintf(stderr, "decode b%lld %s: %.1f tokens/s (%lld of %lld rows as %s)\n", static_cast<long long>(batch),
+                   decode_mode_name(r.decode), td.rate(static_cast<double>(batch * steps)),
+                   static_cast<long long>(rows_equal), static_cast<long long>(batch), decode_mode_name(modes.front()));
     }
-    const TimingStats td = summarize_samples(t_decode), tt = summarize_samples(t_total);
-    decode.push_back({{"batch", batch},
-                      {"prompt_tokens", o.prompt_len},
-                      {"new_tokens", o.new_tokens},
-                      {"decode_steps", steps},
-                      {"decode_tokens_per_s", td.rate(static_cast<double>(batch * steps))},
-                      {"generate_tokens_per_s", tt.rate(static_cast<double>(batch * o.new_tokens))},
-                      {"step_ms", td.median_s * 1e3 / static_cast<double>(std::max<int64_t>(steps, 1))},
-                      {"decode_timing", stats_json(td)},
-                      {"generate_timing", stats_json(tt)}});
-    std::fprintf(stderr, "decode b%lld: %.1f tokens/s\n", static_cast<long long>(batch),
-                 td.rate(static_cast<double>(batch * steps)));
   }
   out["decode"] = decode;
   if (!o.skip.empty()) out["skipping"] = skipping(o, model, protocol);
 
   if (!o.profile_out.empty()) {
 #ifdef SEMSKIP_CUDA
+    // One trace per decode mode: the first mode's at --profile-out, the others beside it with
+    // the mode before the extension (trace.json -> trace_graph.json).
     namespace tap = torch::autograd::profiler;
     namespace tpi = torch::profiler::impl;
     const std::vector<std::vector<int64_t>> prompts(1, prompt_ids(o.prompt_len, vocab));
-    GenerateOptions go;
-    go.max_new_tokens = std::min<int64_t>(o.new_tokens, 16);
-    generate_greedy(model, prompts, go);
-    const tpi::ProfilerConfig config(tpi::ProfilerState::KINETO);
-    const std::set<tpi::ActivityType> activities{tpi::ActivityType::CPU, tpi::ActivityType::CUDA};
-    tap::prepareProfiler(config, activities);
-    tap::enableProfiler(config, activities);
-    generate_greedy(model, prompts, go);
-    synchronize(model.device());
-    tap::disableProfiler()->save(o.profile_out);
-    out["profile"] = {{"trace", o.profile_out}, {"batch", 1}, {"new_tokens", go.max_new_tokens}};
+    json traces = json::array();
+    for (size_t i = 0; i < modes.size(); ++i) {
+      std::string path = o.profile_out;
+      if (i > 0) {
+        const size_t dot = path.rfind('.');
+        const std::string suffix = std::string("_") + decode_mode_name(modes[i]);
+        path = dot == std::string::npos ? path + suffix : path.substr(0, dot) + suffix + path.substr(dot);
+      }
+      GenerateOptions go;
+      go.max_new_tokens = std::min<int64_t>(o.new_tokens, 16);
+      go.decode = modes[i];
+      generate_greedy(model, prompts, go);
+      const tpi::ProfilerConfig config(tpi::ProfilerState::KINETO);
+      const std::set<tpi::ActivityType> activities{tpi::ActivityType::CPU, tpi::ActivityType::CUDA};
+      tap::prepareProfiler(config, activities);
+      tap::enableProfiler(config, activities);
+      generate_greedy(model, prompts, go);
+      synchronize(model.device());
+      tap::disableProfiler()->save(path);
+      traces.push_back({{"trace", path}, {"decode_mode", decode_mode_name(modes[i])}});
+    }
+    out["profile"] = {{"traces", traces}, {"batch", 1}, {"new_tokens", std::min<int64_t>(o.new_tokens, 16)}};
 #else
     SEMSKIP_THROW_MSG("--profile-out needs a CUDA build");
 #endif
@@ -326,6 +360,10 @@ int main(int argc, char** argv) {
   app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--attn", o.attn, "eager or sdpa")->capture_default_str();
   app.add_option("--decode-batch", o.decode_batches, "Decode batch sizes")->delimiter(',')->capture_default_str();
+  app.add_option("--decode-mode", o.decode_modes,
+                 "Decode modes measured, in order (repeatable or comma-separated): eager, fixed, graph")
+      ->delimiter(',')
+      ->capture_default_str();
   app.add_option("--prompt-len", o.prompt_len, "Prompt tokens before decoding")->capture_default_str();
   app.add_option("--new-tokens", o.new_tokens, "Tokens generated per sequence")->capture_default_str();
   app.add_option("--prefill-batch", o.prefill_batch, "Prefill batch")->capture_default_str();

@@ -47,6 +47,7 @@ struct GenerateCliOptions {
   int reps = 1;    // timed generations; rates are their medians
   int64_t max_model_len = 0;  // 0: the model's max_position_embeddings
   bool check_weights = false;
+  std::string decode_mode = "auto";  // model/generation.h DecodeMode
 };
 
 // Prompt plus generated tokens must fit the positions the model was trained on, unless the
@@ -117,6 +118,7 @@ int run_generate(const GenerateCliOptions& o) {
 
   GenerateOptions go;
   go.max_new_tokens = o.max_new_tokens;
+  go.decode = parse_decode_mode(o.decode_mode, "option --decode-mode");
   if (!o.ignore_eos && model.config().eos_token_id >= 0) go.eos_token_id = model.config().eos_token_id;
   const std::vector<std::vector<int64_t>> prompts(static_cast<size_t>(o.batch), prompt);
   SEMSKIP_THROW_IF_NOT_MSG(o.warmup >= 0 && o.reps >= 1, "generate: --warmup must be >= 0 and --reps >= 1");
@@ -132,9 +134,15 @@ int run_generate(const GenerateCliOptions& o) {
       finite.fold(site.layer, x);
       return std::optional<at::Tensor>();
     });
+  // The check needs hooks, which only the eager decode runs: with another decode mode it is a
+  // generation of its own, before the warm-ups.
+  // (auto resolves to eager on CPU.)
+  const bool check_apart = go.decode == DecodeMode::fixed || go.decode == DecodeMode::graph ||
+                           (go.decode == DecodeMode::auto_ && mo.device.is_cuda());
   auto generate_checked = [&](bool check) {
     GenerateOptions g = go;
     if (check) g.hooks = &finite_hooks;
+    if (check) g.decode = DecodeMode::eager;
     GenerateResult res = generate_greedy(model, prompts, g);
     if (check) {
       const int64_t bad = finite.first_bad();
@@ -146,11 +154,12 @@ int run_generate(const GenerateCliOptions& o) {
     }
     return res;
   };
-  for (int i = 0; i < o.warmup; ++i) generate_checked(i == 0);
+  if (check_apart) generate_checked(true);
+  for (int i = 0; i < o.warmup; ++i) generate_checked(!check_apart && i == 0);
   std::vector<double> t_prefill, t_decode;
   GenerateResult r;
   for (int i = 0; i < o.reps; ++i) {
-    r = generate_checked(o.warmup == 0 && i == 0);
+    r = generate_checked(!check_apart && o.warmup == 0 && i == 0);
     t_prefill.push_back(r.t_prefill_s);
     t_decode.push_back(r.t_decode_s);
   }
@@ -179,6 +188,8 @@ int run_generate(const GenerateCliOptions& o) {
               {"n_tokens_prompt", r.n_tokens_prompt},
               {"n_tokens_gen", r.n_tokens_gen},
               {"n_decode_steps", r.n_decode_steps},
+              {"decode_mode", decode_mode_name(r.decode)},
+              {"t_capture_s", r.t_capture_s},
               {"warmup", o.warmup},
               {"reps", o.reps},
               {"t_prefill_s", r.t_prefill_s},
@@ -199,10 +210,10 @@ int run_generate(const GenerateCliOptions& o) {
   std::fflush(stdout);
   std::fprintf(stderr,
                "prefill: %lld tokens in %.4f s (%.1f tokens/s); decode: %lld steps × %lld sequences in %.4f s "
-               "(%.1f tokens/s) [%s, %s, %s; median of %d after %d warm-up]\n",
+               "(%.1f tokens/s) [%s, %s, %s, decode %s; median of %d after %d warm-up]\n",
                (long long)r.n_tokens_prompt, r.t_prefill_s, prefill_tps, (long long)r.n_decode_steps,
                (long long)o.batch, r.t_decode_s, decode_tps, dtype_name(mo.dtype), mo.device.str().c_str(),
-               attn_impl_name(mo.attn_impl), o.reps, o.warmup);
+               attn_impl_name(mo.attn_impl), decode_mode_name(r.decode), o.reps, o.warmup);
   return 0;
 }
 
@@ -229,6 +240,10 @@ void add_generate_command(CLI::App& app, CommandRegistry& reg) {
   sub->add_option("--max-model-len", o->max_model_len,
                   "Positions allowed (prompt + new tokens); 0: the model's max_position_embeddings. Above it, "
                   "positions past training are extrapolated (a warning says so)")
+      ->capture_default_str();
+  sub->add_option("--decode-mode", o->decode_mode,
+                  "Decode steps: eager (one forward per step), fixed (fixed shapes), graph (fixed shapes, one "
+                  "CUDA graph replayed per step), auto (graph on CUDA unless something needs the eager forward)")
       ->capture_default_str();
   sub->add_flag("--check-weights", o->check_weights, "Read every weight first and refuse non-finite ones, by tensor name");
 }

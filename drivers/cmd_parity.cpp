@@ -43,6 +43,7 @@ struct ParityOptions {
   double tolerance = 1e-4;
   int ep = 1;  // > 1: MoE layers expert-parallel over groups of ep ranks (under mpirun)
   std::string comm = "auto";  // the ranks' communicator when one is used: auto | mpi | nccl
+  std::string decode_mode = "eager";  // how greedy_i is decoded (model/generation.h DecodeMode)
 };
 
 // ‖a − b‖ / ‖b‖ in fp64 on the host.
@@ -78,7 +79,8 @@ std::vector<int64_t> moe_layers(const Transformer& model) {
 }
 
 json check_sequence(const Transformer& model, const SafetensorsFile& ref, int i, const json* flop_ref,
-                    bool flops_see_experts, double tol, bool& all_pass, ExpertParallelGroup* ep) {
+                    bool flops_see_experts, double tol, bool& all_pass, ExpertParallelGroup* ep,
+                    DecodeMode decode) {
   const auto pass = [&](bool ok) {
     all_pass = all_pass && ok;
     return ok;
@@ -156,6 +158,7 @@ json check_sequence(const Transformer& model, const SafetensorsFile& ref, int i,
     GenerateOptions go;
     go.max_new_tokens = static_cast<int64_t>(expected.size());
     go.moe_executor = ep ? &ep->executor() : nullptr;
+    go.decode = decode;
     const std::vector<int64_t> got = generate_greedy(model, {to_vector(ids)}, go).tokens.front();
     size_t prefix = 0;
     while (prefix < got.size() && prefix < expected.size() && got[prefix] == expected[prefix]) ++prefix;
@@ -188,6 +191,7 @@ int run_parity(const ParityOptions& o) {
   mo.device = parse_device(o.device, "option --device");
   mo.attn_impl = parse_attn_impl(o.attn, "option --attn");
   SEMSKIP_THROW_IF_NOT_MSG(o.tolerance >= 0, "option --tolerance: must be >= 0, got {}", o.tolerance);
+  const DecodeMode decode = parse_decode_mode(o.decode_mode, "option --decode-mode");
   resolve_comm_kind(o.comm, have_nccl(), mo.device);  // refused before any work
   // A communicator runs the MoE layers with --ep, and with an explicit --comm (mpi or nccl) also
   // at ep 1: in a world of one every MoE layer's all-to-alls go through it (NCCL's on one GPU).
@@ -237,6 +241,7 @@ int run_parity(const ParityOptions& o) {
   out["reference"] = o.reference;
   out["dtype"] = dtype_name(mo.dtype);
   out["device"] = mo.device.str();
+  out["decode_mode"] = decode_mode_name(decode);
   out["attn"] = attn_impl_name(mo.attn_impl);
   out["tolerance"] = o.tolerance;
   out["flop_reference"] = have_flops ? json(flop_path) : json(nullptr);
@@ -251,7 +256,7 @@ int run_parity(const ParityOptions& o) {
                                "{}: no entry for sequence {}", flop_path, i);
       fr = &flop_json["sequences"][static_cast<size_t>(i)];
     }
-    seqs.push_back(check_sequence(model, ref, i, fr, see_experts, o.tolerance, all_pass, ep.get()));
+    seqs.push_back(check_sequence(model, ref, i, fr, see_experts, o.tolerance, all_pass, ep.get(), decode));
   }
   SEMSKIP_THROW_IF_NOT_MSG(!seqs.empty(), "{}: no ids_0 tensor: not a reference file", o.reference);
   out["sequences"] = seqs;
@@ -284,6 +289,9 @@ void add_parity_command(CLI::App& app, CommandRegistry& reg) {
   sub->add_option("--comm", o->comm,
                   "Communicator of the ranks: auto (NCCL on CUDA when built with it, else MPI), mpi or nccl; "
                   "mpi or nccl also run the MoE layers of a world of one through it")
+      ->capture_default_str();
+  sub->add_option("--decode-mode", o->decode_mode,
+                  "How greedy_i is decoded: eager, fixed (fixed shapes), graph (CUDA graphs) or auto")
       ->capture_default_str();
 }
 

@@ -95,6 +95,13 @@ AttentionMask DecoderLayer::layer_mask(int64_t batch, int64_t n_tokens, const La
 at::Tensor DecoderLayer::attention_block(const at::Tensor& resid, const LayerContext& ctx) const {
   const int layer = static_cast<int>(index);
   Qkv qkv = attention.project_qkv(input_norm.forward(resid), ctx.rope, ctx.flops, layer);
+  if (ctx.fixed_slot.defined()) {
+    KvCache& cache = *ctx.kv_cache;
+    cache.write_slot(index, ctx.fixed_slot, qkv.k, qkv.v);
+    const int64_t cap = cache.capacity();
+    const at::Tensor o = attention.attend(qkv.q, cache.keys(index, cap), cache.values(index, cap), ctx.mask);
+    return attention.project_out(o);
+  }
   if (ctx.kv_cache) std::tie(qkv.k, qkv.v) = ctx.kv_cache->append(index, qkv.k, qkv.v);
   // Keys hidden at this layer by an earlier planned forward: the layer needs its own mask.
   if (ctx.kv_cache && ctx.kv_cache->has_hidden(index)) {
@@ -113,6 +120,7 @@ at::Tensor DecoderLayer::mlp_block(const at::Tensor& resid_mid, const LayerConte
   SEMSKIP_ASSERT(moe.has_value());
   const int64_t batch = x.size(0), n_tokens = x.size(1), d = x.size(2);
   const at::Tensor flat = x.reshape({batch * n_tokens, d});
+  if (ctx.fixed_slot.defined()) return moe->forward_dense(flat, moe->route(flat)).view({batch, n_tokens, d});
   // A rank without rows still joins an expert-parallel layer's all-to-alls; it routes nothing.
   const Routing routing = flat.size(0) > 0 ? moe->route(flat, ctx.flops, layer) : Routing{};
   if (ctx.hooks && !ctx.hooks->empty() && flat.size(0) > 0) {

@@ -60,6 +60,11 @@ struct LayerContext {
   mutable std::optional<AttentionMask> valid_mask;
   // RowExec::bucket: the valid rows padded to their bucket, shared the same way.
   mutable std::optional<RowSet> valid_bucket;
+  // Fixed-shape decoding (model/fixed_decode.h): int64 [1] on the device, the cache slot of
+  // this step's one token per row. Set: attention writes K/V there (KvCache::write_slot) and
+  // attends over the cache's whole capacity under `mask`, and MoE layers run their experts
+  // batched (MoeBlock::forward_dense), so no shape or host value depends on the step.
+  at::Tensor fixed_slot;
 };
 
 class DecoderLayer {

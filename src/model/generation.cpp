@@ -4,8 +4,47 @@
 
 #include "core/error.h"
 #include "metrics/timing.h"
+#include "model/fixed_decode.h"
 
 namespace semskip {
+
+const char* decode_mode_name(DecodeMode m) {
+  switch (m) {
+    case DecodeMode::eager: return "eager";
+    case DecodeMode::fixed: return "fixed";
+    case DecodeMode::graph: return "graph";
+    case DecodeMode::auto_: return "auto";
+  }
+  return "?";
+}
+
+DecodeMode parse_decode_mode(const std::string& text, const std::string& what) {
+  for (DecodeMode m : {DecodeMode::eager, DecodeMode::fixed, DecodeMode::graph, DecodeMode::auto_}) {
+    if (text == decode_mode_name(m)) return m;
+  }
+  SEMSKIP_THROW_MSG("{}: unknown decode mode '{}' (eager, fixed, graph, auto)", what, text);
+}
+
+namespace {
+
+// The mode a generation runs: auto resolved; fixed / graph refused with the reason when they
+// cannot run.
+DecodeMode resolve_decode_mode(const Transformer& model, const GenerateOptions& o, const KvCache& cache) {
+  if (o.decode == DecodeMode::eager) return DecodeMode::eager;
+  std::string why;
+  if (o.hooks && !o.hooks->empty()) why = "hooks need the eager forward";
+  else if (o.flops) why = "FLOP counting needs the eager forward";
+  else if (o.moe_executor) why = "expert parallelism needs the eager forward";
+  else why = fixed_decode_unsupported(model, cache);
+  if (o.decode == DecodeMode::auto_) return why.empty() && model.device().is_cuda() ? DecodeMode::graph : DecodeMode::eager;
+  SEMSKIP_THROW_IF_NOT_MSG(why.empty(), "generate: decode mode {}: {}; use eager", decode_mode_name(o.decode), why);
+  SEMSKIP_THROW_IF_NOT_MSG(o.decode != DecodeMode::graph || model.device().is_cuda(),
+                           "generate: decode mode graph needs a CUDA device (the model is on {}); use fixed or eager",
+                           model.device().str());
+  return o.decode;
+}
+
+}  // namespace
 
 PaddedBatch left_pad(const std::vector<std::vector<int64_t>>& prompts, int64_t pad_id, at::Device device) {
   const int64_t batch = static_cast<int64_t>(prompts.size());
@@ -97,6 +136,29 @@ GenerateResult generate_greedy(const Transformer& model, const std::vector<std::
   synchronize(model.device());
   result.t_prefill_s = clock.seconds();
 
+  result.decode = resolve_decode_mode(model, options, cache);
+  if (result.decode != DecodeMode::eager) {
+    clock.restart();
+    const FixedDecodeResult fr = decode_fixed(model, cache, first, options.max_new_tokens - 1,
+                                              result.decode == DecodeMode::graph, options.eos_token_id);
+    synchronize(model.device());
+    result.t_decode_s = clock.seconds();
+    result.t_capture_s = fr.t_capture_s;
+    result.n_decode_steps = fr.n_steps;
+    // Each row's tokens up to and including its first eos, as the eager loop keeps them.
+    const at::Tensor host = fr.tokens.contiguous();
+    const int64_t width = host.size(1);
+    for (int64_t b = 0; b < batch; ++b) {
+      const int64_t* row = host.data_ptr<int64_t>() + b * width;
+      auto& out = result.tokens[static_cast<size_t>(b)];
+      for (int64_t t = 0; t < width; ++t) {
+        out.push_back(row[t]);
+        if (options.eos_token_id && row[t] == *options.eos_token_id) break;
+      }
+      result.n_tokens_gen += static_cast<int64_t>(out.size());
+    }
+    return result;
+  }
   fo.attention_mask = at::Tensor();
   GreedyLoop loop;
   loop.max_new_tokens = options.max_new_tokens;

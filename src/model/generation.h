@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -16,6 +17,15 @@
 
 namespace semskip {
 
+// How the decode steps run (model/fixed_decode.h): eager (Transformer::forward per step, the
+// general path), fixed (fixed shapes, run eagerly), graph (fixed shapes, one CUDA graph
+// replayed per step), or auto (graph on a CUDA device when nothing needs per-step host work —
+// hooks, FLOP counting, expert parallelism — else eager).
+enum class DecodeMode { eager, fixed, graph, auto_ };
+const char* decode_mode_name(DecodeMode m);
+// "eager" | "fixed" | "graph" | "auto"; anything else throws naming `what` (e.g. "option --decode-mode").
+DecodeMode parse_decode_mode(const std::string& text, const std::string& what);
+
 struct GenerateOptions {
   int64_t max_new_tokens = 32;
   std::optional<int64_t> eos_token_id;  // a sequence stops after producing it (kept in its output)
@@ -24,6 +34,7 @@ struct GenerateOptions {
   FlopCounter* flops = nullptr;
   // Expert parallelism: every rank of the group must decode the same number of steps.
   MoeExecutor* moe_executor = nullptr;
+  DecodeMode decode = DecodeMode::eager;
 };
 
 struct GenerateResult {
@@ -33,6 +44,8 @@ struct GenerateResult {
   int64_t n_decode_steps = 0;
   double t_prefill_s = 0.0;                  // wall-clock of the prefill forward (device synchronised)
   double t_decode_s = 0.0;                   // wall-clock of all decode steps
+  DecodeMode decode = DecodeMode::eager;     // how they ran (auto resolved)
+  double t_capture_s = 0.0;                  // graph: recording the step, part of t_decode_s
 };
 
 // Prompts left-padded into one batch, so every sequence's newest token is in the last column.

@@ -131,6 +131,22 @@ at::Tensor KvCache::n_valid_before(int64_t slot) const {
   return valid_.narrow(1, 0, slot).sum(1);  // int64 [B]
 }
 
+void KvCache::write_slot(int64_t layer, const at::Tensor& slot, const at::Tensor& k, const at::Tensor& v) {
+  SEMSKIP_ASSERT(layer >= 0 && layer < n_layers());
+  SEMSKIP_ASSERT(k.dim() == 4 && k.size(0) == batch_ && k.size(1) == n_kv_heads_ && k.size(2) == 1 &&
+                 k.size(3) == head_dim_ && slot.numel() == 1);
+  const size_t l = static_cast<size_t>(layer);
+  k_[l].index_copy_(2, slot, k);
+  v_[l].index_copy_(2, slot, v);
+}
+
+void KvCache::extend(int64_t n) {
+  for (int64_t& len : length_) {
+    SEMSKIP_ASSERT(n >= 0 && len + n <= capacity_);
+    len += n;
+  }
+}
+
 void KvCache::clear() {
   std::fill(length_.begin(), length_.end(), 0);
   valid_.fill_(true);

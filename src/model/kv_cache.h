@@ -66,6 +66,16 @@ class KvCache {
   // int64 [B]: valid slots before `slot`, i.e. the RoPE position of the next valid token.
   at::Tensor n_valid_before(int64_t slot) const;
 
+  // Fixed-shape decoding (model/fixed_decode.h), whose shapes never depend on the length:
+  // writes k, v [B, n_kv_heads, 1, head_dim] at the slot `slot` names, int64 [1] on the
+  // device (read by the kernel, not the host, so a captured CUDA graph replays it at the next
+  // slot). Lengths are unchanged until extend().
+  void write_slot(int64_t layer, const at::Tensor& slot, const at::Tensor& k, const at::Tensor& v);
+  // Every layer's length grows by n (the slots write_slot filled); never past the capacity.
+  void extend(int64_t n);
+  // bool [B, capacity]: every slot's padding mark (true: valid), the storage itself.
+  const at::Tensor& valid_slots() const { return valid_; }
+
   // Forgets everything (lengths to 0), keeping the storage.
   void clear();
 

@@ -30,11 +30,6 @@ double config_initializer_range(const std::string& config_path) {
   return 0.02;
 }
 
-// The positions a forward may use, [0, limit): the config's, or the options' raised one.
-int64_t position_limit(const ModelConfig& c, const ModelOptions& o) {
-  return o.max_model_len > 0 ? o.max_model_len : c.max_position_embeddings;
-}
-
 }  // namespace
 
 Transformer Transformer::load(const std::string& model_arg, const ModelOptions& options) {
@@ -110,6 +105,10 @@ Transformer Transformer::build(const ModelConfig& config, WeightSource& weights,
   return t;
 }
 
+int64_t Transformer::position_limit() const {
+  return options_.max_model_len > 0 ? options_.max_model_len : config_.max_position_embeddings;
+}
+
 const DecoderLayer& Transformer::layer(int64_t l) const {
   SEMSKIP_THROW_IF_NOT_MSG(l >= 0 && l < n_layers(), "layer {} out of range [0, {})", l, n_layers());
   return layers_[static_cast<size_t>(l)];
@@ -171,7 +170,7 @@ LayerContext Transformer::make_context(int64_t batch, int64_t n_tokens, int64_t 
   }
   // RoPE computes any position, so nothing else would notice one past the model's context.
   // Without padding or explicit positions the last one is known on the host (no device sync).
-  const int64_t limit = position_limit(config_, options_);
+  const int64_t limit = position_limit();
   const bool derived = !o.positions.defined() && !padding;
   const int64_t last = derived ? n_keys - 1 : (n_tokens > 0 ? positions.max().item<int64_t>() : -1);
   if (last >= limit) {

@@ -65,6 +65,9 @@ class Transformer {
   at::ScalarType dtype() const { return scalar_type(options_.dtype); }
   at::Device device() const { return options_.device; }
   int64_t n_layers() const { return static_cast<int64_t>(layers_.size()); }
+  // The RoPE positions a forward may use, [0, limit): max_position_embeddings, or
+  // ModelOptions::max_model_len when that is set.
+  int64_t position_limit() const;
   const DecoderLayer& layer(int64_t l) const;
   const std::vector<DecoderLayer>& layers() const { return layers_; }
   const Rotary& rotary() const { return rotary_; }

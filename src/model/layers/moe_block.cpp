@@ -82,6 +82,42 @@ at::Tensor MoeBlock::forward_routed(const at::Tensor& x, const Routing& routing,
   return out;
 }
 
+void MoeBlock::stack_experts() {
+  if (experts.empty() || stacked()) return;
+  for (const SwiGluMlp& e : experts) {
+    if (!e.gate_up_proj.weight.defined() || e.gate_up_proj.bias.defined() || e.down_proj.bias.defined()) return;
+  }
+  std::vector<at::Tensor> gate_up, down;
+  for (const SwiGluMlp& e : experts) {
+    gate_up.push_back(e.gate_up_proj.weight);
+    down.push_back(e.down_proj.weight);
+  }
+  stacked_gate_up = at::stack(gate_up, 0);  // [E, 2·width, d]
+  stacked_down = at::stack(down, 0);        // [E, d, width]
+  for (size_t i = 0; i < experts.size(); ++i) {
+    SwiGluMlp& e = experts[i];
+    const int64_t width = e.intermediate_size();
+    e.gate_up_proj.weight = stacked_gate_up[static_cast<int64_t>(i)];
+    e.gate_proj.weight = e.gate_up_proj.weight.narrow(0, 0, width);
+    e.up_proj.weight = e.gate_up_proj.weight.narrow(0, width, width);
+    e.down_proj.weight = stacked_down[static_cast<int64_t>(i)];
+  }
+}
+
+at::Tensor MoeBlock::forward_dense(const at::Tensor& x, const Routing& routing) const {
+  SEMSKIP_ASSERT(stacked() && x.dim() == 2);
+  const int64_t n = x.size(0), width = stacked_down.size(2);
+  // Each row's weight for every expert, zero where it does not route: [N, E].
+  const at::Tensor w = at::zeros({n, n_experts()}, x.options()).scatter_(1, routing.topk_ids, routing.topk_weights);
+  const at::Tensor gate_up = at::matmul(x.unsqueeze(0), stacked_gate_up.transpose(1, 2));  // [E, N, 2·width]
+  const at::Tensor h = at::silu(gate_up.narrow(-1, 0, width)) * gate_up.narrow(-1, width, width);
+  const at::Tensor y = at::bmm(h, stacked_down.transpose(1, 2));  // [E, N, d]
+  // Σ_e w[n, e] · y[e, n, :], one batched product per row: [N, 1, E] × [N, E, d].
+  at::Tensor out = at::bmm(w.unsqueeze(1), y.transpose(0, 1)).squeeze(1);
+  if (shared) out = out + shared_expert(x);
+  return out;
+}
+
 at::Tensor MoeBlock::forward(const at::Tensor& x, FlopCounter* flops, int layer, Routing* routing_out) const {
   const at::Tensor flat = x.reshape({-1, x.size(-1)});
   Routing routing = route(flat, flops, layer);

@@ -39,6 +39,11 @@ class MoeBlock {
   bool norm_topk_prob = false;
   std::optional<SwiGluMlp> shared;   // Qwen2-MoE shared expert
   Linear shared_gate;                // [1, d]; weight undefined when the shared expert is ungated
+  // Every routed expert's weights in one tensor, when this process holds them all (see
+  // stack_experts): [E, 2·width, d] (gate rows, then up rows) and [E, d, width]. The experts'
+  // own weights are views of them. Undefined: not stacked.
+  at::Tensor stacked_gate_up;
+  at::Tensor stacked_down;
 
   int64_t n_experts() const { return static_cast<int64_t>(experts.size()); }
   // Whether this process holds expert e's weights (all do, except with expert-parallel weights,
@@ -62,6 +67,19 @@ class MoeBlock {
   // sigmoid(shared_gate(x)) · shared(x) for x [N, d]; undefined when there is no shared expert.
   at::Tensor shared_expert(const at::Tensor& x, FlopCounter* flops = nullptr,
                            int layer = FlopCounter::kNoLayer) const;
+
+  // Stacks every routed expert's weights (stacked_gate_up, stacked_down) and re-points the
+  // experts to their rows, so no memory is duplicated. Does nothing unless every expert is
+  // held, fused (gate_up_proj) and bias-free.
+  void stack_experts();
+  bool stacked() const { return stacked_gate_up.defined(); }
+  // Everything after routing with every expert run on every row and weighted by the routing
+  // (zero for the experts a row does not route to): x [N, d] -> [N, d], the forward_routed
+  // result up to summation order. Two batched matmuls over the stacked weights and no host
+  // synchronisation, so it can be captured in a CUDA graph; it reads every expert once, which
+  // a decode step of many rows does anyway, and computes E/k times the routed FLOPs (not
+  // counted: the fixed-shape decode that uses it counts no FLOPs). Needs stacked().
+  at::Tensor forward_dense(const at::Tensor& x, const Routing& routing) const;
 
   // Everything after routing, on one process: x [N, d] -> [N, d].
   at::Tensor forward_routed(const at::Tensor& x, const Routing& routing, FlopCounter* flops = nullptr,

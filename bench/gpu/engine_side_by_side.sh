@@ -10,7 +10,7 @@
 # (1,8,32,128), NEW_TOKENS (128), PROMPT_LEN (32), PREFILL (8x512 as "8 512"), WARMUP (1),
 # REPS (3), SKIP (policies timed against none through the skip engine, space-separated; default
 # "static:k=6 random:rate=0.25"; empty: none), SKIP_DECODE (32 32: batch and decode steps),
-# SKIP_PREFILL (8 512), HF (1: also run transformers), PROFILE (1: trace one batch-1 generation of the
+# SKIP_PREFILL (8 512), DECODE_MODES (eager,graph: bench_engine's --decode-mode), HF (1: also run transformers), PROFILE (1: trace one batch-1 generation of the
 # first model), SKIP_BUILD (1: reuse build/cuda), TAR_TO (a .tgz rewritten with everything in
 # OUT_DIR after each model, so that a run cut short keeps what it finished).
 set -euo pipefail
@@ -48,12 +48,17 @@ for m in $models; do
   prof=()
   if [ "${PROFILE:-1}" = 1 ] && [ $first = 1 ]; then prof=(--profile-out "$out/trace_${name}.json"); fi
   build/cuda/bench/bench_engine --model "$m" --random-init --dtype bf16 --device cuda --attn sdpa \
-    --decode-batch "$batches" --new-tokens "$new_tokens" --prompt-len "$prompt_len" \
+    --decode-batch "$batches" --decode-mode "${DECODE_MODES:-eager,graph}" --new-tokens "$new_tokens" --prompt-len "$prompt_len" \
     --prefill-batch "$prefill_b" --prefill-len "$prefill_t" --warmup "$warmup" --reps "$reps" "${prof[@]}" "${skip_args[@]}" \
     > "$out/semskip_${name}.json"
   if [ ${#prof[@]} -gt 0 ]; then
-    "$py" bench/gpu/summarize_trace.py "$out/trace_${name}.json" > "$out/profile_${name}.txt" || true
-    rm -f "$out/trace_${name}.json"
+    # One trace per decode mode: trace_<model>.json (the first mode), trace_<model>_<mode>.json.
+    for t in "$out"/trace_"${name}"*.json; do
+      [ -f "$t" ] || continue
+      tb="$(basename "$t" .json)"
+      "$py" bench/gpu/summarize_trace.py "$t" > "$out/profile_${tb#trace_}.txt" || true
+      rm -f "$t"
+    done
   fi
   if [ "${HF:-1}" = 1 ]; then
     "$py" bench/gpu/hf_engine_bench.py --model "$m" --dtype bf16 --attn sdpa --decode-batch "$batches" \

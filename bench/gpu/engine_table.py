@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The side-by-side table of bench/gpu/engine_side_by_side.sh: reads semskip_<model>.json and
-hf_<model>.json from a folder and prints, per model, decode tokens/s at each batch for both,
-their ratio, the weight-read floor at batch 1, and prefill tokens/s; and, where bench_engine ran
+hf_<model>.json from a folder and prints, per model, decode tokens/s at each batch for both
+(semskip's eager and CUDA-graph decode modes), their ratios, the weight-read floor at batch 1, and prefill tokens/s; and, where bench_engine ran
 --skip policies, their wall-clock saving next to their FLOPs saving against none."""
 import glob
 import json
@@ -13,8 +13,9 @@ def main():
     d = sys.argv[1]
     gpu = open(os.path.join(d, "gpu.txt")).read().strip() if os.path.exists(os.path.join(d, "gpu.txt")) else "?"
     print(f"GPU: {gpu}\n")
-    print("| model | batch | semskip decode tok/s | HF decode tok/s | ratio | semskip step ms | floor b1 tok/s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | batch | semskip eager tok/s | semskip graph tok/s | HF tok/s | eager / HF | graph / HF "
+          "| graph step ms | graph capture ms | graph rows = eager | floor b1 tok/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     prefill = []
     for path in sorted(glob.glob(os.path.join(d, "semskip_*.json"))):
         name = os.path.basename(path)[len("semskip_"):-len(".json")]
@@ -22,13 +23,21 @@ def main():
         hp = os.path.join(d, f"hf_{name}.json")
         h = json.load(open(hp)) if os.path.exists(hp) else None
         hf_by_b = {r["batch"]: r for r in h["decode"]} if h else {}
+        # Rows per (batch, decode mode); files from before decode modes hold eager rows only.
+        by_b = {}
         for r in s["decode"]:
-            b = r["batch"]
+            by_b.setdefault(r["batch"], {})[r.get("decode_mode", "eager")] = r
+        for b, modes in by_b.items():
             hr = hf_by_b.get(b)
-            ratio = f"{r['decode_tokens_per_s'] / hr['decode_tokens_per_s']:.2f}" if hr else "-"
-            hf = f"{hr['decode_tokens_per_s']:.1f}" if hr else "-"
+            e, g = modes.get("eager"), modes.get("graph")
+            fmt = lambda r: f"{r['decode_tokens_per_s']:.1f}" if r else "-"
+            ratio = lambda r: f"{r['decode_tokens_per_s'] / hr['decode_tokens_per_s']:.2f}" if r and hr else "-"
             floor = f"{s['decode_floor_b1_tokens_per_s']:.0f}" if b == 1 else ""
-            print(f"| {name} | {b} | {r['decode_tokens_per_s']:.1f} | {hf} | {ratio} | {r['step_ms']:.2f} | {floor} |")
+            step = f"{g['step_ms']:.2f}" if g else "-"
+            cap = f"{g['capture_ms']:.1f}" if g else "-"
+            same = f"{g['rows_equal_first_mode']} of {b}" if g and "rows_equal_first_mode" in g else "-"
+            hf = f"{hr['decode_tokens_per_s']:.1f}" if hr else "-"
+            print(f"| {name} | {b} | {fmt(e)} | {fmt(g)} | {hf} | {ratio(e)} | {ratio(g)} | {step} | {cap} | {same} | {floor} |")
         hp_tps = h["prefill"]["tokens_per_s"] if h else None
         prefill.append((name, s["prefill"], hp_tps))
     print("\n| model | prefill | semskip tok/s | HF tok/s | ratio |")

@@ -120,7 +120,7 @@ at::Tensor DecoderLayer::mlp_block(const at::Tensor& resid_mid, const LayerConte
   SEMSKIP_ASSERT(moe.has_value());
   const int64_t batch = x.size(0), n_tokens = x.size(1), d = x.size(2);
   const at::Tensor flat = x.reshape({batch * n_tokens, d});
-  if (ctx.fixed_slot.defined()) return moe->forward_dense(flat, moe->route(flat)).view({batch, n_tokens, d});
+  if (ctx.fixed_slot.defined()) return moe->forward_fixed(flat, moe->route(flat)).view({batch, n_tokens, d});
   // A rank without rows still joins an expert-parallel layer's all-to-alls; it routes nothing.
   const Routing routing = flat.size(0) > 0 ? moe->route(flat, ctx.flops, layer) : Routing{};
   if (ctx.hooks && !ctx.hooks->empty() && flat.size(0) > 0) {

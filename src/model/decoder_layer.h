@@ -63,7 +63,8 @@ struct LayerContext {
   // Fixed-shape decoding (model/fixed_decode.h): int64 [1] on the device, the cache slot of
   // this step's one token per row. Set: attention writes K/V there (KvCache::write_slot) and
   // attends over the cache's whole capacity under `mask`, and MoE layers run their experts
-  // batched (MoeBlock::forward_dense), so no shape or host value depends on the step.
+  // from the stacked weights (MoeBlock::forward_fixed), so no shape or host value depends on
+  // the step.
   at::Tensor fixed_slot;
 };
 

@@ -8,13 +8,14 @@
 // land in. The step advances all four on the device. Attention writes each layer's K/V at that
 // slot (KvCache::write_slot) and attends over the cache's whole preallocated capacity under a
 // mask built on the device from the padding marks and the slot, so slots past it (zero or
-// stale) get zero probability. MoE layers run every expert batched and weighted by the routing
-// (MoeBlock::forward_dense), which needs no per-expert counts on the host. The argmax is taken
+// stale) get zero probability. MoE layers run their experts from stacked weights, the routed
+// ones gathered by index or all of them weighted by the routing (MoeBlock::forward_fixed),
+// which needs no per-expert counts on the host. The argmax is taken
 // on the device and written both to the output and to the next step's input. The layers are
 // the model's own (DecoderLayer::forward with LayerContext::fixed_slot set): this is the
 // eager loop (decode_greedy over Transformer::forward) with other shapes, and gives its
-// tokens up to summation order (masked keys add exact zeros; the dense MoE sums zero-weighted
-// experts; fp32 on CPU: the same greedy tokens, as a test holds).
+// tokens up to summation order (masked keys add exact zeros; the MoE sums its experts in
+// another order; fp32: the same greedy tokens, as the tests hold).
 //
 // Two ways to run it:
 //   fixed  each step run eagerly, on any device: what the graph replays, testable on CPU.

@@ -116,8 +116,9 @@ TEST(FixedDecodeCache, EagerForwardContinuesFromIt) {
   EXPECT_LT(rel_err(step, full), 1e-5);
 }
 
-// Every expert on every row, weighted by the routing, equals the routed experts.
-TEST(MoeDense, EqualsRoutedExperts) {
+// The fixed-shape MoE equals the routed experts both ways: gathered experts (one row of
+// qwen2moe: 3·1·2 < 8 experts) and every expert on every row (7 rows; Mixtral's 4 experts).
+TEST(MoeFixed, EqualsRoutedExperts) {
   for (const char* name : {"qwen2moe", "mixtral"}) {
     const Transformer model = load_fixture(name);
     for (const DecoderLayer& l : model.layers()) {
@@ -127,10 +128,12 @@ TEST(MoeDense, EqualsRoutedExperts) {
       // The experts' weights are rows of the stack: nothing duplicated.
       EXPECT_EQ(moe.experts[1].down_proj.weight.data_ptr(), moe.stacked_down[1].data_ptr());
       EXPECT_EQ(moe.experts[1].up_proj.weight.data_ptr(), moe.stacked_gate_up[1][moe.experts[1].intermediate_size()].data_ptr());
-      at::manual_seed(3);
-      const at::Tensor x = at::randn({7, model.config().hidden_size});
-      const Routing routing = moe.route(x);
-      EXPECT_LT(rel_err(moe.forward_dense(x, routing), moe.forward_routed(x, routing)), 1e-5) << name;
+      for (int64_t n : {1, 7}) {
+        at::manual_seed(3);
+        const at::Tensor x = at::randn({n, model.config().hidden_size});
+        const Routing routing = moe.route(x);
+        EXPECT_LT(rel_err(moe.forward_fixed(x, routing), moe.forward_routed(x, routing)), 1e-5) << name << " n=" << n;
+      }
     }
   }
 }

@@ -23,7 +23,7 @@ DecoderLayer build_mixtral_layer(const ModelConfig& c, int64_t layer, WeightSour
                                                   o.experts, "w1", "w3", "w2")
                           : arch::routed_experts(w, block + ".experts", c.n_experts, d, c.intermediate_size,
                                                   o.experts);
-  moe.stack_experts();  // fixed-shape decoding runs the experts batched (MoeBlock::forward_dense)
+  moe.stack_experts();  // fixed-shape decoding runs the experts batched (MoeBlock::forward_fixed)
   l.moe = std::move(moe);
   return l;
 }

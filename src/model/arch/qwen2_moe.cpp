@@ -27,7 +27,7 @@ DecoderLayer build_qwen2_moe_layer(const ModelConfig& c, int64_t layer, WeightSo
     moe.shared = arch::swiglu(w, p + ".mlp.shared_expert", d, c.shared_expert_intermediate_size, false);
     moe.shared_gate = arch::linear(w, p + ".mlp.shared_expert_gate", 1, d, false);
   }
-  moe.stack_experts();  // fixed-shape decoding runs the experts batched (MoeBlock::forward_dense)
+  moe.stack_experts();  // fixed-shape decoding runs the experts batched (MoeBlock::forward_fixed)
   l.moe = std::move(moe);
   return l;
 }

@@ -104,16 +104,28 @@ void MoeBlock::stack_experts() {
   }
 }
 
-at::Tensor MoeBlock::forward_dense(const at::Tensor& x, const Routing& routing) const {
+at::Tensor MoeBlock::forward_fixed(const at::Tensor& x, const Routing& routing) const {
   SEMSKIP_ASSERT(stacked() && x.dim() == 2);
-  const int64_t n = x.size(0), width = stacked_down.size(2);
-  // Each row's weight for every expert, zero where it does not route: [N, E].
-  const at::Tensor w = at::zeros({n, n_experts()}, x.options()).scatter_(1, routing.topk_ids, routing.topk_weights);
-  const at::Tensor gate_up = at::matmul(x.unsqueeze(0), stacked_gate_up.transpose(1, 2));  // [E, N, 2·width]
-  const at::Tensor h = at::silu(gate_up.narrow(-1, 0, width)) * gate_up.narrow(-1, width, width);
-  const at::Tensor y = at::bmm(h, stacked_down.transpose(1, 2));  // [E, N, d]
-  // Σ_e w[n, e] · y[e, n, :], one batched product per row: [N, 1, E] × [N, E, d].
-  at::Tensor out = at::bmm(w.unsqueeze(1), y.transpose(0, 1)).squeeze(1);
+  const int64_t n = x.size(0), d = x.size(1), width = stacked_down.size(2), k = routing.topk_ids.size(1);
+  at::Tensor out;
+  if (3 * n * k < n_experts()) {
+    const at::Tensor ids = routing.topk_ids.reshape({n * k});                               // [P]
+    const at::Tensor xr = x.unsqueeze(1).expand({n, k, d}).reshape({n * k, 1, d});          // [P, 1, d]
+    const at::Tensor gate_up = at::bmm(xr, stacked_gate_up.index_select(0, ids).transpose(1, 2));  // [P, 1, 2·width]
+    const at::Tensor h = at::silu(gate_up.narrow(-1, 0, width)) * gate_up.narrow(-1, width, width);
+    const at::Tensor y = at::bmm(h, stacked_down.index_select(0, ids).transpose(1, 2)).view({n, k, d});
+    // Σ over a row's k pairs of weight · output: [N, 1, k] × [N, k, d].
+    out = at::bmm(routing.topk_weights.unsqueeze(1), y).squeeze(1);
+  } else {
+    // Each row's weight for every expert, zero where it does not route: [N, E].
+    const at::Tensor w =
+        at::zeros({n, n_experts()}, x.options()).scatter_(1, routing.topk_ids, routing.topk_weights);
+    const at::Tensor gate_up = at::matmul(x.unsqueeze(0), stacked_gate_up.transpose(1, 2));  // [E, N, 2·width]
+    const at::Tensor h = at::silu(gate_up.narrow(-1, 0, width)) * gate_up.narrow(-1, width, width);
+    const at::Tensor y = at::bmm(h, stacked_down.transpose(1, 2));  // [E, N, d]
+    // Σ_e w[n, e] · y[e, n, :], one batched product per row: [N, 1, E] × [N, E, d].
+    out = at::bmm(w.unsqueeze(1), y.transpose(0, 1)).squeeze(1);
+  }
   if (shared) out = out + shared_expert(x);
   return out;
 }

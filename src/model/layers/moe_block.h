@@ -73,13 +73,17 @@ class MoeBlock {
   // held, fused (gate_up_proj) and bias-free.
   void stack_experts();
   bool stacked() const { return stacked_gate_up.defined(); }
-  // Everything after routing with every expert run on every row and weighted by the routing
-  // (zero for the experts a row does not route to): x [N, d] -> [N, d], the forward_routed
-  // result up to summation order. Two batched matmuls over the stacked weights and no host
-  // synchronisation, so it can be captured in a CUDA graph; it reads every expert once, which
-  // a decode step of many rows does anyway, and computes E/k times the routed FLOPs (not
-  // counted: the fixed-shape decode that uses it counts no FLOPs). Needs stacked().
-  at::Tensor forward_dense(const at::Tensor& x, const Routing& routing) const;
+  // Everything after routing with shapes that depend only on N and no host synchronisation,
+  // so that it can be captured in a CUDA graph: x [N, d] -> [N, d], the forward_routed result
+  // up to summation order. Needs stacked(). Two ways, by which reads fewer weight bytes:
+  //   gathered (3·N·k < E): each (row, slot) pair's expert weights gathered by index from the
+  //            stacks (index_select on the device) and applied by batched matmuls, N·k experts
+  //            read twice and written once;
+  //   dense    every expert on every row, weighted by the routing (zero for the experts a row
+  //            does not route to): two batched matmuls over the stacks, each expert read once,
+  //            which a step of many rows does anyway; E/k times the routed FLOPs.
+  // FLOPs are not counted (the fixed-shape decode that uses it counts none).
+  at::Tensor forward_fixed(const at::Tensor& x, const Routing& routing) const;
 
   // Everything after routing, on one process: x [N, d] -> [N, d].
   at::Tensor forward_routed(const at::Tensor& x, const Routing& routing, FlopCounter* flops = nullptr,

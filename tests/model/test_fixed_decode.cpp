@@ -138,6 +138,38 @@ TEST(MoeFixed, EqualsRoutedExperts) {
   }
 }
 
+// On a GPU with LibTorch's grouped matmul (bf16, sm90 / sm100): the grouped experts and the
+// fixed-shape MoE (which then takes them) equal the per-expert path, at 1, 7 and 300 rows.
+// Skipped where the grouped path is not available (CPU builds, other GPUs).
+TEST(MoeGrouped, EqualsPerExpertPath) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device in this build/machine";
+  ModelOptions o;
+  o.dtype = DType::bf16;
+  o.device = at::Device(at::kCUDA, 0);
+  const Transformer model = Transformer::load(fixture_dir("qwen2moe"), o);
+  for (const DecoderLayer& l : model.layers()) {
+    if (!l.is_moe()) continue;
+    const MoeBlock& moe = *l.moe;
+    const at::Tensor probe = at::zeros({1, model.config().hidden_size}, model.embed_tokens().options());
+    if (!moe.grouped_available(probe)) GTEST_SKIP() << "no grouped matmul on this GPU or LibTorch";
+    for (int64_t n : {1, 7, 300}) {
+      at::manual_seed(5);
+      const at::Tensor x = at::randn({n, model.config().hidden_size}, probe.options());
+      const Routing routing = moe.route(x);
+      const ExpertDispatch plan = moe.dispatch(routing);
+      const at::Tensor per_expert =
+          moe.combine(moe.experts_forward(moe.gather_rows(x, plan), plan.counts), plan) + moe.shared_expert(x);
+      FlopCounter flops;
+      EXPECT_LT(rel_err(moe.forward_grouped(x, routing, &flops, 0), per_expert), 2e-2) << "n=" << n;
+      EXPECT_LT(rel_err(moe.forward_fixed(x, routing), per_expert), 2e-2) << "n=" << n;
+      // The routed pairs' FLOPs, as experts_forward charges them.
+      FlopCounter expected;
+      moe.experts_forward(moe.gather_rows(x, plan), plan.counts, &expected, 0);
+      EXPECT_EQ(flops.by_group(OpGroup::experts), expected.by_group(OpGroup::experts)) << "n=" << n;
+    }
+  }
+}
+
 TEST(FixedDecodeErrors, RefusedWithTheReason) {
   const Transformer model = load_fixture("llama-gqa");
   GenerateOptions go;

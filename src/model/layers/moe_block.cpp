@@ -2,7 +2,20 @@
 
 #include <algorithm>
 
+#include <torch/version.h>
+
+#if SEMSKIP_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
 #include "core/error.h"
+
+// LibTorch's grouped matmul (at::_grouped_mm) with fused bf16 kernels on sm90 / sm100.
+#if SEMSKIP_CUDA && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9))
+#define SEMSKIP_GROUPED_MM 1
+#else
+#define SEMSKIP_GROUPED_MM 0
+#endif
 
 namespace semskip {
 
@@ -76,6 +89,7 @@ at::Tensor MoeBlock::shared_expert(const at::Tensor& x, FlopCounter* flops, int 
 
 at::Tensor MoeBlock::forward_routed(const at::Tensor& x, const Routing& routing, FlopCounter* flops,
                                     int layer) const {
+  if (x.size(0) > 0 && grouped_available(x)) return forward_grouped(x, routing, flops, layer);
   const ExpertDispatch plan = dispatch(routing);
   at::Tensor out = combine(experts_forward(gather_rows(x, plan), plan.counts, flops, layer), plan);
   if (shared) out = out + shared_expert(x, flops, layer);
@@ -104,8 +118,51 @@ void MoeBlock::stack_experts() {
   }
 }
 
+bool MoeBlock::grouped_available(const at::Tensor& x) const {
+#if SEMSKIP_GROUPED_MM
+  if (!stacked() || !x.is_cuda() || x.scalar_type() != at::kBFloat16) return false;
+  const int major = at::cuda::getDeviceProperties(x.device().index())->major;
+  return major == 9 || major == 10;
+#else
+  (void)x;
+  return false;
+#endif
+}
+
+at::Tensor MoeBlock::forward_grouped(const at::Tensor& x, const Routing& routing, FlopCounter* flops,
+                                     int layer) const {
+  SEMSKIP_ASSERT(grouped_available(x) && x.dim() == 2);
+#if SEMSKIP_GROUPED_MM
+  const int64_t n = x.size(0), d = x.size(1), width = stacked_down.size(2), pairs = routing.topk_ids.numel();
+  if (flops) {
+    flops->add_matmul(layer, OpGroup::experts, pairs, 2 * width, d);
+    flops->add_matmul(layer, OpGroup::experts, pairs, d, width);
+  }
+  // The pairs in expert order (stable within one), as dispatch() orders them, and each
+  // expert's end offset among them, counted on the device (int32 [E]).
+  const at::Tensor flat_ids = routing.topk_ids.reshape({pairs});
+  const at::Tensor order = std::get<1>(at::sort(flat_ids, /*stable=*/true, 0, false));
+  const at::Tensor token_index = at::div(order, top_k, "floor");
+  const at::Tensor weight = routing.topk_weights.reshape({pairs}).index_select(0, order);
+  const at::Tensor counts = at::zeros({n_experts()}, flat_ids.options()).index_add_(0, flat_ids, at::ones_like(flat_ids));
+  const at::Tensor offs = counts.cumsum(0).to(at::kInt);
+  const at::Tensor rows = x.index_select(0, token_index);  // [P, d]
+  // [E, out, in] stacks, transposed to [E, in, out]: the column-major operand the kernel takes.
+  const at::Tensor gate_up = at::_grouped_mm(rows, stacked_gate_up.transpose(1, 2), offs);  // [P, 2·width]
+  const at::Tensor h = at::silu(gate_up.narrow(-1, 0, width)) * gate_up.narrow(-1, width, width);
+  const at::Tensor y = at::_grouped_mm(h, stacked_down.transpose(1, 2), offs);  // [P, d]
+  at::Tensor out = at::zeros({n, d}, y.options()).index_add_(0, token_index, y * weight.unsqueeze(1));
+  if (shared) out = out + shared_expert(x, flops, layer);
+  return out;
+#else
+  (void)routing, (void)flops, (void)layer;
+  SEMSKIP_THROW_MSG("MoE: this build has no grouped matmul");
+#endif
+}
+
 at::Tensor MoeBlock::forward_fixed(const at::Tensor& x, const Routing& routing) const {
   SEMSKIP_ASSERT(stacked() && x.dim() == 2);
+  if (grouped_available(x)) return forward_grouped(x, routing);
   const int64_t n = x.size(0), d = x.size(1), width = stacked_down.size(2), k = routing.topk_ids.size(1);
   at::Tensor out;
   if (3 * n * k < n_experts()) {

@@ -75,7 +75,8 @@ class MoeBlock {
   bool stacked() const { return stacked_gate_up.defined(); }
   // Everything after routing with shapes that depend only on N and no host synchronisation,
   // so that it can be captured in a CUDA graph: x [N, d] -> [N, d], the forward_routed result
-  // up to summation order. Needs stacked(). Two ways, by which reads fewer weight bytes:
+  // up to summation order. Needs stacked(). Three ways:
+  //   grouped  where grouped_available(x): forward_grouped;
   //   gathered (3·N·k < E): each (row, slot) pair's expert weights gathered by index from the
   //            stacks (index_select on the device) and applied by batched matmuls, N·k experts
   //            read twice and written once;
@@ -85,7 +86,20 @@ class MoeBlock {
   // FLOPs are not counted (the fixed-shape decode that uses it counts none).
   at::Tensor forward_fixed(const at::Tensor& x, const Routing& routing) const;
 
-  // Everything after routing, on one process: x [N, d] -> [N, d].
+  // Whether forward_grouped can run on x: stacked weights, bf16 on a CUDA device of compute
+  // capability 9 or 10 (where LibTorch's grouped matmul has its fused kernels; elsewhere it
+  // would copy the group offsets to the host), LibTorch 2.9 or later.
+  bool grouped_available(const at::Tensor& x) const;
+  // Everything after routing with the rows grouped by expert on the device and each projection
+  // one grouped matmul over the stacked weights (at::_grouped_mm, group offsets on the device):
+  // every expert read once, in place, routed FLOPs only, no host synchronisation. The
+  // forward_routed result up to summation order; FLOPs those of the routed pairs, as
+  // experts_forward charges them. Needs grouped_available(x).
+  at::Tensor forward_grouped(const at::Tensor& x, const Routing& routing, FlopCounter* flops = nullptr,
+                             int layer = FlopCounter::kNoLayer) const;
+
+  // Everything after routing, on one process: x [N, d] -> [N, d]; forward_grouped where it is
+  // available.
   at::Tensor forward_routed(const at::Tensor& x, const Routing& routing, FlopCounter* flops = nullptr,
                             int layer = FlopCounter::kNoLayer) const;
   // x [..., d] -> [..., d]; the routing is returned through `routing_out` when given.

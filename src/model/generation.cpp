@@ -129,6 +129,8 @@ GenerateResult generate_greedy(const Transformer& model, const std::vector<std::
   fo.last_token_logits = true;
   if (pb.padded) fo.attention_mask = pb.valid;
 
+  // Refused before any work when the decode mode cannot run.
+  result.decode = resolve_decode_mode(model, options, cache);
   // The clock starts on an idle device; the loop's host read of each step's tokens waits.
   synchronize(model.device());
   Stopwatch clock;
@@ -136,7 +138,6 @@ GenerateResult generate_greedy(const Transformer& model, const std::vector<std::
   synchronize(model.device());
   result.t_prefill_s = clock.seconds();
 
-  result.decode = resolve_decode_mode(model, options, cache);
   if (result.decode != DecodeMode::eager) {
     clock.restart();
     const FixedDecodeResult fr = decode_fixed(model, cache, first, options.max_new_tokens - 1,

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 out="${1:-parity-cuda}"
 mkdir -p "$out"
 rc=0
-for f in llama-gqa qwen2-tied qwen2moe mixtral qwen2moe-mixed; do
+for f in llama-gqa qwen2-tied qwen2moe mixtral qwen2moe-mixed olmoe; do
   for attn in eager sdpa; do
     if build/cuda/bin/semskip parity --model "tests/data/parity/$f" \
         --reference "tests/data/parity/$f/reference.safetensors" --device cuda --attn "$attn" \

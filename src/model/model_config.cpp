@@ -27,6 +27,8 @@ const char* arch_name(Arch a) {
       return "qwen2_moe";
     case Arch::mixtral:
       return "mixtral";
+    case Arch::olmoe:
+      return "olmoe";
   }
   SEMSKIP_ASSERT(false);
 }
@@ -35,6 +37,7 @@ bool ModelConfig::is_moe_layer(int64_t layer) const {
   SEMSKIP_ASSERT(layer >= 0 && layer < n_layers);
   switch (arch) {
     case Arch::mixtral:
+    case Arch::olmoe:
       return true;
     case Arch::qwen2_moe:
       // As Hugging Face's Qwen2MoeDecoderLayer decides it.
@@ -46,7 +49,7 @@ bool ModelConfig::is_moe_layer(int64_t layer) const {
 }
 
 int64_t ModelConfig::n_moe_layers() const {
-  if (arch == Arch::mixtral) return n_layers;
+  if (arch == Arch::mixtral || arch == Arch::olmoe) return n_layers;
   if (arch != Arch::qwen2_moe || n_experts <= 0) return 0;
   // is_moe_layer's rule counted without a loop over n_layers (absurd configs are sized too):
   // the layers (l + 1) % decoder_sparse_step == 0, less those mlp_only_layers forces dense.
@@ -62,6 +65,7 @@ int64_t ModelConfig::n_moe_layers() const {
 int64_t ModelConfig::expert_intermediate_size() const {
   switch (arch) {
     case Arch::mixtral:
+    case Arch::olmoe:
       return intermediate_size;
     case Arch::qwen2_moe:
       return moe_intermediate_size;
@@ -78,13 +82,14 @@ Arch parse_arch(const JsonKeys& k) {
   if (t == "qwen2") return Arch::qwen2;
   if (t == "qwen2_moe") return Arch::qwen2_moe;
   if (t == "mixtral") return Arch::mixtral;
+  if (t == "olmoe") return Arch::olmoe;
   k.fail("model_type", fmt::format("is '{}', which semskip does not support (supported: llama, qwen2, "
-                                   "qwen2_moe, mixtral)",
+                                   "qwen2_moe, mixtral, olmoe)",
                                    t));
 }
 
 // The Hugging Face defaults of each architecture's config class, for keys a config may omit.
-double default_rms_norm_eps(Arch a) { return a == Arch::mixtral ? 1e-5 : 1e-6; }
+double default_rms_norm_eps(Arch a) { return a == Arch::mixtral || a == Arch::olmoe ? 1e-5 : 1e-6; }
 double default_rope_theta(Arch a) { return a == Arch::mixtral ? 1e6 : 1e4; }
 
 // Classic layout: "rope_theta" + "rope_scaling" {"rope_type"|"type", "factor", ...} or null.
@@ -183,6 +188,11 @@ void parse_moe(const JsonKeys& k, ModelConfig& c) {
     c.moe_intermediate_size = c.intermediate_size;
     // Hugging Face's Mixtral always renormalises the top-k softmax weights.
     c.norm_topk_prob = true;
+  } else if (c.arch == Arch::olmoe) {
+    c.n_experts = k.req_int_at_least("num_experts", 1);
+    c.n_experts_per_tok = k.req_int_at_least("num_experts_per_tok", 1);
+    c.moe_intermediate_size = c.intermediate_size;
+    c.norm_topk_prob = k.opt_bool("norm_topk_prob", false);
   } else if (c.arch == Arch::qwen2_moe) {
     c.n_experts = k.req_int_at_least("num_experts", 0);
     c.decoder_sparse_step = k.opt_int_at_least("decoder_sparse_step", 1, 1);
@@ -261,6 +271,13 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
       c.attention_bias = k.opt_bool("qkv_bias", true);
       break;
     case Arch::mixtral:
+      break;
+    case Arch::olmoe:
+      c.attention_bias = k.opt_bool("attention_bias", false);
+      c.o_proj_bias = c.attention_bias;
+      c.qk_norm = true;
+      // Hugging Face clamps q, k and v to ±clip_qkv when it is set; semskip does not.
+      if (k.has("clip_qkv")) k.fail("clip_qkv", "is set; clipping q/k/v is not supported (null only)");
       break;
   }
   parse_moe(k, c);
@@ -366,6 +383,12 @@ json ModelConfig::to_json() const {
       j["num_local_experts"] = n_experts;
       j["num_experts_per_tok"] = n_experts_per_tok;
       break;
+    case Arch::olmoe:
+      j["attention_bias"] = attention_bias;
+      j["num_experts"] = n_experts;
+      j["num_experts_per_tok"] = n_experts_per_tok;
+      j["norm_topk_prob"] = norm_topk_prob;
+      break;
   }
   return j;
 }
@@ -377,6 +400,7 @@ double ModelConfig::weight_bytes(double bytes_per_value, int64_t n_experts_held)
   double attn = d * H * hd * 2.0 + d * H_kv * hd * 2.0;
   if (attention_bias) attn += (H + 2.0 * H_kv) * hd;
   if (o_proj_bias) attn += d;
+  if (qk_norm) attn += (H + H_kv) * hd;
   const double dense_mlp = 3.0 * d * I + (mlp_bias ? 2.0 * I + d : 0.0);
   const double n_moe = n_experts > 0 ? double(n_moe_layers()) : 0.0;
   const double held = n_experts_held < 0 ? double(n_experts) : double(std::min(n_experts_held, n_experts));

@@ -10,7 +10,7 @@
 
 namespace semskip {
 
-enum class Arch { llama, qwen2, qwen2_moe, mixtral };
+enum class Arch { llama, qwen2, qwen2_moe, mixtral, olmoe };
 
 const char* arch_name(Arch a);
 
@@ -43,11 +43,12 @@ struct ModelConfig {
   bool attention_bias = false;     // q/k/v bias (qwen2, qwen2_moe: always; llama: attention_bias)
   bool o_proj_bias = false;        // llama attention_bias also biases o_proj
   bool mlp_bias = false;           // llama mlp_bias
+  bool qk_norm = false;            // olmoe: RMSNorm over the whole q and k projections, before RoPE
 
-  // Mixture of experts (qwen2_moe, mixtral); n_experts == 0 for dense models.
+  // Mixture of experts (qwen2_moe, mixtral, olmoe); n_experts == 0 for dense models.
   int64_t n_experts = 0;
   int64_t n_experts_per_tok = 0;
-  int64_t moe_intermediate_size = 0;            // routed-expert width (mixtral: = intermediate_size)
+  int64_t moe_intermediate_size = 0;            // routed-expert width (mixtral, olmoe: = intermediate_size)
   int64_t shared_expert_intermediate_size = 0;  // qwen2_moe shared expert width (0: none)
   int64_t decoder_sparse_step = 1;              // qwen2_moe: layer l is sparse if (l+1) % step == 0
   std::vector<int64_t> mlp_only_layers;         // qwen2_moe: layers forced dense

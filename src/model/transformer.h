@@ -1,5 +1,5 @@
 #pragma once
-// A decoder-only transformer (llama, qwen2, qwen2_moe, mixtral) with TransformerLens-style
+// A decoder-only transformer (llama, qwen2, qwen2_moe, mixtral, olmoe) with TransformerLens-style
 // forward semantics:
 //   forward(ids [B, T])                                  -> logits [B, T, V]
 //   forward(resid, {.start_at_layer = s})                -> runs blocks [s, L), then norm + head

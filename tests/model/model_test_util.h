@@ -18,7 +18,7 @@
 namespace semskip::test {
 
 inline const std::vector<std::string>& fixture_names() {
-  static const std::vector<std::string> names = {"llama-gqa", "qwen2-tied", "qwen2moe", "mixtral", "qwen2moe-mixed"};
+  static const std::vector<std::string> names = {"llama-gqa", "qwen2-tied", "qwen2moe", "mixtral", "qwen2moe-mixed", "olmoe"};
   return names;
 }
 

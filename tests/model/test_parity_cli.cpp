@@ -82,7 +82,7 @@ TEST(ParityCli, PassesOnEveryFixture) {
     const nlohmann::json& s = r.out["sequences"][1];
     EXPECT_LT(s["logits"]["rel_err"].get<double>(), 1e-4);
     EXPECT_TRUE(s["flops"]["pass"].get<bool>());
-    const bool moe = name == "qwen2moe" || name == "mixtral" || name == "qwen2moe-mixed";
+    const bool moe = name == "qwen2moe" || name == "mixtral" || name == "qwen2moe-mixed" || name == "olmoe";
     EXPECT_EQ(s.contains("topk_experts"), moe);
     if (name == "qwen2moe-mixed") {
       // Dense layers 0 and 2 (mlp_only_layers, decoder_sparse_step 2): routing of layers 1, 3.

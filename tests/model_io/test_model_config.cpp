@@ -81,6 +81,28 @@ void check(const ModelConfig& c, const Expected& e) {
   for (int64_t l = 0; l < c.n_layers; ++l) EXPECT_EQ(c.is_moe_layer(l), e.experts > 0) << "layer " << l;
 }
 
+
+// OLMoE (the fixture written by transformers 5.17): every layer MoE, experts of width
+// intermediate_size, q/k normalisation, no shared expert; a clip_qkv it would apply is refused.
+TEST(ModelConfig, OlmoeFixtureAndClipQkvRefused) {
+  const ModelConfig c = ModelConfig::from_file(std::string(SEMSKIP_TEST_DATA) + "/parity/olmoe/config.json");
+  EXPECT_EQ(c.arch, Arch::olmoe);
+  EXPECT_EQ(c.model_type, "olmoe");
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.n_moe_layers(), 3);
+  for (int64_t l = 0; l < 3; ++l) EXPECT_TRUE(c.is_moe_layer(l));
+  EXPECT_EQ(c.n_experts, 8);
+  EXPECT_EQ(c.n_experts_per_tok, 2);
+  EXPECT_EQ(c.expert_intermediate_size(), 32);
+  EXPECT_FALSE(c.norm_topk_prob);
+  EXPECT_EQ(c.shared_expert_intermediate_size, 0);
+  EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_EQ(ModelConfig::from_json(c.to_json(), "round trip").to_json(), c.to_json());
+  json j = json::parse(read_file(std::string(SEMSKIP_TEST_DATA) + "/parity/olmoe/config.json"));
+  j["clip_qkv"] = 8.0;
+  expect_error([&] { parse(j); }, {"test.json", "'clip_qkv'", "not supported"});
+}
+
 }  // namespace
 
 TEST(ModelConfig, FixturesInBothLayouts) {

@@ -10,6 +10,7 @@ DecoderLayer build_decoder_layer(const ModelConfig& c, int64_t layer, WeightSour
     case Arch::qwen2: return build_qwen2_layer(c, layer, w, o);
     case Arch::qwen2_moe: return build_qwen2_moe_layer(c, layer, w, o);
     case Arch::mixtral: return build_mixtral_layer(c, layer, w, o);
+    case Arch::olmoe: return build_olmoe_layer(c, layer, w, o);
   }
   SEMSKIP_ASSERT(false);
 }

@@ -17,6 +17,25 @@ Qkv Attention::project_qkv(const at::Tensor& x_normed, const RopeTable& rope, Fl
     return y.view({batch, n_tokens, n, head_dim}).transpose(1, 2);  // [B, n, T, hd]
   };
   Qkv out;
+  if (q_norm.weight.defined()) {
+    // Normalised over the whole projection, then split into heads and rotated.
+    const int64_t q_width = n_heads * head_dim, kv_width = n_kv_heads * head_dim;
+    at::Tensor q, k, v;
+    if (qkv_proj.weight.defined()) {
+      const at::Tensor qkv = qkv_proj.forward(x_normed, flops, layer, OpGroup::attn_proj);
+      q = qkv.narrow(-1, 0, q_width);
+      k = qkv.narrow(-1, q_width, kv_width);
+      v = qkv.narrow(-1, q_width + kv_width, kv_width);
+    } else {
+      q = q_proj.forward(x_normed, flops, layer, OpGroup::attn_proj);
+      k = k_proj.forward(x_normed, flops, layer, OpGroup::attn_proj);
+      v = v_proj.forward(x_normed, flops, layer, OpGroup::attn_proj);
+    }
+    out.q = Rotary::apply(heads(q_norm.forward(q), n_heads), rope);
+    out.k = Rotary::apply(heads(k_norm.forward(k), n_kv_heads), rope);
+    out.v = heads(v, n_kv_heads);
+    return out;
+  }
   if (qkv_proj.weight.defined()) {
     // One matmul; its FLOPs are those of the three projections together.
     const at::Tensor qkv = qkv_proj.forward(x_normed, flops, layer, OpGroup::attn_proj);
@@ -121,7 +140,9 @@ at::Tensor Attention::project_out(const at::Tensor& o, FlopCounter* flops, int l
 void Attention::fuse_projections() { qkv_proj = fuse_rows({&q_proj, &k_proj, &v_proj}); }
 
 int64_t Attention::n_params() const {
-  return q_proj.n_params() + k_proj.n_params() + v_proj.n_params() + o_proj.n_params();
+  int64_t n = q_proj.n_params() + k_proj.n_params() + v_proj.n_params() + o_proj.n_params();
+  if (q_norm.weight.defined()) n += q_norm.weight.numel() + k_norm.weight.numel();
+  return n;
 }
 
 }  // namespace semskip

@@ -11,6 +11,7 @@
 #include "metrics/flop_counter.h"
 #include "model/layers/attention_mask.h"
 #include "model/layers/linear.h"
+#include "model/layers/rms_norm.h"
 #include "model/layers/rotary.h"
 #include "model/model_options.h"
 
@@ -31,6 +32,10 @@ class Attention {
   // q, k and v stacked, [(n_heads + 2·n_kv_heads)·head_dim, d]; q/k/v_proj are views of its
   // rows. Undefined weight: the three run separately (e.g. blocks assembled by hand).
   Linear qkv_proj;
+  // OLMoE: RMSNorm over the whole query and key projections ([n_heads·head_dim] and
+  // [n_kv_heads·head_dim]), before RoPE. Undefined weights: none.
+  RmsNorm q_norm;
+  RmsNorm k_norm;
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;
   int64_t head_dim = 0;

@@ -31,14 +31,19 @@ Routing MoeBlock::route(const at::Tensor& x, FlopCounter* flops, int layer) cons
   return r;
 }
 
-ExpertDispatch MoeBlock::dispatch(const Routing& routing) const {
+ExpertDispatch MoeBlock::order_pairs(const Routing& routing) const {
   ExpertDispatch plan;
   plan.n_tokens = routing.topk_ids.size(0);
   const at::Tensor flat_ids = routing.topk_ids.reshape({-1});  // [N·k], token-major
   const at::Tensor order = std::get<1>(at::sort(flat_ids, /*stable=*/true, 0, false));
   plan.token_index = at::div(order, top_k, "floor");
   plan.weight = routing.topk_weights.reshape({-1}).index_select(0, order);
-  const at::Tensor counts = at::bincount(flat_ids, {}, n_experts()).to(at::kCPU).to(at::kLong);
+  return plan;
+}
+
+ExpertDispatch MoeBlock::dispatch(const Routing& routing) const {
+  ExpertDispatch plan = order_pairs(routing);
+  const at::Tensor counts = at::bincount(routing.topk_ids.reshape({-1}), {}, n_experts()).to(at::kCPU).to(at::kLong);
   plan.counts.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + n_experts());
   return plan;
 }
@@ -133,25 +138,23 @@ at::Tensor MoeBlock::forward_grouped(const at::Tensor& x, const Routing& routing
                                      int layer) const {
   SEMSKIP_ASSERT(grouped_available(x) && x.dim() == 2);
 #if SEMSKIP_GROUPED_MM
-  const int64_t n = x.size(0), d = x.size(1), width = stacked_down.size(2), pairs = routing.topk_ids.numel();
+  const int64_t d = x.size(1), width = stacked_down.size(2), pairs = routing.topk_ids.numel();
   if (flops) {
     flops->add_matmul(layer, OpGroup::experts, pairs, 2 * width, d);
     flops->add_matmul(layer, OpGroup::experts, pairs, d, width);
   }
-  // The pairs in expert order (stable within one), as dispatch() orders them, and each
-  // expert's end offset among them, counted on the device (int32 [E]).
+  // The pairs in expert order, and each expert's end offset among them, counted on the
+  // device (int32 [E]; bincount would read its size on the host).
+  const ExpertDispatch plan = order_pairs(routing);
   const at::Tensor flat_ids = routing.topk_ids.reshape({pairs});
-  const at::Tensor order = std::get<1>(at::sort(flat_ids, /*stable=*/true, 0, false));
-  const at::Tensor token_index = at::div(order, top_k, "floor");
-  const at::Tensor weight = routing.topk_weights.reshape({pairs}).index_select(0, order);
   const at::Tensor counts = at::zeros({n_experts()}, flat_ids.options()).index_add_(0, flat_ids, at::ones_like(flat_ids));
   const at::Tensor offs = counts.cumsum(0).to(at::kInt);
-  const at::Tensor rows = x.index_select(0, token_index);  // [P, d]
+  const at::Tensor rows = gather_rows(x, plan);  // [P, d]
   // [E, out, in] stacks, transposed to [E, in, out]: the column-major operand the kernel takes.
   const at::Tensor gate_up = at::_grouped_mm(rows, stacked_gate_up.transpose(1, 2), offs);  // [P, 2·width]
   const at::Tensor h = at::silu(gate_up.narrow(-1, 0, width)) * gate_up.narrow(-1, width, width);
   const at::Tensor y = at::_grouped_mm(h, stacked_down.transpose(1, 2), offs);  // [P, d]
-  at::Tensor out = at::zeros({n, d}, y.options()).index_add_(0, token_index, y * weight.unsqueeze(1));
+  at::Tensor out = combine(y, plan);
   if (shared) out = out + shared_expert(x, flops, layer);
   return out;
 #else

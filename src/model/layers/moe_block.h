@@ -27,7 +27,7 @@ struct Routing {
 struct ExpertDispatch {
   at::Tensor token_index;       // int64 [N·k]: the token of each pair
   at::Tensor weight;            // compute dtype [N·k]: its routing weight
-  std::vector<int64_t> counts;  // host [E]: pairs routed to each expert, in order
+  std::vector<int64_t> counts;  // host [E]: pairs routed to each expert, in order (order_pairs: empty)
   int64_t n_tokens = 0;         // N
 };
 
@@ -54,6 +54,8 @@ class MoeBlock {
   // x [N, d] -> routing of each row.
   Routing route(const at::Tensor& x, FlopCounter* flops = nullptr, int layer = FlopCounter::kNoLayer) const;
   ExpertDispatch dispatch(const Routing& routing) const;
+  // The same order, token_index and weight, without the host copy of the counts (empty).
+  ExpertDispatch order_pairs(const Routing& routing) const;
   // x [N, d] -> the rows of every routed pair, grouped by expert: [N·k, d].
   at::Tensor gather_rows(const at::Tensor& x, const ExpertDispatch& plan) const;
   // Expert e on its rows x_rows [n, d] -> [n, d] (unweighted).

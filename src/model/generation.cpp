@@ -138,12 +138,10 @@ GenerateResult generate_greedy(const Transformer& model, const std::vector<std::
   synchronize(model.device());
   result.t_prefill_s = clock.seconds();
 
+  clock.restart();
   if (result.decode != DecodeMode::eager) {
-    clock.restart();
     const FixedDecodeResult fr = decode_fixed(model, cache, first, options.max_new_tokens - 1,
                                               result.decode == DecodeMode::graph, options.eos_token_id);
-    synchronize(model.device());
-    result.t_decode_s = clock.seconds();
     result.t_capture_s = fr.t_capture_s;
     result.n_decode_steps = fr.n_steps;
     // Each row's tokens up to and including its first eos, as the eager loop keeps them.
@@ -156,18 +154,16 @@ GenerateResult generate_greedy(const Transformer& model, const std::vector<std::
         out.push_back(row[t]);
         if (options.eos_token_id && row[t] == *options.eos_token_id) break;
       }
-      result.n_tokens_gen += static_cast<int64_t>(out.size());
     }
-    return result;
+  } else {
+    fo.attention_mask = at::Tensor();
+    GreedyLoop loop;
+    loop.max_new_tokens = options.max_new_tokens;
+    loop.eos_token_id = options.eos_token_id;
+    // Stopped rows keep being computed (their outputs are dropped): the step's shape stays fixed.
+    loop.step = [&](const at::Tensor& tokens, const at::Tensor&) { return model.forward(tokens, fo); };
+    result.tokens = decode_greedy(first, loop, &result.n_decode_steps);
   }
-  fo.attention_mask = at::Tensor();
-  GreedyLoop loop;
-  loop.max_new_tokens = options.max_new_tokens;
-  loop.eos_token_id = options.eos_token_id;
-  // Stopped rows keep being computed (their outputs are dropped): the step's shape stays fixed.
-  loop.step = [&](const at::Tensor& tokens, const at::Tensor&) { return model.forward(tokens, fo); };
-  clock.restart();
-  result.tokens = decode_greedy(first, loop, &result.n_decode_steps);
   synchronize(model.device());
   result.t_decode_s = clock.seconds();
   for (const auto& t : result.tokens) result.n_tokens_gen += static_cast<int64_t>(t.size());

@@ -27,8 +27,13 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <set>
 
 #include <ATen/Parallel.h>
+
+#ifdef SEMSKIP_CUDA
+#include <torch/csrc/autograd/profiler_kineto.h>
+#endif
 
 #include "comm/runtime.h"
 #include "core/dtype.h"
@@ -83,6 +88,9 @@ struct ServeBenchFlags {
   bool no_chunked_prefill = false;
   std::string skip_exec = "gather";
   std::string save_prompts;  // JSON Lines of the served requests (ids, prompt ids, lengths, arrival)
+  int64_t num_warmups = 0;   // requests served (policy none, all at once, not recorded) before the runs
+  std::string profile_out;   // Kineto trace of each policy's steps --profile-steps (CUDA builds)
+  std::string profile_steps = "0:4";
 };
 
 // "4096", "512MiB", "2GiB", "1.5GB": bytes; semskip::Error naming --kv-cache-memory.
@@ -120,7 +128,9 @@ nlohmann::json result_to_json(const serve::ServeResult& r) {
     steps.push_back({{"i", s.index}, {"start", s.start_s}, {"dur", s.duration_s}, {"seqs", s.n_seqs},
                      {"prefill", s.n_prefill_tokens}, {"decode", s.n_decode_tokens}, {"waiting", s.n_waiting},
                      {"preempted", s.n_preempted}, {"blocks", s.n_kv_blocks_used}, {"skip", s.rows_skipping},
-                     {"mlp", s.rows_mlp_skipping}, {"lookup", s.t_lookup_s}});
+                     {"mlp", s.rows_mlp_skipping}, {"lookup", s.t_lookup_s},
+                     {"t_sched", s.t_schedule_s}, {"t_prep", s.t_prepare_s}, {"t_fwd", s.t_forward_s},
+                     {"t_fin", s.t_finish_s}});
   }
   return {{"requests", reqs},
           {"steps", steps},
@@ -179,6 +189,10 @@ void merge_into(MergedPolicy& m, const nlohmann::json& j, int rank) {
     st.rows_skipping = s["skip"].get<std::vector<int64_t>>();
     st.rows_mlp_skipping = s["mlp"].get<std::vector<int64_t>>();
     st.t_lookup_s = s["lookup"];
+    st.t_schedule_s = s["t_sched"];
+    st.t_prepare_s = s["t_prep"];
+    st.t_forward_s = s["t_fwd"];
+    st.t_finish_s = s["t_fin"];
     m.steps.push_back(std::move(st));
     m.step_rank.push_back(rank);
   }
@@ -219,6 +233,65 @@ std::string compact_utc() {
   return out;
 }
 
+// --profile-steps FIRST:COUNT: the scheduler steps whose trace --profile-out writes.
+std::pair<int64_t, int64_t> parse_profile_steps(const std::string& text) {
+  const std::vector<std::string> parts = split(text, ':');
+  SEMSKIP_THROW_IF_NOT_MSG(parts.size() == 2, "--profile-steps '{}': expected FIRST:COUNT (e.g. 100:4)", text);
+  const int64_t first = parse_int(parts[0], "--profile-steps FIRST"), count = parse_int(parts[1], "--profile-steps COUNT");
+  SEMSKIP_THROW_IF_NOT_MSG(first >= 0 && count >= 1, "--profile-steps '{}': FIRST must be >= 0 and COUNT >= 1", text);
+  return {first, count};
+}
+
+// The trace file of the policy at `index`: PATH's stem + ".<index>" + its extension.
+std::string profile_path(const std::string& path, size_t index) {
+  const std::filesystem::path p(path);
+  return (p.parent_path() / (p.stem().string() + "." + std::to_string(index) + p.extension().string())).string();
+}
+
+// A Kineto trace (CPU operators and CUDA kernels) of a window of scheduler steps.
+class StepProfiler {
+ public:
+  StepProfiler(std::string path, int64_t first, int64_t count) : path_(std::move(path)), first_(first), count_(count) {}
+  ~StepProfiler() {
+    if (on_) finish();
+  }
+  // Before the run (a window from step 0) and after each step.
+  void before_run() {
+    if (first_ == 0) start();
+  }
+  void after_step(int64_t index) {
+    if (index + 1 == first_) start();
+    if (on_ && index + 1 == first_ + count_) finish();
+  }
+  // After the run: a window that outlasted it ends with it.
+  void after_run() {
+    if (on_) finish();
+  }
+
+ private:
+  void start() {
+#ifdef SEMSKIP_CUDA
+    namespace tpi = torch::profiler::impl;
+    const tpi::ProfilerConfig config(tpi::ProfilerState::KINETO);
+    const std::set<tpi::ActivityType> activities{tpi::ActivityType::CPU, tpi::ActivityType::CUDA};
+    torch::autograd::profiler::prepareProfiler(config, activities);
+    torch::autograd::profiler::enableProfiler(config, activities);
+    on_ = true;
+#endif
+  }
+  void finish() {
+#ifdef SEMSKIP_CUDA
+    on_ = false;
+    torch::autograd::profiler::disableProfiler()->save(path_);
+    std::fprintf(stderr, "semskip serve-bench: trace of steps %lld..%lld written to %s\n",
+                 static_cast<long long>(first_), static_cast<long long>(first_ + count_ - 1), path_.c_str());
+#endif
+  }
+  std::string path_;
+  int64_t first_, count_;
+  bool on_ = false;
+};
+
 int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags& report_flags) {
   Runtime& rt = Runtime::get();
   const bool distributed = rt.world_size() > 1;
@@ -231,6 +304,11 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
                            f.max_num_batched_tokens);
   SEMSKIP_THROW_IF_NOT_MSG(f.max_num_seqs >= 1, "--max-num-seqs must be >= 1, got {}", f.max_num_seqs);
   SEMSKIP_THROW_IF_NOT_MSG(f.block_size >= 1, "--block-size must be >= 1, got {}", f.block_size);
+  SEMSKIP_THROW_IF_NOT_MSG(f.num_warmups >= 0, "--num-warmups must be >= 0, got {}", f.num_warmups);
+  const std::pair<int64_t, int64_t> profile_window = parse_profile_steps(f.profile_steps);
+#ifndef SEMSKIP_CUDA
+  SEMSKIP_THROW_IF_NOT_MSG(f.profile_out.empty(), "--profile-out needs a CUDA build (scripts/gpu/build-cuda.sh)");
+#endif
   SEMSKIP_THROW_IF_NOT_MSG(f.num_kv_blocks >= 0, "--num-kv-blocks must be >= 0 (0: derived), got {}",
                            f.num_kv_blocks);
   SEMSKIP_THROW_IF_NOT_MSG(f.num_kv_blocks == 0 || f.kv_cache_memory.empty(),
@@ -267,6 +345,7 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
     if (rt.is_root()) report::check_report_path(result_path, true);  // folder exists and is writable
   }
   if (!f.save_prompts.empty() && rt.is_root()) report::check_report_path(f.save_prompts, true);
+  if (!f.profile_out.empty() && rt.is_root()) report::check_report_path(profile_path(f.profile_out, 0), true);
   std::string user_metadata = "{}";
   if (rt.is_root() && !plan.report.empty()) user_metadata = check_report_flags(report_flags, plan.report);
 
@@ -430,6 +509,21 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
     if (policies.back()) check_policy_requirements(*policies.back(), plan.calib_requests > 0, 1);
   }
 
+  // Warm-up: the first requests, all at once, through the full model and a server of the same
+  // options (allocator pools, kernel modules and library handles set up before any clock runs).
+  if (f.num_warmups > 0) {
+    std::vector<serve::ServeRequest> warm(serve_reqs.begin(),
+                                          serve_reqs.begin() + std::min<size_t>(serve_reqs.size(), f.num_warmups));
+    for (serve::ServeRequest& r : warm) r.arrival_s = 0.0;
+    serve::ServeOptions wo = so;
+    wo.on_step = nullptr;
+    serve::Server warm_server(model, nullptr, wo);
+    const serve::ServeResult wr = warm_server.run(warm);
+    if (rt.is_root())
+      std::fprintf(stderr, "semskip serve-bench: warm-up of %zu requests took %.2f s (%zu steps, not recorded)\n",
+                   warm.size(), wr.duration_s, wr.steps.size());
+  }
+
   bool calib_mlp_out = false;  // one calibration serves every policy
   for (const auto& p : policies) calib_mlp_out = calib_mlp_out || (p && p->needs_calibration_mlp_out());
   std::vector<MergedPolicy> merged;
@@ -441,9 +535,18 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
       calibrated = true;
       policy->calibrate(calib);
     }
-    serve::Server server(model, policy.get(), so);
+    serve::ServeOptions po = so;
+    std::unique_ptr<StepProfiler> profiler;
+    if (!f.profile_out.empty() && rt.is_root()) {
+      profiler = std::make_unique<StepProfiler>(profile_path(f.profile_out, merged.size()), profile_window.first,
+                                                profile_window.second);
+      po.on_step = [&profiler](const serve::StepRecord& s) { profiler->after_step(s.index); };
+    }
+    serve::Server server(model, policy.get(), po);
     if (distributed) world.barrier();  // the ranks' clocks start together
+    if (profiler) profiler->before_run();
     const serve::ServeResult result = server.run(serve_reqs);
+    if (profiler) profiler->after_run();
     const std::vector<std::string> texts = gather_texts(result_to_json(result).dump(), rt);
     if (!rt.is_root()) continue;
     MergedPolicy m;
@@ -698,6 +801,14 @@ void add_serve_bench_command(CLI::App& app, CommandRegistry& reg) {
       ->capture_default_str();
   sub->add_option("--kv-cache-memory", f.kv_cache_memory, "memory of the KV pool (bytes, or 512MiB, 4GiB)");
   sub->add_flag("--no-chunked-prefill", f.no_chunked_prefill, "prefill each prompt whole in one step");
+  sub->add_option("--num-warmups", f.num_warmups,
+                  "requests served before the measured runs (the first ones, all at once, policy none; not recorded)")
+      ->capture_default_str();
+  sub->add_option("--profile-out", f.profile_out,
+                  "write a Kineto trace (CPU operators, CUDA kernels) of each policy's --profile-steps to "
+                  "PATH with the policy's index before the extension (CUDA builds)");
+  sub->add_option("--profile-steps", f.profile_steps, "FIRST:COUNT, the scheduler steps --profile-out traces")
+      ->capture_default_str();
   sub->add_option("--skip-exec", f.skip_exec,
                   "how the rows of a layer that skip and run are executed: gather | bucket | mask")
       ->capture_default_str();

@@ -69,7 +69,7 @@ Table serve_steps_table(const std::vector<ServePolicyRecords>& runs, int64_t n_l
   std::vector<std::string> policy;
   std::vector<int64_t> rank, step, n_seqs, n_prefill, n_decode, n_waiting, n_preempted, n_blocks, n_skip_total,
       n_mlp_total;
-  std::vector<double> start, duration, lookup;
+  std::vector<double> start, duration, lookup, t_sched, t_prep, t_fwd, t_fin;
   std::vector<std::vector<int64_t>> skip(static_cast<size_t>(n_layer)), mlp(static_cast<size_t>(n_layer));
   for (const ServePolicyRecords& run : runs) {
     SEMSKIP_THROW_IF_NOT_MSG(run.step_rank.size() == run.steps.size(),
@@ -94,6 +94,10 @@ Table serve_steps_table(const std::vector<ServePolicyRecords>& runs, int64_t n_l
       n_preempted.push_back(s.n_preempted);
       n_blocks.push_back(s.n_kv_blocks_used);
       lookup.push_back(s.t_lookup_s);
+      t_sched.push_back(s.t_schedule_s);
+      t_prep.push_back(s.t_prepare_s);
+      t_fwd.push_back(s.t_forward_s);
+      t_fin.push_back(s.t_finish_s);
       int64_t total_skip = 0, total_mlp = 0;
       for (int64_t l = 0; l < n_layer; ++l) {
         const int64_t a = s.rows_skipping.empty() ? 0 : s.rows_skipping[l];
@@ -120,6 +124,10 @@ Table serve_steps_table(const std::vector<ServePolicyRecords>& runs, int64_t n_l
   t.add("n_preempted", std::move(n_preempted));
   t.add("n_kv_blocks_used", std::move(n_blocks));
   t.add("t_lookup_s", std::move(lookup));
+  t.add("t_schedule_s", std::move(t_sched));
+  t.add("t_prepare_s", std::move(t_prep));
+  t.add("t_forward_s", std::move(t_fwd));
+  t.add("t_finish_s", std::move(t_fin));
   t.add("n_block_skips", std::move(n_skip_total));
   t.add("n_mlp_skips", std::move(n_mlp_total));
   for (int64_t l = 0; l < n_layer; ++l) t.add(fmt::format("n_block_skips_l{}", l), std::move(skip[l]));

@@ -51,6 +51,12 @@ struct StepRecord {
   std::vector<int64_t> rows_skipping;  // per layer: tokens of the step that skipped the block
   std::vector<int64_t> rows_mlp_skipping;  // per layer: tokens that ran attention, not the MLP
   double t_lookup_s = 0.0;           // of duration_s: semantic-cache lookups
+  // duration_s cut into its phases, as the host sees them (the device runs behind the host, so
+  // device work launched in one phase may be waited for in a later one):
+  double t_schedule_s = 0.0;         // scheduling (and the lockstep exchange)
+  double t_prepare_s = 0.0;          // the step's inputs and KV layout, the pool's K/V gathered
+  double t_forward_s = 0.0;          // the forward (host syncs inside it included)
+  double t_finish_s = 0.0;           // K/V written back, the step's tokens read (device waited for)
 };
 
 }  // namespace semskip::serve

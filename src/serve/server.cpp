@@ -182,6 +182,9 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
     StepRecord step;
     step.index = static_cast<int64_t>(res.steps.size());
     step.start_s = t0;
+    const double t_scheduled = clock.seconds();
+    step.t_schedule_s = t_scheduled - t0;
+    double t_forward_begin = t_scheduled, t_forward_end = t_scheduled;
     step.n_preempted = static_cast<int64_t>(out.preempted.size());
     LayerCounts counts(L);
     const int64_t B = static_cast<int64_t>(out.seqs.size());
@@ -193,7 +196,9 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
       ctx.flops = &flops;
       ctx.union_row_offset = row_offset;
       KvCache kv = engine_.make_cache(0, 1);
+      t_forward_begin = clock.seconds();
       engine_.step(idle.ids, ctx, kv, *policy_, &flops, &counts);
+      t_forward_end = clock.seconds();
       step.t_lookup_s = static_cast<double>(ctx.t_lookup_ns) * 1e-9;
       synchronize(dev);
     } else {
@@ -245,7 +250,10 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
       StepContext ctx(L, cfg.hidden_size, valid_d, ctx_rows, !any_decode);
       ctx.flops = &flops;
       ctx.union_row_offset = row_offset;
-      const at::Tensor logits = engine_.step(ids.to(dev), ctx, kv, *policy_, &flops, &counts);  // [B, 1, V]
+      const at::Tensor ids_d = ids.to(dev);
+      t_forward_begin = clock.seconds();
+      const at::Tensor logits = engine_.step(ids_d, ctx, kv, *policy_, &flops, &counts);  // [B, 1, V]
+      t_forward_end = clock.seconds();
       pool_->scatter(kv, layout);
       // Per row: (token, layer) pairs that skipped a block, at prompt and at output tokens.
       at::Tensor skipped = at::zeros({B, S}, at::TensorOptions().dtype(at::kLong).device(dev));
@@ -286,6 +294,9 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
     sched.complete(out, stop);
     t_end = clock.seconds();
     step.duration_s = t_end - t0;
+    step.t_prepare_s = t_forward_begin - t_scheduled;
+    step.t_forward_s = t_forward_end - t_forward_begin;
+    step.t_finish_s = t_end - t_forward_end;
     step.n_seqs = B;
     step.n_waiting = sched.n_waiting();
     step.n_kv_blocks_used = sched.blocks().n_used();

@@ -169,6 +169,32 @@ TEST(Attention, GroupedHeadsCausalAndPaddedMasksMatchNaive) {
   }
 }
 
+// Long query blocks under a per-row mask take the other sdpa layout (K/V repeated to every
+// head, the mask broadcast), from 2·n_kv_heads·head_dim queries on: both layouts against the
+// naive definition, on each side of that bound.
+TEST(Attention, LongPaddedQueryBlocksMatchNaiveInBothLayouts) {
+  for (AttnImpl impl : {AttnImpl::eager, AttnImpl::sdpa}) {
+    for (int64_t kv_heads : {1, 2}) {
+      const Attention a = make_attention(4, kv_heads, 8, impl);
+      const int64_t batch = 3, tk = 40;
+      const at::Tensor k = at::randn({batch, kv_heads, tk, 8}), v = at::randn({batch, kv_heads, tk, 8});
+      for (int64_t tq : {1, 15, 16, 17, 33, 40}) {
+        const at::Tensor q = at::randn({batch, 4, tq, 8});
+        const at::Tensor slots = at::arange(tk - tq, tk, at::kLong);
+        at::Tensor valid = at::ones({batch, tk}, at::kBool);
+        valid[0].narrow(0, 0, 5).fill_(false);
+        valid[2].narrow(0, 0, 11).fill_(false);
+        const AttentionMask pm = AttentionMask::from_slots(slots, valid, batch, tk, at::kFloat, false);
+        const at::Tensor causal = (at::arange(tk, at::kLong) <= slots.unsqueeze(1)).unsqueeze(0).expand({batch, tq, tk});
+        const at::Tensor allowed =
+            causal.logical_and(valid.unsqueeze(1)).logical_or(at::arange(tk, at::kLong) == slots.unsqueeze(1));
+        EXPECT_TRUE(at::allclose(a.attend(q, k, v, pm).to(at::kDouble), naive_attention(q, k, v, allowed), 1e-5, 1e-5))
+            << attn_impl_name(impl) << " kv " << kv_heads << " tq " << tq;
+      }
+    }
+  }
+}
+
 TEST(MoeBlock, RoutesCombinesAndSharesAsThePerTokenDefinition) {
   const int64_t d = 6, inter = 5, n_experts = 4, n_tokens = 9;
   const auto lin = [](int64_t out, int64_t in) { return Linear{at::randn({out, in}) * 0.3, at::Tensor()}; };

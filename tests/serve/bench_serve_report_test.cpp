@@ -44,6 +44,10 @@ ServePolicyRecords two_requests() {
   s0.n_prefill_tokens = 7;
   s0.rows_skipping = {0, 7, 0};
   s0.rows_mlp_skipping = {0, 0, 1};
+  s0.t_schedule_s = 0.01;
+  s0.t_prepare_s = 0.02;
+  s0.t_forward_s = 0.2;
+  s0.t_finish_s = 0.02;
   serve::StepRecord s1;  // an empty lockstep step: no per-layer counts
   s1.index = 1;
   s1.start_s = 0.75;
@@ -76,6 +80,8 @@ TEST(BenchServeReport, StepsTableHasOneColumnPerLayer) {
   EXPECT_EQ(std::get<std::vector<int64_t>>(t.find("n_block_skips_l1")->data), (std::vector<int64_t>{7, 0}));
   EXPECT_EQ(std::get<std::vector<int64_t>>(t.find("n_mlp_skips_l2")->data), (std::vector<int64_t>{1, 0}));
   EXPECT_EQ(t.find("n_block_skips_l3"), nullptr);
+  EXPECT_EQ(std::get<std::vector<double>>(t.find("t_forward_s")->data), (std::vector<double>{0.2, 0.0}));
+  EXPECT_EQ(std::get<std::vector<double>>(t.find("t_prepare_s")->data), (std::vector<double>{0.02, 0.0}));
   EXPECT_THROW(serve_steps_table({two_requests()}, 4), Error);  // 3 counts for 4 layers
 }
 

@@ -114,6 +114,10 @@ void check_records(const ServeResult& res, const std::vector<ServeRequest>& rs, 
     EXPECT_LE(s.n_kv_blocks_used, res.n_kv_blocks);
     EXPECT_EQ(static_cast<int64_t>(s.rows_skipping.size()), tiny().n_layers());
     EXPECT_GE(s.duration_s, 0.0);
+    // The phases cut the step's duration: each is read off the same clock.
+    for (double t : {s.t_schedule_s, s.t_prepare_s, s.t_forward_s, s.t_finish_s}) EXPECT_GE(t, 0.0);
+    EXPECT_NEAR(s.t_schedule_s + s.t_prepare_s + s.t_forward_s + s.t_finish_s, s.duration_s, 1e-9);
+    if (s.n_seqs > 0) EXPECT_GT(s.t_forward_s, 0.0);
   }
   EXPECT_GE(res.duration_s, res.steps.back().start_s);
 }

@@ -109,7 +109,17 @@ at::Tensor Attention::attend_sdpa(const at::Tensor& q, const at::Tensor& k, cons
   }
 #endif
   // LibTorch 1.13's is_causal reads a boolean mask with the opposite convention of 2.x, so
-  // masks are always passed additive here; queries of a group are folded as in attend_eager.
+  // masks are always passed additive here. A per-row mask [B, 1, Tq, Tk] is either repeated
+  // for the rep query heads of a group (queries folded as in attend_eager: rep·Tq·Tk mask
+  // values copied per row) or broadcast over full heads with K/V repeated to them (2·H·Tk·hd
+  // values copied per row), whichever copies less: the first for decode steps, the second for
+  // long query blocks (prefill chunks beside decoding rows).
+  if (mask.kind == AttentionMask::Kind::explicit_ && rep > 1 && n_queries >= 2 * n_kv_heads * head_dim) {
+    const auto expand = [&](const at::Tensor& t) {
+      return t.unsqueeze(2).expand({batch, n_kv_heads, rep, n_keys, head_dim}).reshape({batch, n_heads, n_keys, head_dim});
+    };
+    return sdpa(q, expand(k), expand(v), mask.additive, false).reshape({batch, n_heads, n_queries, head_dim});
+  }
   const at::Tensor qg = q.reshape({batch, n_kv_heads, rep * n_queries, head_dim});
   c10::optional<at::Tensor> add;
   if (mask.kind == AttentionMask::Kind::causal) {

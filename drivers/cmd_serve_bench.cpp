@@ -130,7 +130,8 @@ nlohmann::json result_to_json(const serve::ServeResult& r) {
                      {"preempted", s.n_preempted}, {"blocks", s.n_kv_blocks_used}, {"skip", s.rows_skipping},
                      {"mlp", s.rows_mlp_skipping}, {"lookup", s.t_lookup_s},
                      {"t_sched", s.t_schedule_s}, {"t_prep", s.t_prepare_s}, {"t_fwd", s.t_forward_s},
-                     {"t_fin", s.t_finish_s}});
+                     {"t_fin", s.t_finish_s}, {"gathered", s.kv_gathered},
+                     {"forwards", s.n_forwards}});
   }
   return {{"requests", reqs},
           {"steps", steps},
@@ -193,6 +194,8 @@ void merge_into(MergedPolicy& m, const nlohmann::json& j, int rank) {
     st.t_prepare_s = s["t_prep"];
     st.t_forward_s = s["t_fwd"];
     st.t_finish_s = s["t_fin"];
+    st.kv_gathered = s["gathered"];
+    st.n_forwards = s["forwards"];
     m.steps.push_back(std::move(st));
     m.step_rank.push_back(rank);
   }

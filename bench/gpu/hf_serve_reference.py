@@ -10,8 +10,11 @@ request's max_new_tokens greedily, end of sequence ignored, all requests submitt
     order, the last batch smaller); output tokens/s = all generated tokens / total time;
   - continuous batching: generate_batch() when the installed transformers has it (its paged
     cache, --cb-max-batch-tokens tokens per step), the same figure.
-One untimed warm-up batch first; CUDA synchronised around every timed part. Prints one JSON
-document (transformers and torch versions, the GPU, per mode the time and tokens/s).
+One untimed warm-up batch first; CUDA synchronised around every timed part. With
+--cudnn-sdpa 0 PyTorch's cuDNN attention backend is switched off (as semskip does on CUDA: it
+builds a plan for every new shape, and a growing cache gives a new shape every step), so that
+both settings can be reported. Prints one JSON document (transformers and torch versions, the
+GPU, the cuDNN setting, per mode the time and tokens/s).
 """
 import argparse
 import json
@@ -45,6 +48,8 @@ def main():
     ap.add_argument("--batch", default="32,128", help="static batch sizes, comma-separated")
     ap.add_argument("--continuous", type=int, default=1, help="1: also generate_batch() when available")
     ap.add_argument("--cb-max-batch-tokens", type=int, default=8192)
+    ap.add_argument("--cudnn-sdpa", type=int, default=1, choices=[0, 1],
+                    help="0: switch PyTorch's cuDNN attention backend off (1: PyTorch's default)")
     a = ap.parse_args()
 
     reqs = load_requests(a.requests)
@@ -52,11 +57,14 @@ def main():
     from hf_common import random_model
 
     model, cfg, torch, transformers = random_model(a.model, a.dtype, a.attn)
+    if not a.cudnn_sdpa:
+        torch.backends.cuda.enable_cudnn_sdp(False)
     gc = model.generation_config  # greedy, no end token (hf_common)
 
     out = {"model": a.model, "model_type": cfg.model_type, "dtype": a.dtype, "attn": a.attn,
            "transformers": transformers.__version__, "torch": torch.__version__,
-           "gpu": torch.cuda.get_device_name(0), "n_requests": len(reqs),
+           "gpu": torch.cuda.get_device_name(0), "cudnn_sdpa": torch.backends.cuda.cudnn_sdp_enabled(),
+           "n_requests": len(reqs),
            "n_prompt_tokens": sum(len(p) for p, _ in reqs),
            "n_output_tokens": sum(n for _, n in reqs), "modes": []}
 

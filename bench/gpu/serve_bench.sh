@@ -9,7 +9,10 @@
 #      against the offered rate;
 #   3. bench/gpu/hf_serve_reference.py on the same token ids (written by serve-bench
 #      --save-prompts): generate() in static left-padded batches of 32 and 128, and
-#      generate_batch() where the installed transformers has it.
+#      generate_batch() where the installed transformers has it; with PyTorch's default SDPA
+#      backends, and again with cuDNN attention off (HF_NO_CUDNN_BATCHES) as semskip runs.
+# Every serve-bench process first serves NUM_WARMUPS requests untimed (--num-warmups), as the
+# transformers script warms up on one batch of 8.
 # Everything lands in OUT_DIR as JSON (one result JSON per serve-bench run, HF's JSON), the
 # printed blocks, and summary.md naming the GPU.
 #
@@ -19,7 +22,8 @@
 # scripts/gpu/build-cuda.sh when missing), NUM (256), SKIP_POLICY ("static:layers=8+9+10+11"),
 # RATES (the sweep, requests/s: "8 16 32 64"), SWEEP_NUM (128 requests per sweep point), SLO
 # ("ttft:1000 tpot:50", ms), HF (1: run transformers), HF_BATCHES (32,128), PYTHON (python3),
-# MAX_NUM_SEQS (256), MAX_NUM_BATCHED_TOKENS (8192), MAX_MODEL_LEN (1024), KV_CACHE_MEMORY (16GiB). On an H200 the whole run takes about 5–7
+# MAX_NUM_SEQS (256), MAX_NUM_BATCHED_TOKENS (8192), MAX_MODEL_LEN (1024), KV_CACHE_MEMORY (16GiB),
+# NUM_WARMUPS (8), HF_NO_CUDNN_BATCHES (32,128; empty: not run), EXTRA (more serve-bench arguments). On an H200 the whole run takes about 5–7
 # minutes when the build is already done.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -55,7 +59,8 @@ workload() { echo "vllm-random:num=$1,input_len=288,output_len=128,range_ratio=0
 common=(--model "$model" --random-init --dtype bf16 --device cuda --max-new-tokens 128 --ignore-eos
         --max-num-seqs "$max_seqs" --max-num-batched-tokens "$max_tokens" --seed 0
         --max-model-len "${MAX_MODEL_LEN:-1024}" --kv-cache-memory "${KV_CACHE_MEMORY:-16GiB}"
-        --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,90,99)
+        --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,90,99 --num-warmups "${NUM_WARMUPS:-8}"
+        ${EXTRA:-})
 modes="gather"
 if "$semskip" serve-bench --help | grep -q -- "--skip-exec"; then modes="gather bucket mask"; fi
 
@@ -84,6 +89,10 @@ done
 if [ "${HF:-1}" = 1 ]; then
   "$py" bench/gpu/hf_serve_reference.py --model "$model" --requests "$out/requests.jsonl" --dtype bf16 \
     --batch "${HF_BATCHES:-32,128}" > "$out/hf_reference.json"
+  if [ -n "${HF_NO_CUDNN_BATCHES-32,128}" ]; then
+    "$py" bench/gpu/hf_serve_reference.py --model "$model" --requests "$out/requests.jsonl" --dtype bf16 \
+      --batch "${HF_NO_CUDNN_BATCHES-32,128}" --cudnn-sdpa 0 > "$out/hf_reference_nocudnn.json"
+  fi
 fi
 
 # The summary.
@@ -115,10 +124,13 @@ for rate in rates:
     for r in json.load(open(p)):
         lines.append(f"| {rate} | `{r['policy']}` | {r['request_goodput'] or 0:.2f} | {r['request_throughput']:.2f} | "
                      f"{r['output_throughput']:.0f} | {r['p99_ttft_ms']:.1f} | {r['p99_tpot_ms']:.2f} |")
-hf = os.path.join(out, "hf_reference.json")
-if os.path.exists(hf):
+for name in ("hf_reference.json", "hf_reference_nocudnn.json"):
+    hf = os.path.join(out, name)
+    if not os.path.exists(hf):
+        continue
     h = json.load(open(hf))
-    lines += ["", f"## Hugging Face transformers {h['transformers']} (torch {h['torch']}) on the same token ids", "",
+    lines += ["", f"## Hugging Face transformers {h['transformers']} (torch {h['torch']}) on the same token ids, "
+              f"cuDNN attention {'on' if h.get('cudnn_sdpa', True) else 'off'}", "",
               "| mode | output tokens/s | seconds |", "|---|---|---|"]
     for m in h["modes"]:
         if "error" in m:

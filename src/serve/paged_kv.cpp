@@ -42,20 +42,23 @@ int64_t PagedKvPool::bytes_per_block(const Transformer& model, int64_t block_siz
          static_cast<int64_t>(c10::elementSize(model.dtype()));
 }
 
-PagedStep PagedKvPool::layout(const std::vector<PagedRow>& rows, int64_t n_step) const {
+PagedStep PagedKvPool::layout(const std::vector<PagedRow>& rows, int64_t n_step, int64_t n_past) const {
   PagedStep st;
   st.batch = static_cast<int64_t>(rows.size());
   st.n_step = n_step;
-  for (const PagedRow& r : rows) st.n_past = std::max<int64_t>(st.n_past, static_cast<int64_t>(r.past.size()));
+  const bool carried = n_past >= 0;  // the dense cache holds the pasts already
+  if (carried) st.n_past = n_past;
+  else
+    for (const PagedRow& r : rows) st.n_past = std::max<int64_t>(st.n_past, static_cast<int64_t>(r.past.size()));
   const int64_t B = st.batch, P = st.n_past, S = n_step;
-  std::vector<int64_t> past_src(static_cast<size_t>(B * P), 0);
-  std::vector<uint8_t> past_valid(static_cast<size_t>(B * P), 0);
+  std::vector<int64_t> past_src(carried ? 0 : static_cast<size_t>(B * P), 0);
+  std::vector<uint8_t> past_valid(carried ? 0 : static_cast<size_t>(B * P), 0);
   std::vector<int64_t> new_flat, new_dst;
   for (int64_t b = 0; b < B; ++b) {
     const PagedRow& r = rows[static_cast<size_t>(b)];
     const int64_t pb = static_cast<int64_t>(r.past.size()), nb = static_cast<int64_t>(r.next.size());
     SEMSKIP_ASSERT(nb >= 1 && nb <= S);
-    for (int64_t j = 0; j < pb; ++j) {
+    for (int64_t j = 0; j < pb && !carried; ++j) {
       const size_t at = static_cast<size_t>(b * P + P - pb + j);
       past_src[at] = r.past[static_cast<size_t>(j)];
       past_valid[at] = 1;
@@ -66,15 +69,17 @@ PagedStep PagedKvPool::layout(const std::vector<PagedRow>& rows, int64_t n_step)
     }
   }
   const at::Device dev = model_.device();
+  st.new_flat = at::tensor(new_flat, at::kLong).to(dev);
+  st.new_dst = at::tensor(new_dst, at::kLong).to(dev);
+  if (carried) return st;
   st.past_src = at::tensor(past_src, at::kLong).to(dev);
   st.past_valid = P == 0 ? at::zeros({B, 0}, at::TensorOptions().dtype(at::kBool).device(dev))
                          : at::from_blob(past_valid.data(), {B, P}, at::kBool).to(dev, /*non_blocking=*/false, /*copy=*/true);
-  st.new_flat = at::tensor(new_flat, at::kLong).to(dev);
-  st.new_dst = at::tensor(new_dst, at::kLong).to(dev);
   return st;
 }
 
 KvCache PagedKvPool::gather(const PagedStep& st) const {
+  SEMSKIP_ASSERT(st.past_src.defined());
   const ModelConfig& c = model_.config();
   const int64_t B = st.batch, P = st.n_past, H = c.n_kv_heads, hd = c.head_dim;
   KvCache kv = model_.make_kv_cache(B, P + st.n_step);

@@ -21,7 +21,10 @@
 // the dense cache: a copy of the batch's past, padding included) and one index_copy of the
 // step's Σ N_b new slots back; the index tensors are built once per step on the host and
 // moved to the device in one copy each. The copy reads each past key once more than
-// attention does; padding costs B·P − Σ P_b slots.
+// attention does; padding costs B·P − Σ P_b slots. A decoding step of the same sequences as
+// the step before it skips the gather: the server keeps that step's dense cache, which holds
+// exactly what a gather would give (serve/server.h), so steady decoding pays only the
+// write-back.
 
 #include <cstdint>
 #include <vector>
@@ -65,8 +68,11 @@ class PagedKvPool {
   static int64_t bytes_per_block(const Transformer& model, int64_t block_size);
   int64_t n_slots() const { return n_slots_; }
 
-  // The index tensors of a step whose rows are `rows` and whose ids are [B, S].
-  PagedStep layout(const std::vector<PagedRow>& rows, int64_t n_step) const;
+  // The index tensors of a step whose rows are `rows` and whose ids are [B, S]. With
+  // n_past >= 0 the step runs on a dense cache that already holds n_past slots per row (the
+  // previous step's, see Server::run): the rows' `past` are not read and past_src is left
+  // undefined (nothing to gather), only the write-back indices are built.
+  PagedStep layout(const std::vector<PagedRow>& rows, int64_t n_step, int64_t n_past = -1) const;
   // The step's dense cache: every layer holds the rows' pasts (length P); the forward then
   // appends the S new slots.
   KvCache gather(const PagedStep& step) const;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <thread>
 #include <unordered_set>
 
@@ -149,6 +150,12 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
     tokens[s].assign(p.begin(), p.end());
   }
   FlopCounter flops;
+  // The last step's dense cache, while the next step may decode on it (see below).
+  struct Carried {
+    std::vector<int64_t> seqs;     // its sequences, in row order
+    std::vector<int64_t> n_after;  // per row: tokens in the cache after it
+    std::optional<KvCache> kv;
+  } carried;
 
   synchronize(dev);
   const Stopwatch clock;
@@ -190,95 +197,156 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
     const int64_t B = static_cast<int64_t>(out.seqs.size());
     std::vector<bool> stop(static_cast<size_t>(B), false);
     if (B == 0) {
+      carried.kv.reset();
       // Nothing of ours to compute; the other ranks' collectives still need this one.
       const StepBatch idle = empty_batch(dev);
       StepContext ctx(L, cfg.hidden_size, idle.valid, {}, false);
       ctx.flops = &flops;
       ctx.union_row_offset = row_offset;
       KvCache kv = engine_.make_cache(0, 1);
+      step.n_forwards = 1;
       t_forward_begin = clock.seconds();
       engine_.step(idle.ids, ctx, kv, *policy_, &flops, &counts);
       t_forward_end = clock.seconds();
       step.t_lookup_s = static_cast<double>(ctx.t_lookup_ns) * 1e-9;
       synchronize(dev);
     } else {
-      int64_t S = 0;
-      for (const ScheduledSeq& s : out.seqs) S = std::max(S, s.n_new);
-      // The step's inputs, built on the host: right-aligned rows (model/generation.h's left_pad).
-      at::Tensor ids = at::full({B, S}, o.pad_token_id, at::kLong);  // int64 [B, S]
-      at::Tensor valid = at::zeros({B, S}, at::kBool);               // bool [B, S]
-      at::Tensor is_prompt = at::zeros({B, S}, at::kLong);           // int64 [B, S]: 1 at prompt tokens
-      std::vector<PagedRow> rows(static_cast<size_t>(B));
-      std::vector<int64_t> ctx_rows(static_cast<size_t>(B));
-      bool any_decode = false;
-      int64_t full = flops::rotary(cfg.head_dim, B * S) + B * lm_head_token_flops(cfg);
-      for (int64_t b = 0; b < B; ++b) {
-        const ScheduledSeq& s = out.seqs[static_cast<size_t>(b)];
-        const ServeRequest& r = requests[req_of[static_cast<size_t>(s.seq)]];
-        RequestRecord& rec = res.requests[req_of[static_cast<size_t>(s.seq)]];
-        const std::vector<int64_t>& toks = tokens[static_cast<size_t>(s.seq)];
-        const int64_t pad = S - s.n_new;
-        int64_t* ip = ids.data_ptr<int64_t>() + b * S;
-        bool* vp = valid.data_ptr<bool>() + b * S;
-        int64_t* pp = is_prompt.data_ptr<int64_t>() + b * S;
-        PagedRow& pr = rows[static_cast<size_t>(b)];
-        for (int64_t j = 0; j < s.n_computed; ++j) pr.past.push_back(sched.blocks().pool_slot(s.seq, j));
-        for (int64_t j = 0; j < s.n_new; ++j) {
-          const int64_t pos = s.n_computed + j;
-          ip[pad + j] = toks[static_cast<size_t>(pos)];
-          vp[pad + j] = true;
-          pp[pad + j] = pos < rec.n_prompt_tokens ? 1 : 0;
-          pr.next.push_back(sched.blocks().pool_slot(s.seq, pos));
-          full += full_token_flops(cfg, pos);
-        }
-        ctx_rows[static_cast<size_t>(b)] = r.id;
-        if (s.first) {
-          policy_->begin_request(r.id);
-          rec.scheduled_s = t0;
-        }
-        if (s.decode) {
-          any_decode = true;
-          ++step.n_decode_tokens;
+      // The step's forwards: one over all its sequences or, with split_mixed_steps (and no
+      // lockstep), the rows of one new token (decodes) and the longer prompt chunks apart, so
+      // that a decoding row is not padded to the longest chunk (attention of a [B, S] forward
+      // computes B·S queries).
+      std::vector<std::vector<size_t>> groups(1);
+      {
+        std::vector<size_t> one, longer;
+        for (size_t i = 0; i < out.seqs.size(); ++i) (out.seqs[i].n_new == 1 ? one : longer).push_back(i);
+        if (o.split_mixed_steps && !o.lockstep && !one.empty() && !longer.empty()) {
+          groups = {one, longer};
         } else {
-          step.n_prefill_tokens += s.n_new;
+          for (size_t i = 0; i < out.seqs.size(); ++i) groups[0].push_back(i);
         }
       }
-      res.flops_full += full;
-      const PagedStep layout = pool_->layout(rows, S);
-      KvCache kv = pool_->gather(layout);
-      const at::Tensor valid_d = valid.to(dev);
-      StepContext ctx(L, cfg.hidden_size, valid_d, ctx_rows, !any_decode);
-      ctx.flops = &flops;
-      ctx.union_row_offset = row_offset;
-      const at::Tensor ids_d = ids.to(dev);
-      t_forward_begin = clock.seconds();
-      const at::Tensor logits = engine_.step(ids_d, ctx, kv, *policy_, &flops, &counts);  // [B, 1, V]
-      t_forward_end = clock.seconds();
-      pool_->scatter(kv, layout);
-      // Per row: (token, layer) pairs that skipped a block, at prompt and at output tokens.
-      at::Tensor skipped = at::zeros({B, S}, at::TensorOptions().dtype(at::kLong).device(dev));
-      for (int64_t l = 0; l < L; ++l) {
-        const at::Tensor& sb = ctx.skip_block_or_null(l);
-        if (sb.defined()) skipped.add_(sb.logical_and(valid_d).to(at::kLong));
+      std::optional<Carried> next_carried;
+      std::vector<int64_t> next_tok(static_cast<size_t>(B), -1), skip_p(static_cast<size_t>(B), 0),
+          skip_o(static_cast<size_t>(B), 0);
+      double prep_s = 0.0, fwd_s = 0.0;
+      step.kv_gathered = false;
+      step.n_forwards = static_cast<int64_t>(groups.size());
+      for (const std::vector<size_t>& g : groups) {
+        const double t_group = clock.seconds();
+        const int64_t Bg = static_cast<int64_t>(g.size());
+        int64_t S = 0;
+        for (size_t i : g) S = std::max(S, out.seqs[i].n_new);
+        // A forward that decodes one token for each sequence of the last step's one-token
+        // forward, in the same rows, with nothing recomputed in between, runs on that
+        // forward's dense cache: it holds every row's past as the pool does (both got the new
+        // K/V), right-aligned as a gather would lay it out (each row's newest slot in the last
+        // column), so the gather is skipped. Anything else (a sequence joined, finished or was
+        // pre-empted, a prompt chunk) gathers from the pool.
+        bool carry = o.carry_dense_kv && carried.kv.has_value() && S == 1 && carried.seqs.size() == g.size();
+        for (size_t b = 0; carry && b < g.size(); ++b) {
+          const ScheduledSeq& s = out.seqs[g[b]];
+          carry = carried.seqs[b] == s.seq && carried.n_after[b] == s.n_computed;
+        }
+        if (!carry) carried.kv.reset();  // freed before the gather allocates its own
+        // The forward's inputs, built on the host: right-aligned rows (model/generation.h's left_pad).
+        at::Tensor ids = at::full({Bg, S}, o.pad_token_id, at::kLong);  // int64 [B, S]
+        at::Tensor valid = at::zeros({Bg, S}, at::kBool);               // bool [B, S]
+        at::Tensor is_prompt = at::zeros({Bg, S}, at::kLong);           // int64 [B, S]: 1 at prompt tokens
+        std::vector<PagedRow> rows(g.size());
+        std::vector<int64_t> ctx_rows(g.size());
+        bool any_decode = false;
+        int64_t full = flops::rotary(cfg.head_dim, Bg * S) + Bg * lm_head_token_flops(cfg);
+        for (int64_t b = 0; b < Bg; ++b) {
+          const ScheduledSeq& s = out.seqs[g[static_cast<size_t>(b)]];
+          const ServeRequest& r = requests[req_of[static_cast<size_t>(s.seq)]];
+          RequestRecord& rec = res.requests[req_of[static_cast<size_t>(s.seq)]];
+          const std::vector<int64_t>& toks = tokens[static_cast<size_t>(s.seq)];
+          const int64_t pad = S - s.n_new;
+          int64_t* ip = ids.data_ptr<int64_t>() + b * S;
+          bool* vp = valid.data_ptr<bool>() + b * S;
+          int64_t* pp = is_prompt.data_ptr<int64_t>() + b * S;
+          PagedRow& pr = rows[static_cast<size_t>(b)];
+          if (!carry)
+            for (int64_t j = 0; j < s.n_computed; ++j) pr.past.push_back(sched.blocks().pool_slot(s.seq, j));
+          for (int64_t j = 0; j < s.n_new; ++j) {
+            const int64_t pos = s.n_computed + j;
+            ip[pad + j] = toks[static_cast<size_t>(pos)];
+            vp[pad + j] = true;
+            pp[pad + j] = pos < rec.n_prompt_tokens ? 1 : 0;
+            pr.next.push_back(sched.blocks().pool_slot(s.seq, pos));
+            full += full_token_flops(cfg, pos);
+          }
+          ctx_rows[static_cast<size_t>(b)] = r.id;
+          if (s.first) {
+            policy_->begin_request(r.id);
+            rec.scheduled_s = t0;
+          }
+          if (s.decode) {
+            any_decode = true;
+            ++step.n_decode_tokens;
+          } else {
+            step.n_prefill_tokens += s.n_new;
+          }
+        }
+        res.flops_full += full;
+        const PagedStep layout = pool_->layout(rows, S, carry ? carried.kv->length(0) : -1);
+        KvCache kv = carry ? std::move(*carried.kv) : pool_->gather(layout);
+        carried.kv.reset();
+        step.kv_gathered = step.kv_gathered || !carry;
+        const at::Tensor valid_d = valid.to(dev);
+        StepContext ctx(L, cfg.hidden_size, valid_d, ctx_rows, !any_decode);
+        ctx.flops = &flops;
+        ctx.union_row_offset = row_offset;
+        const at::Tensor ids_d = ids.to(dev);
+        const double t_fb = clock.seconds();
+        const at::Tensor logits = engine_.step(ids_d, ctx, kv, *policy_, &flops, &counts);  // [B, 1, V]
+        const double t_fe = clock.seconds();
+        prep_s += t_fb - t_group;
+        fwd_s += t_fe - t_fb;
+        pool_->scatter(kv, layout);
+        if (o.carry_dense_kv && S == 1) {
+          Carried c;
+          for (size_t i : g) {
+            c.seqs.push_back(out.seqs[i].seq);
+            c.n_after.push_back(out.seqs[i].n_computed + out.seqs[i].n_new);
+          }
+          c.kv = std::move(kv);
+          next_carried = std::move(c);
+        }
+        // Per row: (token, layer) pairs that skipped a block, at prompt and at output tokens.
+        at::Tensor skipped = at::zeros({Bg, S}, at::TensorOptions().dtype(at::kLong).device(dev));
+        for (int64_t l = 0; l < L; ++l) {
+          const at::Tensor& sb = ctx.skip_block_or_null(l);
+          if (sb.defined()) skipped.add_(sb.logical_and(valid_d).to(at::kLong));
+        }
+        const at::Tensor prompt_d = is_prompt.to(dev);
+        const at::Tensor skipped_prompt = (skipped * prompt_d).sum(1);
+        const at::Tensor skipped_output = (skipped * (1 - prompt_d)).sum(1);
+        // The forward's one read: next tokens and the skip counts (it waits for its work).
+        const at::Tensor next = logits.select(1, 0).argmax(-1).to(at::kLong);  // int64 [B]
+        const at::Tensor host = at::stack({next, skipped_prompt, skipped_output}).to(at::kCPU).contiguous();
+        synchronize(dev);
+        const int64_t* hp = host.data_ptr<int64_t>();
+        for (int64_t b = 0; b < Bg; ++b) {
+          const size_t i = g[static_cast<size_t>(b)];
+          next_tok[i] = hp[b];
+          skip_p[i] = hp[Bg + b];
+          skip_o[i] = hp[2 * Bg + b];
+        }
+        step.t_lookup_s += static_cast<double>(ctx.t_lookup_ns) * 1e-9;
       }
-      const at::Tensor prompt_d = is_prompt.to(dev);
-      const at::Tensor skipped_prompt = (skipped * prompt_d).sum(1);
-      const at::Tensor skipped_output = (skipped * (1 - prompt_d)).sum(1);
-      // The step's one read: next tokens and the skip counts (it waits for the step's work).
-      const at::Tensor next = logits.select(1, 0).argmax(-1).to(at::kLong);  // int64 [B]
-      const at::Tensor host = at::stack({next, skipped_prompt, skipped_output}).to(at::kCPU).contiguous();
-      synchronize(dev);
-      const int64_t* hp = host.data_ptr<int64_t>();
-      step.t_lookup_s = static_cast<double>(ctx.t_lookup_ns) * 1e-9;
+      if (next_carried) carried = std::move(*next_carried);
+      t_forward_begin = t_scheduled + prep_s;
+      t_forward_end = t_forward_begin + fwd_s;
       const double t_done = clock.seconds();
       for (int64_t b = 0; b < B; ++b) {
         const ScheduledSeq& s = out.seqs[static_cast<size_t>(b)];
         const ServeRequest& r = requests[req_of[static_cast<size_t>(s.seq)]];
         RequestRecord& rec = res.requests[req_of[static_cast<size_t>(s.seq)]];
-        rec.n_prompt_tokens_skipped += hp[B + b];
-        rec.n_output_tokens_skipped += hp[2 * B + b];
+        rec.n_prompt_tokens_skipped += skip_p[static_cast<size_t>(b)];
+        rec.n_output_tokens_skipped += skip_o[static_cast<size_t>(b)];
         if (!s.samples) continue;
-        const int64_t tok = hp[b];
+        const int64_t tok = next_tok[static_cast<size_t>(b)];
         tokens[static_cast<size_t>(s.seq)].push_back(tok);
         rec.output_tokens.push_back(tok);
         rec.token_times_s.push_back(t_done);

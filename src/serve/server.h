@@ -5,7 +5,11 @@
 // serve/paged_kv.h stores the blocks). Each step is one SkipEngine::step over the step's
 // sequences, so a skip policy decides per token in prefill and decode alike, tokens that skip
 // and tokens that run sharing one batch; the policy object and its semantic cache live for the
-// whole run. Decoding is greedy: with no policy each request's tokens are those of
+// whole run. A step that mixes decoding rows with prompt chunks runs as two forwards, the
+// one-token rows and the chunks (ServeOptions::split_mixed_steps; not under lockstep, where
+// every rank's forwards must pair up), each with its own StepContext; a decoding step of the
+// same sequences as the last one runs on that step's dense K/V cache instead of a gather
+// (ServeOptions::carry_dense_kv). Decoding is greedy: with no policy each request's tokens are those of
 // generate_greedy on its prompt alone (a test holds the server to that).
 //
 // Time. The clock starts at run(); a request is visible to the scheduler once the clock has
@@ -16,10 +20,12 @@
 // (serve/records.h). With max_concurrency a request held back counts as arriving when it is
 // let in (RequestRecord::arrival_s is then that time), as vLLM's benchmark client sends it.
 //
-// Prefill flag. StepContext::prefill() is true in a step with no decoding sequence (every row
-// computes prompt or recomputed tokens) and false otherwise: token-level policies (residual,
-// static, random) do not read it, and the plan policy looks a request up only in a step of
-// prompts (in a mixed step a new request runs the full model, its decodes have no plan).
+// Prefill flag. StepContext::prefill() is true in a forward with no decoding sequence (every
+// row computes prompt or recomputed tokens) and false otherwise: token-level policies
+// (residual, static, random) do not read it, and the plan policy looks a request up only in a
+// forward of prompts. With split_mixed_steps every prompt chunk of more than one token is in
+// such a forward; without it (or under lockstep) a new request in a mixed step runs the full
+// model and its decodes have no plan.
 //
 // Requests the server cannot serve (an empty prompt, a token id outside the vocabulary,
 // max_new_tokens < 1, prompt + max_new_tokens over max_model_len) are not scheduled: their
@@ -84,6 +90,13 @@ struct ServeOptions {
   // How the rows of a layer that skip and those that run are executed (model/layer_plan.h):
   // gather, bucket or mask give the same tokens for the same decisions, at different shapes.
   RowExec row_exec = RowExec::gather;
+  // Keep a step's dense K/V cache for a next step that decodes the same sequences (no gather
+  // from the pool then); false: every step gathers. The tokens are the same either way.
+  bool carry_dense_kv = true;
+  // Run a step that mixes one-token rows (decodes) with longer prompt chunks as two forwards,
+  // so that decoding rows are not padded to the chunks' length; false: one forward per step.
+  // Ignored under lockstep (one forward per step there). The tokens are the same either way.
+  bool split_mixed_steps = true;
   // Lockstep over data-parallel replicas; null: one process (the loop ends when this rank's
   // requests have all finished).
   LockstepHook lockstep;

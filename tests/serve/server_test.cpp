@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <numeric>
 
 #include "../model/model_test_util.h"
@@ -168,6 +169,10 @@ TEST_P(ServerNoPolicy, TokensEqualGenerateGreedyAlone) {
   }
   EXPECT_EQ(preempted, res.n_preemptions);
   EXPECT_GT(peak_seqs, 1);  // continuous batching did batch
+  // Steady decoding ran on the carried dense cache, not on a gather.
+  int64_t carried = 0;
+  for (const StepRecord& s : res.steps) carried += s.kv_gathered ? 0 : 1;
+  EXPECT_GT(carried, 0) << c.name;
   // Every prompt token and every output but the last computed once, recomputations on top.
   const int64_t once = sum_prompt(rs) + n_out - static_cast<int64_t>(rs.size());
   if (res.n_preemptions == 0) EXPECT_EQ(computed, once);
@@ -221,6 +226,76 @@ TEST(Server, StaticPolicyMatchesTheEngineAlone) {
   EXPECT_EQ(res.counts.n_block_run[3], 0);
   EXPECT_EQ(res.counts.n_block_run[5], computed);
   EXPECT_LT(res.flops_executed, res.flops_full);
+}
+
+// A decoding step that runs on the previous step's dense cache (no gather from the pool) is
+// invisible in the results: with every step gathering instead, the tokens, FLOPs and skip
+// counts are the same, with no policy and with keys hidden at skipped layers, through
+// pre-emption.
+TEST(Server, CarriedDenseCacheMatchesGathering) {
+  for (const char* text : {"none", "static:layers=3+4"}) {
+    ServeOptions o;
+    o.block_size = 4;
+    o.max_model_len = 64;
+    o.max_num_seqs = 4;
+    o.max_num_batched_tokens = 16;
+    o.num_kv_blocks = 16;
+    const std::vector<ServeRequest> rs = workload();
+    std::vector<ServeResult> res;
+    for (bool carry : {true, false}) {
+      o.carry_dense_kv = carry;
+      std::unique_ptr<StaticPolicy> policy;
+      if (std::string(text) != "none") policy = std::make_unique<StaticPolicy>(Descriptor::parse(text), tiny().n_layers());
+      Server server(tiny(), policy.get(), o);
+      res.push_back(server.run(rs));
+      check_records(res.back(), rs, server.options());
+      int64_t carried = 0;
+      for (const StepRecord& s : res.back().steps) carried += s.kv_gathered ? 0 : 1;
+      if (carry) EXPECT_GT(carried, 0) << text;
+      else EXPECT_EQ(carried, 0) << text;
+    }
+    EXPECT_GT(res[0].n_preemptions, 0) << text;
+    for (size_t i = 0; i < rs.size(); ++i)
+      EXPECT_EQ(res[0].requests[i].output_tokens, res[1].requests[i].output_tokens) << text << " request " << rs[i].id;
+    EXPECT_EQ(res[0].flops_executed, res[1].flops_executed) << text;
+    EXPECT_EQ(res[0].counts.n_block_skip, res[1].counts.n_block_skip) << text;
+    EXPECT_EQ(res[0].n_preemptions, res[1].n_preemptions) << text;
+  }
+}
+
+// A step that mixes decodes with prompt chunks runs them as two forwards (decodes not padded
+// to the chunks' length) or as one: the tokens, FLOPs charged and skip counts are the same.
+TEST(Server, SplitMixedStepsMatchOneForward) {
+  for (const char* text : {"none", "static:layers=3+4"}) {
+    ServeOptions o;
+    o.block_size = 4;
+    o.max_model_len = 64;
+    o.max_num_seqs = 4;
+    o.max_num_batched_tokens = 16;
+    const std::vector<ServeRequest> rs = workload();
+    std::vector<ServeResult> res;
+    for (bool split : {true, false}) {
+      o.split_mixed_steps = split;
+      std::unique_ptr<StaticPolicy> policy;
+      if (std::string(text) != "none") policy = std::make_unique<StaticPolicy>(Descriptor::parse(text), tiny().n_layers());
+      Server server(tiny(), policy.get(), o);
+      res.push_back(server.run(rs));
+      check_records(res.back(), rs, server.options());
+      int64_t two = 0;
+      for (const StepRecord& s : res.back().steps) {
+        const int64_t n_chunks = s.n_seqs - s.n_decode_tokens;  // rows computing prompt tokens
+        if (!split || n_chunks == 0) EXPECT_EQ(s.n_forwards, 1) << text << " step " << s.index;
+        // Decodes beside a chunk of more than one token.
+        else if (s.n_decode_tokens > 0 && s.n_prefill_tokens > n_chunks) EXPECT_EQ(s.n_forwards, 2) << text << " step " << s.index;
+        two += s.n_forwards == 2;
+      }
+      if (split) EXPECT_GT(two, 0) << text;
+    }
+    for (size_t i = 0; i < rs.size(); ++i)
+      EXPECT_EQ(res[0].requests[i].output_tokens, res[1].requests[i].output_tokens) << text << " request " << rs[i].id;
+    EXPECT_EQ(res[0].counts.n_block_skip, res[1].counts.n_block_skip) << text;
+    EXPECT_EQ(res[0].counts.n_block_run, res[1].counts.n_block_run) << text;
+  }
 }
 
 // A residual cache lives for the whole run: a prompt served again after its first copy

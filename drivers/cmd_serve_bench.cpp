@@ -44,6 +44,7 @@
 #include "engine/evaluator.h"
 #include "engine/run_config.h"
 #include "engine/run_requests.h"
+#include "model/generation.h"
 #include "model/layer_plan.h"
 #include "model/transformer.h"
 #include "parallel_cache/cache_mode.h"
@@ -87,6 +88,7 @@ struct ServeBenchFlags {
   std::string index = kDefaultIndexDescriptor;
   bool no_chunked_prefill = false;
   std::string skip_exec = "gather";
+  std::string decode_mode = "auto";
   std::string save_prompts;  // JSON Lines of the served requests (ids, prompt ids, lengths, arrival)
   int64_t num_warmups = 0;   // requests served (policy none, all at once, not recorded) before the runs
   std::string profile_out;   // Kineto trace of each policy's steps --profile-steps (CUDA builds)
@@ -131,7 +133,7 @@ nlohmann::json result_to_json(const serve::ServeResult& r) {
                      {"mlp", s.rows_mlp_skipping}, {"lookup", s.t_lookup_s},
                      {"t_sched", s.t_schedule_s}, {"t_prep", s.t_prepare_s}, {"t_fwd", s.t_forward_s},
                      {"t_fin", s.t_finish_s}, {"gathered", s.kv_gathered},
-                     {"forwards", s.n_forwards}});
+                     {"forwards", s.n_forwards}, {"fixed", s.fixed_shape}});
   }
   return {{"requests", reqs},
           {"steps", steps},
@@ -196,6 +198,7 @@ void merge_into(MergedPolicy& m, const nlohmann::json& j, int rank) {
     st.t_finish_s = s["t_fin"];
     st.kv_gathered = s["gathered"];
     st.n_forwards = s["forwards"];
+    st.fixed_shape = s["fixed"];
     m.steps.push_back(std::move(st));
     m.step_rank.push_back(rank);
   }
@@ -325,6 +328,7 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
   const std::vector<double> percentiles = serve::parse_metric_percentiles(f.metric_percentiles);
   const serve::GoodputSlo slo = serve::parse_goodput(f.goodput);
   const RowExec row_exec = parse_row_exec(f.skip_exec, "option --skip-exec");
+  const DecodeMode decode_mode = parse_decode_mode(f.decode_mode, "option --decode-mode");
   const int64_t kv_bytes = f.kv_cache_memory.empty() ? 0 : parse_bytes(f.kv_cache_memory);
   // Policy none first, once; the others in the order given.
   std::vector<std::string> policy_texts = {"none"};
@@ -464,6 +468,7 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
   so.enable_chunked_prefill = !f.no_chunked_prefill;
   so.max_concurrency = f.max_concurrency;
   so.row_exec = row_exec;
+  so.decode = decode_mode;
   if (mc.eos_token_id >= 0) so.eos_token_id = mc.eos_token_id;
   if (lockstep) {
     so.lockstep = [&world](const serve::LockstepState& mine) {
@@ -487,9 +492,10 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
   }
 
   if (rt.is_root()) {
-    std::fprintf(stderr, "semskip serve-bench: %s, %lld requests, arrivals %s, %zu policies, skip-exec %s",
+    std::fprintf(stderr, "semskip serve-bench: %s, %lld requests, arrivals %s, %zu policies, skip-exec %s, decode %s",
                  plan.model.c_str(), static_cast<long long>(reqs.n_evaluated_total), arrivals.describe().c_str(),
-                 policy_texts.size(), row_exec_name(row_exec));
+                 policy_texts.size(), row_exec_name(row_exec),
+                 lockstep ? "eager (lockstep)" : decode_mode_name(decode_mode));
     if (distributed)
       std::fprintf(stderr, ", %d ranks, cache %s, sync %s%s", rt.world_size(), cache_mode_name(plan.cache_mode),
                    plan.sync.describe().c_str(), lockstep ? ", lockstep" : "");
@@ -811,6 +817,10 @@ void add_serve_bench_command(CLI::App& app, CommandRegistry& reg) {
                   "write a Kineto trace (CPU operators, CUDA kernels) of each policy's --profile-steps to "
                   "PATH with the policy's index before the extension (CUDA builds)");
   sub->add_option("--profile-steps", f.profile_steps, "FIRST:COUNT, the scheduler steps --profile-out traces")
+      ->capture_default_str();
+  sub->add_option("--decode-mode", f.decode_mode,
+                  "decoding steps of policy none: eager | fixed | graph (fixed shapes, a CUDA graph replayed per step "
+                  "while the batch stays the same) | auto (graph on CUDA, else eager); not under mpirun")
       ->capture_default_str();
   sub->add_option("--skip-exec", f.skip_exec,
                   "how the rows of a layer that skip and run are executed: gather | bucket | mask")

@@ -68,7 +68,7 @@ Table serve_steps_table(const std::vector<ServePolicyRecords>& runs, int64_t n_l
   SEMSKIP_THROW_IF_NOT_MSG(n_layer >= 0, "serve report: {} layers", n_layer);
   std::vector<std::string> policy;
   std::vector<int64_t> rank, step, n_seqs, n_prefill, n_decode, n_waiting, n_preempted, n_blocks, n_skip_total,
-      n_mlp_total, kv_gathered, n_forwards;
+      n_mlp_total, kv_gathered, n_forwards, fixed_shape;
   std::vector<double> start, duration, lookup, t_sched, t_prep, t_fwd, t_fin;
   std::vector<std::vector<int64_t>> skip(static_cast<size_t>(n_layer)), mlp(static_cast<size_t>(n_layer));
   for (const ServePolicyRecords& run : runs) {
@@ -95,6 +95,7 @@ Table serve_steps_table(const std::vector<ServePolicyRecords>& runs, int64_t n_l
       n_blocks.push_back(s.n_kv_blocks_used);
       kv_gathered.push_back(s.kv_gathered ? 1 : 0);
       n_forwards.push_back(s.n_forwards);
+      fixed_shape.push_back(s.fixed_shape ? 1 : 0);
       lookup.push_back(s.t_lookup_s);
       t_sched.push_back(s.t_schedule_s);
       t_prep.push_back(s.t_prepare_s);
@@ -127,6 +128,7 @@ Table serve_steps_table(const std::vector<ServePolicyRecords>& runs, int64_t n_l
   t.add("n_kv_blocks_used", std::move(n_blocks));
   t.add("n_forwards", std::move(n_forwards));
   t.add("kv_gathered", std::move(kv_gathered));
+  t.add("fixed_shape", std::move(fixed_shape));
   t.add("t_lookup_s", std::move(lookup));
   t.add("t_schedule_s", std::move(t_sched));
   t.add("t_prepare_s", std::move(t_prep));

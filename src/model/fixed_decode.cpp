@@ -1,11 +1,15 @@
 #include "model/fixed_decode.h"
 
 #include <limits>
+#include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 
 #if SEMSKIP_CUDA
+#include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -24,7 +28,7 @@ struct StepState {
   at::Tensor positions;  // int64 [B, 1]: their RoPE positions
   at::Tensor slot;       // int64 [1]: the cache slot they are written to
   at::Tensor column;     // int64 [1]: the output column of the token this step produces
-  at::Tensor out;        // int64 [B, 1 + n_steps]
+  at::Tensor out;        // int64 [B, max_steps]: each step's tokens, column by column
   at::Tensor key_slots;  // int64 [1, capacity]: 0, 1, ..., capacity - 1
 };
 
@@ -71,84 +75,130 @@ std::string fixed_decode_unsupported(const Transformer& model, const KvCache& ca
   return {};
 }
 
+struct FixedDecoder::State {
+  StepState s;
+#if SEMSKIP_CUDA
+  std::optional<c10::cuda::CUDAStream> stream;
+  std::unique_ptr<at::cuda::CUDAGraph> graph;
+#endif
+};
+
+FixedDecoder::FixedDecoder(const Transformer& model, KvCache& cache, const at::Tensor& first, int64_t max_steps,
+                           bool graph)
+    : model_(model), cache_(cache), max_steps_(max_steps), graph_(graph), s_(std::make_unique<State>()) {
+  const std::string why = fixed_decode_unsupported(model, cache);
+  SEMSKIP_THROW_IF_NOT_MSG(why.empty(), "fixed-shape decoding: {}", why);
+  SEMSKIP_THROW_IF_NOT_MSG(max_steps >= 1, "fixed-shape decoding: steps must be >= 1, got {}", max_steps);
+  const at::Device device = model.device();
+  SEMSKIP_THROW_IF_NOT_MSG(!graph || device.is_cuda(),
+                           "decode mode graph needs a CUDA device (the model is on {}); use fixed or eager",
+                           device.str());
+#if !SEMSKIP_CUDA
+  SEMSKIP_THROW_IF_NOT_MSG(!graph, "decode mode graph: this build has no CUDA support");
+#endif
+  const int64_t batch = cache.batch();
+  SEMSKIP_THROW_IF_NOT_MSG(first.dim() == 1 && first.size(0) == batch,
+                           "fixed-shape decoding: first tokens must be [B] = [{}]", batch);
+  start_ = cache.length(0);
+  for (int64_t l = 1; l < cache.n_layers(); ++l) SEMSKIP_ASSERT(cache.length(l) == start_);
+  // The new slots are valid (set_valid grows the cache when they do not fit): the capacity,
+  // and so every shape of the step, is fixed from here on.
+  cache.set_valid(start_, max_steps, {});
+  const at::Tensor before = cache.n_valid_before(start_);  // int64 [B]: the next position of each row
+  const int64_t last = before.max().item<int64_t>() + max_steps - 1, limit = model.position_limit();
+  SEMSKIP_THROW_IF_NOT_MSG(last < limit,
+                           "{}: decoding {} steps reaches position {}, but the model allows positions 0..{} only; "
+                           "ModelOptions::max_model_len raises the limit",
+                           model.config().source, max_steps, last, limit - 1);
+  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
+  StepState& st = s_->s;
+  st.tokens = first.to(at::kLong).view({batch, 1}).clone();
+  st.positions = before.view({batch, 1}).clone();
+  st.slot = at::full({1}, start_, long_opts);
+  st.column = at::zeros({1}, long_opts);
+  st.out = at::zeros({batch, max_steps}, long_opts);
+  st.key_slots = at::arange(cache.capacity(), long_opts).unsqueeze(0);
+#if SEMSKIP_CUDA
+  if (graph) s_->stream = c10::cuda::getStreamFromPool(false, device.index());
+#endif
+}
+
+FixedDecoder::~FixedDecoder() = default;
+
+const at::Tensor& FixedDecoder::outputs() const { return s_->s.out; }
+
+at::Tensor FixedDecoder::step(bool wait) {
+  SEMSKIP_THROW_IF_NOT_MSG(!finished_ && steps_ < max_steps_, "fixed-shape decoding: step {} of {} (finished: {})",
+                           steps_ + 1, max_steps_, finished_);
+  StepState& st = s_->s;
+  if (!graph_) {
+    fixed_step(model_, cache_, st);
+  } else {
+#if SEMSKIP_CUDA
+    // The decoder's stream runs after the caller's work so far (an event on the caller's stream).
+    at::cuda::CUDAEvent ready;
+    ready.record(c10::cuda::getCurrentCUDAStream(model_.device().index()));
+    ready.block(*s_->stream);
+    const c10::cuda::CUDAStreamGuard guard(*s_->stream);
+    if (steps_ == 0) {
+      fixed_step(model_, cache_, st);  // a real step, which also sets up cuBLAS on the stream
+    } else {
+      if (!s_->graph) {
+        s_->graph = std::make_unique<at::cuda::CUDAGraph>();
+        const Stopwatch clock;
+        s_->graph->capture_begin();
+        fixed_step(model_, cache_, st);  // recorded, not run
+        s_->graph->capture_end();
+        t_capture_s_ = clock.seconds();
+      }
+      s_->graph->replay();
+    }
+#endif
+  }
+  ++steps_;
+  if (wait) this->wait();
+  return st.out.narrow(1, steps_ - 1, 1);
+}
+
+void FixedDecoder::wait() const {
+#if SEMSKIP_CUDA
+  if (s_->stream) s_->stream->synchronize();
+#endif
+}
+
+void FixedDecoder::finish() {
+  if (finished_) return;
+  wait();
+  finished_ = true;
+  cache_.extend(steps_);
+}
+
 FixedDecodeResult decode_fixed(const Transformer& model, KvCache& cache, const at::Tensor& first, int64_t n_steps,
                                bool graph, std::optional<int64_t> eos_token_id) {
   const std::string why = fixed_decode_unsupported(model, cache);
   SEMSKIP_THROW_IF_NOT_MSG(why.empty(), "fixed-shape decoding: {}", why);
   SEMSKIP_THROW_IF_NOT_MSG(n_steps >= 0, "fixed-shape decoding: steps must be >= 0, got {}", n_steps);
-  const at::Device device = model.device();
-  SEMSKIP_THROW_IF_NOT_MSG(!graph || device.is_cuda(),
-                           "decode mode graph needs a CUDA device (the model is on {}); use fixed or eager",
-                           device.str());
   const int64_t batch = cache.batch();
   SEMSKIP_THROW_IF_NOT_MSG(first.dim() == 1 && first.size(0) == batch,
                            "fixed-shape decoding: first tokens must be [B] = [{}]", batch);
-  const int64_t start = cache.length(0);
-  for (int64_t l = 1; l < cache.n_layers(); ++l) SEMSKIP_ASSERT(cache.length(l) == start);
-
-  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
-  StepState s;
-  s.out = at::zeros({batch, 1 + n_steps}, long_opts);
-  s.out.select(1, 0).copy_(first);
+  const at::Tensor first_col = first.to(at::kLong).view({batch, 1});
   FixedDecodeResult result;
-  if (n_steps == 0 || (eos_token_id && all_ended(s.out, 1, *eos_token_id))) {
-    result.tokens = s.out.narrow(1, 0, 1).to(at::kCPU);
+  if (n_steps == 0 || (eos_token_id && all_ended(first_col, 1, *eos_token_id))) {
+    result.tokens = first_col.to(at::kCPU);
     return result;
   }
-  // The new slots are valid (set_valid grows the cache when they do not fit): the capacity,
-  // and so every shape of the step, is fixed from here on.
-  cache.set_valid(start, n_steps, {});
-  const at::Tensor before = cache.n_valid_before(start);  // int64 [B]: the next position of each row
-  const int64_t last = before.max().item<int64_t>() + n_steps - 1, limit = model.position_limit();
-  SEMSKIP_THROW_IF_NOT_MSG(last < limit,
-                           "{}: decoding {} steps reaches position {}, but the model allows positions 0..{} only; "
-                           "ModelOptions::max_model_len raises the limit",
-                           model.config().source, n_steps, last, limit - 1);
-  s.tokens = first.to(at::kLong).view({batch, 1}).clone();
-  s.positions = before.view({batch, 1}).clone();
-  s.slot = at::full({1}, start, long_opts);
-  s.column = at::ones({1}, long_opts);
-  s.key_slots = at::arange(cache.capacity(), long_opts).unsqueeze(0);
-
-  int64_t steps = 0;
-  const auto check_due = [&] {
-    return eos_token_id && steps % kFixedDecodeEosCheck == 0 && all_ended(s.out, 1 + steps, *eos_token_id);
-  };
-  if (!graph) {
-    while (steps < n_steps) {
-      fixed_step(model, cache, s);
-      ++steps;
-      if (check_due()) break;
+  FixedDecoder dec(model, cache, first, n_steps, graph);
+  while (dec.steps() < n_steps) {
+    dec.step(/*wait=*/false);
+    if (eos_token_id && dec.steps() % kFixedDecodeEosCheck == 0) {
+      dec.wait();
+      if (all_ended(at::cat({first_col, dec.outputs()}, 1), 1 + dec.steps(), *eos_token_id)) break;
     }
-  } else {
-#if SEMSKIP_CUDA
-    // Capture needs a stream of its own; it starts after everything before it has finished.
-    synchronize(device);
-    const c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, device.index());
-    const c10::cuda::CUDAStreamGuard guard(stream);
-    fixed_step(model, cache, s);
-    ++steps;
-    if (steps < n_steps && !check_due()) {
-      at::cuda::CUDAGraph step_graph;
-      const Stopwatch clock;
-      step_graph.capture_begin();
-      fixed_step(model, cache, s);  // recorded, not run
-      step_graph.capture_end();
-      result.t_capture_s = clock.seconds();
-      while (steps < n_steps) {
-        step_graph.replay();
-        ++steps;
-        if (check_due()) break;
-      }
-    }
-    stream.synchronize();
-#else
-    SEMSKIP_THROW_MSG("decode mode graph: this build has no CUDA support");
-#endif
   }
-  cache.extend(steps);
-  result.n_steps = steps;
-  result.tokens = s.out.narrow(1, 0, 1 + steps).to(at::kCPU);
+  dec.finish();
+  result.n_steps = dec.steps();
+  result.t_capture_s = dec.t_capture_s();
+  result.tokens = at::cat({first_col, dec.outputs().narrow(1, 0, dec.steps())}, 1).to(at::kCPU);
   return result;
 }
 

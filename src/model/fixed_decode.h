@@ -25,6 +25,7 @@
 // Hooks, FLOP counting and expert parallelism need host work per step and are refused.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -47,6 +48,45 @@ constexpr int64_t kFixedDecodeEosCheck = 8;
 // Empty when decode_fixed can run `model` over `cache`; otherwise why not (an expert not held
 // or not stacked, keys hidden by a planned forward, an empty batch).
 std::string fixed_decode_unsupported(const Transformer& model, const KvCache& cache);
+
+// One fixed-shape greedy step at a time, for a caller that reads every step's tokens (the
+// serving loop): the cache gets room for max_steps more slots (all marked valid: every row
+// decodes every step) and is written at one slot per step; `graph` captures the second step
+// and replays it from then on (the first runs eagerly), all on a stream of its own, ordered
+// after the caller's work by a device synchronisation. finish() extends the cache's length by
+// the steps run. The cache and the model must outlive the decoder. semskip::Error as
+// decode_fixed.
+class FixedDecoder {
+ public:
+  FixedDecoder(const Transformer& model, KvCache& cache, const at::Tensor& first, int64_t max_steps, bool graph);
+  ~FixedDecoder();
+  FixedDecoder(const FixedDecoder&) = delete;
+  FixedDecoder& operator=(const FixedDecoder&) = delete;
+
+  // Runs the next step and returns its tokens, int64 [B, 1] on the device (a view of
+  // outputs()). With `wait` the step has finished when the call returns (the decoder's stream
+  // synchronised); else wait() before reading them. At most max_steps calls.
+  at::Tensor step(bool wait = true);
+  void wait() const;
+  // int64 [B, max_steps] on the device: column i holds step i's tokens.
+  const at::Tensor& outputs() const;
+  int64_t steps() const { return steps_; }
+  int64_t max_steps() const { return max_steps_; }
+  // The cache slot the last step wrote (start + steps − 1).
+  int64_t last_slot() const { return start_ + steps_ - 1; }
+  double t_capture_s() const { return t_capture_s_; }
+  // The cache's length grows by the steps run; no step after it.
+  void finish();
+
+ private:
+  struct State;
+  const Transformer& model_;
+  KvCache& cache_;
+  int64_t start_ = 0, max_steps_ = 0, steps_ = 0;
+  bool graph_ = false, finished_ = false;
+  double t_capture_s_ = 0.0;
+  std::unique_ptr<State> s_;
+};
 
 // Up to n_steps greedy steps after `first` int64 [B] (the prefill's argmax, on the model's
 // device), `cache` holding the prompts (grown first when n_steps more slots do not fit). With

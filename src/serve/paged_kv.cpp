@@ -124,4 +124,15 @@ void PagedKvPool::scatter(const KvCache& dense, const PagedStep& st) {
   }
 }
 
+void PagedKvPool::write_slot(const KvCache& dense, int64_t slot, const at::Tensor& dst) {
+  SEMSKIP_ASSERT(slot >= 0 && slot < dense.capacity() && dst.size(0) == dense.batch());
+  const int64_t cap = dense.capacity();
+  for (int64_t l = 0; l < model_.n_layers(); ++l) {
+    const size_t li = static_cast<size_t>(l);
+    k_[li].index_copy_(0, dst, dense.keys(l, cap).select(2, slot));  // [B, H, hd]
+    v_[li].index_copy_(0, dst, dense.values(l, cap).select(2, slot));
+    if (visible_[li].defined()) visible_[li].index_fill_(0, dst, true);
+  }
+}
+
 }  // namespace semskip::serve

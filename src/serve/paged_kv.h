@@ -78,6 +78,9 @@ class PagedKvPool {
   KvCache gather(const PagedStep& step) const;
   // Writes the step's new K/V (and their visibility) from `dense` into the pool.
   void scatter(const KvCache& dense, const PagedStep& step);
+  // Writes slot `slot` of every row of `dense` (a fixed-shape decoding step's keys, no key
+  // hidden) to the pool slots `dst` int64 [B] on the pool's device.
+  void write_slot(const KvCache& dense, int64_t slot, const at::Tensor& dst);
 
  private:
   const Transformer& model_;

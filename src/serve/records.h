@@ -51,7 +51,8 @@ struct StepRecord {
   std::vector<int64_t> rows_skipping;  // per layer: tokens of the step that skipped the block
   std::vector<int64_t> rows_mlp_skipping;  // per layer: tokens that ran attention, not the MLP
   int64_t n_forwards = 0;            // forwards of the model (2: decodes and prompt chunks apart)
-  bool kv_gathered = false;          // the past K/V were gathered from the pool (else carried over)
+  bool kv_gathered = false;
+  bool fixed_shape = false;          // a fixed-shape decoding step (a CUDA graph replay in graph mode)          // the past K/V were gathered from the pool (else carried over)
   double t_lookup_s = 0.0;           // of duration_s: semantic-cache lookups
   // duration_s cut into its phases, as the host sees them (the device runs behind the host, so
   // device work launched in one phase may be waited for in a later one):

@@ -11,6 +11,7 @@
 #include "engine/step_batch.h"
 #include "metrics/flop_counter.h"
 #include "metrics/timing.h"
+#include "model/fixed_decode.h"
 #include "model/layer_dims.h"
 #include "model/transformer.h"
 #include "serve/paged_kv.h"
@@ -104,6 +105,12 @@ Server::Server(const Transformer& model, SkipPolicy* policy, ServeOptions option
     policy_ = none_.get();
   }
   pool_ = std::make_unique<PagedKvPool>(model, o.num_kv_blocks, o.block_size);
+  const bool cuda = model.device().is_cuda();
+  SEMSKIP_THROW_IF_NOT_MSG(o.decode != DecodeMode::graph || cuda,
+                           "serve: decode mode graph needs a CUDA device (the model is on {}); use fixed, eager or auto",
+                           model.device().str());
+  decode_ = o.decode == DecodeMode::auto_ ? (cuda ? DecodeMode::graph : DecodeMode::eager) : o.decode;
+  if (o.lockstep) decode_ = DecodeMode::eager;
 }
 
 Server::~Server() = default;
@@ -156,6 +163,10 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
     std::vector<int64_t> n_after;  // per row: tokens in the cache after it
     std::optional<KvCache> kv;
   } carried;
+  // The fixed-shape decoding over carried.kv while the same sequences decode (policy none).
+  std::unique_ptr<FixedDecoder> burst;
+  int64_t fixed_flops = 0;  // executed FLOPs of its steps (the full model's)
+  const bool fixed_allowed = decode_ != DecodeMode::eager && policy_ == none_.get();
 
   synchronize(dev);
   const Stopwatch clock;
@@ -197,6 +208,7 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
     const int64_t B = static_cast<int64_t>(out.seqs.size());
     std::vector<bool> stop(static_cast<size_t>(B), false);
     if (B == 0) {
+      burst.reset();
       carried.kv.reset();
       // Nothing of ours to compute; the other ranks' collectives still need this one.
       const StepBatch idle = empty_batch(dev);
@@ -225,28 +237,83 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
           for (size_t i = 0; i < out.seqs.size(); ++i) groups[0].push_back(i);
         }
       }
-      std::optional<Carried> next_carried;
       std::vector<int64_t> next_tok(static_cast<size_t>(B), -1), skip_p(static_cast<size_t>(B), 0),
           skip_o(static_cast<size_t>(B), 0);
+      // A forward that decodes one token for each sequence of the last step's one-token
+      // forward, in the same rows, with nothing recomputed in between, runs on that forward's
+      // dense cache: it holds every row's past as the pool does (both got the new K/V),
+      // right-aligned as a gather would lay it out (each row's newest slot in the last column),
+      // so the gather is skipped. Anything else (a sequence joined, finished or was pre-empted,
+      // a prompt chunk) gathers from the pool.
+      const auto carries = [&](const std::vector<size_t>& g) {
+        bool ok = o.carry_dense_kv && carried.kv.has_value() && carried.seqs.size() == g.size();
+        for (size_t b = 0; ok && b < g.size(); ++b) {
+          const ScheduledSeq& s = out.seqs[g[b]];
+          ok = s.n_new == 1 && carried.seqs[b] == s.seq && carried.n_after[b] == s.n_computed;
+        }
+        return ok;
+      };
+      const bool fixed = fixed_allowed && groups.size() == 1 && carries(groups[0]) &&
+                         (burst || fixed_decode_unsupported(model_, *carried.kv).empty());
+      if (!fixed && burst) {
+        // Its batch has changed, or the step needs the engine: the cache's length catches up
+        // with the steps run (a one-token forward of the same rows may still carry it).
+        burst->finish();
+        burst.reset();
+      }
+      std::optional<Carried> next_carried;
       double prep_s = 0.0, fwd_s = 0.0;
       step.kv_gathered = false;
       step.n_forwards = static_cast<int64_t>(groups.size());
-      for (const std::vector<size_t>& g : groups) {
+      step.fixed_shape = fixed;
+      if (fixed) {
+        // A fixed-shape step over the carried cache (see server.h); its input is each row's
+        // newest token, already in the decoder after its first step.
+        const double t_group = clock.seconds();
+        std::vector<int64_t> dst(static_cast<size_t>(B));
+        int64_t full = flops::rotary(cfg.head_dim, B) + B * lm_head_token_flops(cfg), most = 1;
+        std::vector<int64_t> first(static_cast<size_t>(B));
+        for (int64_t b = 0; b < B; ++b) {
+          const ScheduledSeq& s = out.seqs[static_cast<size_t>(b)];
+          const RequestRecord& rec = res.requests[req_of[static_cast<size_t>(s.seq)]];
+          const ServeRequest& r = requests[req_of[static_cast<size_t>(s.seq)]];
+          dst[static_cast<size_t>(b)] = sched.blocks().pool_slot(s.seq, s.n_computed);
+          first[static_cast<size_t>(b)] = tokens[static_cast<size_t>(s.seq)][static_cast<size_t>(s.n_computed)];
+          full += full_token_flops(cfg, s.n_computed);
+          most = std::max<int64_t>(most, r.max_new_tokens - static_cast<int64_t>(rec.output_tokens.size()));
+          ++step.n_decode_tokens;
+        }
+        res.flops_full += full;
+        fixed_flops += full;
+        for (int64_t l = 0; l < L; ++l) counts.n_block_run[static_cast<size_t>(l)] += B;
+        if (!burst)
+          burst = std::make_unique<FixedDecoder>(model_, *carried.kv, at::tensor(first, at::kLong).to(dev), most,
+                                                 decode_ == DecodeMode::graph);
+        const at::Tensor dst_d = at::tensor(dst, at::kLong).to(dev);
+        const double t_fb = clock.seconds();
+        const at::Tensor tok = burst->step(/*wait=*/true);  // int64 [B, 1]
+        const double t_fe = clock.seconds();
+        prep_s += t_fb - t_group;
+        fwd_s += t_fe - t_fb;
+        pool_->write_slot(*carried.kv, burst->last_slot(), dst_d);
+        const at::Tensor host = tok.reshape({B}).to(at::kCPU).contiguous();
+        const int64_t* hp = host.data_ptr<int64_t>();
+        for (int64_t b = 0; b < B; ++b) {
+          next_tok[static_cast<size_t>(b)] = hp[b];
+          ++carried.n_after[static_cast<size_t>(b)];
+        }
+        // The burst ends when its room is used up (every row then has finished).
+        if (burst->steps() == burst->max_steps()) {
+          burst.reset();
+          carried.kv.reset();
+        }
+      }
+      for (const std::vector<size_t>& g : fixed ? std::vector<std::vector<size_t>>{} : groups) {
         const double t_group = clock.seconds();
         const int64_t Bg = static_cast<int64_t>(g.size());
         int64_t S = 0;
         for (size_t i : g) S = std::max(S, out.seqs[i].n_new);
-        // A forward that decodes one token for each sequence of the last step's one-token
-        // forward, in the same rows, with nothing recomputed in between, runs on that
-        // forward's dense cache: it holds every row's past as the pool does (both got the new
-        // K/V), right-aligned as a gather would lay it out (each row's newest slot in the last
-        // column), so the gather is skipped. Anything else (a sequence joined, finished or was
-        // pre-empted, a prompt chunk) gathers from the pool.
-        bool carry = o.carry_dense_kv && carried.kv.has_value() && S == 1 && carried.seqs.size() == g.size();
-        for (size_t b = 0; carry && b < g.size(); ++b) {
-          const ScheduledSeq& s = out.seqs[g[b]];
-          carry = carried.seqs[b] == s.seq && carried.n_after[b] == s.n_computed;
-        }
+        const bool carry = carries(g);
         if (!carry) carried.kv.reset();  // freed before the gather allocates its own
         // The forward's inputs, built on the host: right-aligned rows (model/generation.h's left_pad).
         at::Tensor ids = at::full({Bg, S}, o.pad_token_id, at::kLong);  // int64 [B, S]
@@ -335,7 +402,7 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
         }
         step.t_lookup_s += static_cast<double>(ctx.t_lookup_ns) * 1e-9;
       }
-      if (next_carried) carried = std::move(*next_carried);
+      if (!fixed && next_carried) carried = std::move(*next_carried);
       t_forward_begin = t_scheduled + prep_s;
       t_forward_end = t_forward_begin + fwd_s;
       const double t_done = clock.seconds();
@@ -381,7 +448,7 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
     rec.arrival_s = sched.queued_s(static_cast<int64_t>(s));
     res.n_preemptions += rec.n_preemptions;
   }
-  res.flops_executed = flops.total(AttnConvention::causal);
+  res.flops_executed = flops.total(AttnConvention::causal) + fixed_flops;
   res.flops_overhead = flops.total_overhead();
   res.cache = policy_->cache_stats();
   return res;

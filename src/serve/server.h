@@ -34,6 +34,15 @@
 // (a block pool that cannot hold one max_model_len sequence) throw semskip::Error before
 // anything is served.
 //
+// Fixed-shape decoding (ServeOptions::decode). With policy none, a step that decodes one token
+// for each sequence of the step before (the carried cache's condition) runs as a step of a
+// model/fixed_decode.h FixedDecoder over the carried dense cache, created for the batch with
+// room for the most tokens any row still needs; it ends when the batch changes (a sequence
+// finishes, joins or is pre-empted), and the next such stretch starts a new one (a new capture
+// in graph mode). Each step's new K/V are copied from the dense cache into the pool, so that a
+// later gather finds them. FLOPs executed are charged as the full model's (the same causal
+// convention: masked slots are not charged).
+//
 // Data-parallel replicas (under mpirun): each rank runs its own Server on its share of the
 // requests. With ServeOptions::lockstep set, every rank takes the same number of steps; a rank
 // with nothing to compute in a step takes an empty step (B = 0), which still joins the
@@ -47,6 +56,7 @@
 #include <vector>
 
 #include "engine/skip_engine.h"
+#include "model/generation.h"
 #include "model/layer_plan.h"
 #include "serve/records.h"
 #include "skip/skip_policy.h"
@@ -97,6 +107,13 @@ struct ServeOptions {
   // so that decoding rows are not padded to the chunks' length; false: one forward per step.
   // Ignored under lockstep (one forward per step there). The tokens are the same either way.
   bool split_mixed_steps = true;
+  // How decoding steps of policy none run (model/generation.h): eager (the skip engine's
+  // forward, as every other policy), fixed or graph (model/fixed_decode.h: a burst of
+  // fixed-shape steps over the carried dense cache while the same sequences decode, one CUDA
+  // graph replayed per step in graph mode; a step's new K/V go from that cache to the pool), or
+  // auto (graph on CUDA, else eager). Not under lockstep. The tokens are the same (fp32; in
+  // bf16 up to summation order).
+  DecodeMode decode = DecodeMode::auto_;
   // Lockstep over data-parallel replicas; null: one process (the loop ends when this rank's
   // requests have all finished).
   LockstepHook lockstep;
@@ -139,6 +156,7 @@ class Server {
   SkipEngine engine_;
   std::unique_ptr<SkipPolicy> none_;    // the policy of `policy` null
   std::unique_ptr<PagedKvPool> pool_;   // the KV blocks, allocated once
+  DecodeMode decode_ = DecodeMode::eager;  // options_.decode resolved
 };
 
 // KV blocks that fit in `bytes` for `model` (K and V of every layer, compute dtype).

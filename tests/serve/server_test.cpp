@@ -263,6 +263,40 @@ TEST(Server, CarriedDenseCacheMatchesGathering) {
   }
 }
 
+// Fixed-shape decoding of policy none (the steps a CUDA graph replays, run eagerly here):
+// every request's tokens are still generate_greedy's alone, through batch changes and
+// pre-emption, and the FLOPs executed are the full model's.
+TEST(Server, FixedShapeDecodingGivesGenerateGreedyTokens) {
+  for (int64_t blocks : {0, 16}) {
+    ServeOptions o;
+    o.block_size = 4;
+    o.max_model_len = 64;
+    o.max_num_seqs = 4;
+    o.max_num_batched_tokens = 16;
+    o.num_kv_blocks = blocks;
+    o.decode = DecodeMode::fixed;
+    const std::vector<ServeRequest> rs = workload();
+    Server server(tiny(), nullptr, o);
+    const ServeResult res = server.run(rs);
+    check_records(res, rs, server.options());
+    for (size_t i = 0; i < rs.size(); ++i)
+      EXPECT_EQ(res.requests[i].output_tokens, generate_alone(rs[i])) << "blocks " << blocks << " request " << rs[i].id;
+    int64_t fixed = 0;
+    for (const StepRecord& s : res.steps) {
+      fixed += s.fixed_shape ? 1 : 0;
+      if (s.fixed_shape) EXPECT_EQ(s.n_decode_tokens, s.n_seqs);
+    }
+    EXPECT_GT(fixed, 0) << "blocks " << blocks;
+    if (blocks > 0) EXPECT_GT(res.n_preemptions, 0);
+    EXPECT_EQ(res.flops_executed, res.flops_full);
+  }
+  // graph needs a CUDA device.
+  ServeOptions g;
+  g.decode = DecodeMode::graph;
+  g.max_model_len = 64;
+  EXPECT_THROW(Server(tiny(), nullptr, g), Error);
+}
+
 // A step that mixes decodes with prompt chunks runs them as two forwards (decodes not padded
 // to the chunks' length) or as one: the tokens, FLOPs charged and skip counts are the same.
 TEST(Server, SplitMixedStepsMatchOneForward) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <numeric>
 
@@ -228,37 +229,50 @@ TEST(Server, StaticPolicyMatchesTheEngineAlone) {
   EXPECT_LT(res.flops_executed, res.flops_full);
 }
 
+// workload() served twice under policy `text` ("none" or a static policy) on small options
+// (num_blocks 16 forces pre-emption), `vary` setting one knob off and on: the results, each
+// run's records checked; the two runs' tokens and skip counts compared.
+std::vector<ServeResult> serve_both_ways(const char* text, int64_t num_blocks,
+                                         const std::function<void(ServeOptions&, bool)>& vary) {
+  ServeOptions o;
+  o.block_size = 4;
+  o.max_model_len = 64;
+  o.max_num_seqs = 4;
+  o.max_num_batched_tokens = 16;
+  o.num_kv_blocks = num_blocks;
+  const std::vector<ServeRequest> rs = workload();
+  std::vector<ServeResult> res;
+  for (bool on : {true, false}) {
+    vary(o, on);
+    std::unique_ptr<StaticPolicy> policy;
+    if (std::string(text) != "none") policy = std::make_unique<StaticPolicy>(Descriptor::parse(text), tiny().n_layers());
+    Server server(tiny(), policy.get(), o);
+    res.push_back(server.run(rs));
+    check_records(res.back(), rs, server.options());
+  }
+  for (size_t i = 0; i < rs.size(); ++i)
+    EXPECT_EQ(res[0].requests[i].output_tokens, res[1].requests[i].output_tokens) << text << " request " << rs[i].id;
+  EXPECT_EQ(res[0].counts.n_block_skip, res[1].counts.n_block_skip) << text;
+  EXPECT_EQ(res[0].counts.n_block_run, res[1].counts.n_block_run) << text;
+  return res;
+}
+
 // A decoding step that runs on the previous step's dense cache (no gather from the pool) is
 // invisible in the results: with every step gathering instead, the tokens, FLOPs and skip
 // counts are the same, with no policy and with keys hidden at skipped layers, through
 // pre-emption.
 TEST(Server, CarriedDenseCacheMatchesGathering) {
   for (const char* text : {"none", "static:layers=3+4"}) {
-    ServeOptions o;
-    o.block_size = 4;
-    o.max_model_len = 64;
-    o.max_num_seqs = 4;
-    o.max_num_batched_tokens = 16;
-    o.num_kv_blocks = 16;
-    const std::vector<ServeRequest> rs = workload();
-    std::vector<ServeResult> res;
-    for (bool carry : {true, false}) {
-      o.carry_dense_kv = carry;
-      std::unique_ptr<StaticPolicy> policy;
-      if (std::string(text) != "none") policy = std::make_unique<StaticPolicy>(Descriptor::parse(text), tiny().n_layers());
-      Server server(tiny(), policy.get(), o);
-      res.push_back(server.run(rs));
-      check_records(res.back(), rs, server.options());
+    const std::vector<ServeResult> res =
+        serve_both_ways(text, 16, [](ServeOptions& o, bool on) { o.carry_dense_kv = on; });
+    for (size_t r = 0; r < 2; ++r) {
       int64_t carried = 0;
-      for (const StepRecord& s : res.back().steps) carried += s.kv_gathered ? 0 : 1;
-      if (carry) EXPECT_GT(carried, 0) << text;
+      for (const StepRecord& s : res[r].steps) carried += s.kv_gathered ? 0 : 1;
+      if (r == 0) EXPECT_GT(carried, 0) << text;
       else EXPECT_EQ(carried, 0) << text;
     }
     EXPECT_GT(res[0].n_preemptions, 0) << text;
-    for (size_t i = 0; i < rs.size(); ++i)
-      EXPECT_EQ(res[0].requests[i].output_tokens, res[1].requests[i].output_tokens) << text << " request " << rs[i].id;
     EXPECT_EQ(res[0].flops_executed, res[1].flops_executed) << text;
-    EXPECT_EQ(res[0].counts.n_block_skip, res[1].counts.n_block_skip) << text;
     EXPECT_EQ(res[0].n_preemptions, res[1].n_preemptions) << text;
   }
 }
@@ -298,25 +312,15 @@ TEST(Server, FixedShapeDecodingGivesGenerateGreedyTokens) {
 }
 
 // A step that mixes decodes with prompt chunks runs them as two forwards (decodes not padded
-// to the chunks' length) or as one: the tokens, FLOPs charged and skip counts are the same.
+// to the chunks' length) or as one: the tokens and skip counts are the same.
 TEST(Server, SplitMixedStepsMatchOneForward) {
   for (const char* text : {"none", "static:layers=3+4"}) {
-    ServeOptions o;
-    o.block_size = 4;
-    o.max_model_len = 64;
-    o.max_num_seqs = 4;
-    o.max_num_batched_tokens = 16;
-    const std::vector<ServeRequest> rs = workload();
-    std::vector<ServeResult> res;
-    for (bool split : {true, false}) {
-      o.split_mixed_steps = split;
-      std::unique_ptr<StaticPolicy> policy;
-      if (std::string(text) != "none") policy = std::make_unique<StaticPolicy>(Descriptor::parse(text), tiny().n_layers());
-      Server server(tiny(), policy.get(), o);
-      res.push_back(server.run(rs));
-      check_records(res.back(), rs, server.options());
+    const std::vector<ServeResult> res =
+        serve_both_ways(text, 0, [](ServeOptions& o, bool on) { o.split_mixed_steps = on; });
+    for (size_t r = 0; r < 2; ++r) {
+      const bool split = r == 0;
       int64_t two = 0;
-      for (const StepRecord& s : res.back().steps) {
+      for (const StepRecord& s : res[r].steps) {
         const int64_t n_chunks = s.n_seqs - s.n_decode_tokens;  // rows computing prompt tokens
         if (!split || n_chunks == 0) EXPECT_EQ(s.n_forwards, 1) << text << " step " << s.index;
         // Decodes beside a chunk of more than one token.
@@ -325,10 +329,6 @@ TEST(Server, SplitMixedStepsMatchOneForward) {
       }
       if (split) EXPECT_GT(two, 0) << text;
     }
-    for (size_t i = 0; i < rs.size(); ++i)
-      EXPECT_EQ(res[0].requests[i].output_tokens, res[1].requests[i].output_tokens) << text << " request " << rs[i].id;
-    EXPECT_EQ(res[0].counts.n_block_skip, res[1].counts.n_block_skip) << text;
-    EXPECT_EQ(res[0].counts.n_block_run, res[1].counts.n_block_run) << text;
   }
 }
 

@@ -308,7 +308,8 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
           carried.kv.reset();
         }
       }
-      for (const std::vector<size_t>& g : fixed ? std::vector<std::vector<size_t>>{} : groups) {
+      if (fixed) groups.clear();  // the step ran above, without the engine
+      for (const std::vector<size_t>& g : groups) {
         const double t_group = clock.seconds();
         const int64_t Bg = static_cast<int64_t>(g.size());
         int64_t S = 0;

@@ -12,14 +12,18 @@
 //     the same engine (policy none), for a --skip-prefill B × T prefill and --skip-decode-batch
 //     decode steps: wall-clock saving next to executed-FLOPs saving and their ratio, for each
 //     --skip-exec row execution (repeatable: gather, bucket, mask; model/layer_plan.h), side
-//     by side against one full-model baseline. static:k picks its k layers by block influence
-//     on the bench's own prefill (calibration);
+//     by side against one full-model baseline, the decode in each --skip-decode-mode (eager;
+//     fixed and graph, the fixed-shape step without the skipped layers, for whole-layer
+//     policies); static:k picks its k layers by block influence on the bench's own prefill
+//     (calibration); --skip-profile-out traces one skipping prefill;
 //   - optionally (CUDA builds) a Kineto trace of one batch-1 generation per decode mode (--profile-out), which
 //     bench/gpu/summarize_trace.py turns into a table of where the time goes.
 // Prints one JSON document. Prompts are the ids (i·7919 + 13) mod V, the same as
 // `semskip generate --prompt-tokens` and bench/gpu/hf_engine_bench.py use.
 #include <algorithm>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <cstdio>
 #include <set>
 #include <string>
@@ -39,6 +43,7 @@
 #include "engine/skip_engine.h"
 #include "metrics/flop_counter.h"
 #include "metrics/timing.h"
+#include "model/fixed_decode.h"
 #include "model/generation.h"
 #include "model/transformer.h"
 #include "skip/skip_policy.h"
@@ -66,6 +71,8 @@ struct Options {
   std::string profile_out;  // Kineto trace of one batch-1 generation (CUDA builds)
   std::vector<std::string> skip;     // policy descriptors measured against none
   std::vector<std::string> skip_exec = {"gather"};  // row executions of the skipping runs
+  std::vector<std::string> skip_decode_modes = {"eager"};  // decode modes of the skipping runs
+  std::string skip_profile_out;  // Kineto trace of one skipping prefill (CUDA builds)
   int64_t skip_decode_batch = 32;
   int64_t skip_decode_steps = 32;
   int64_t skip_prefill_batch = 8;
@@ -114,47 +121,75 @@ SkipPhase skip_prefill(const Transformer& m, const SkipEngine& engine, SkipPolic
 }
 
 // `steps` decode steps at batch B after a prompt of ids [B, P] (the prefill untimed); tokens
-// are fed back from the device argmax, nothing read to the host inside the timed loop.
+// are fed back from the device argmax, nothing read to the host inside the timed loop. eager:
+// a SkipEngine step each; fixed / graph (a policy with bypass_layers() only): the fixed-shape
+// step without the bypassed layers, graph-captured (model/fixed_decode.h; the capture inside
+// the timed decode), its FLOPs those of the eager steps (the same layers run).
 SkipPhase skip_decode(const Transformer& m, const SkipEngine& engine, SkipPolicy& policy, const at::Tensor& ids,
-                      int64_t steps, const TimingProtocol& protocol) {
+                      int64_t steps, const TimingProtocol& protocol, DecodeMode mode) {
   const int64_t B = ids.size(0);
   const at::Tensor valid = at::ones(ids.sizes(), ids.options().dtype(at::kBool));
   const at::Tensor live = at::ones({B, 1}, valid.options());
-  const auto once = [&](FlopCounter* f, double* seconds) {
+  const std::optional<std::vector<int64_t>> bypass = policy.bypass_layers();
+  SEMSKIP_ASSERT(mode == DecodeMode::eager || bypass.has_value());
+  const auto once = [&](FlopCounter* f, double* seconds, DecodeMode how) {
     for (int64_t b = 0; b < B; ++b) policy.begin_request(b);
     SkipKvCache kv = engine.make_cache(B, ids.size(1) + steps);
     StepContext pc = step_ctx(m, valid, true);
     at::Tensor next = engine.step(ids, pc, kv, policy, nullptr, nullptr).select(1, ids.size(1) - 1).argmax(-1);
     synchronize(m.device());
     const Stopwatch clock;
-    for (int64_t s = 0; s < steps; ++s) {
-      StepContext dc = step_ctx(m, live, false);
-      dc.flops = f;
-      next = engine.step(next.view({B, 1}), dc, kv, policy, f, nullptr).select(1, 0).argmax(-1);
+    if (how == DecodeMode::eager) {
+      for (int64_t s = 0; s < steps; ++s) {
+        StepContext dc = step_ctx(m, live, false);
+        dc.flops = f;
+        next = engine.step(next.view({B, 1}), dc, kv, policy, f, nullptr).select(1, 0).argmax(-1);
+      }
+    } else {
+      decode_fixed(m, kv, next, steps, how == DecodeMode::graph, std::nullopt, *bypass);
     }
     synchronize(m.device());
     if (seconds) *seconds = clock.seconds();
   };
   std::vector<double> samples;
-  for (int i = 0; i < protocol.warmup; ++i) once(nullptr, nullptr);
+  for (int i = 0; i < protocol.warmup; ++i) once(nullptr, nullptr, mode);
   for (int i = 0; i < protocol.reps; ++i) {
     double sec = 0.0;
-    once(nullptr, &sec);
+    once(nullptr, &sec, mode);
     samples.push_back(sec);
   }
   SkipPhase r;
   r.t = summarize_samples(samples);
   FlopCounter f;
-  once(&f, nullptr);
+  once(&f, nullptr, DecodeMode::eager);
   r.flops = f.total();
   return r;
 }
 
+// A Kineto trace of fn() at `path` (CUDA builds).
+void trace_to(const std::string& path, const std::function<void()>& fn, const at::Device& device) {
+#ifdef SEMSKIP_CUDA
+  namespace tap = torch::autograd::profiler;
+  namespace tpi = torch::profiler::impl;
+  const tpi::ProfilerConfig config(tpi::ProfilerState::KINETO);
+  const std::set<tpi::ActivityType> activities{tpi::ActivityType::CPU, tpi::ActivityType::CUDA};
+  tap::prepareProfiler(config, activities);
+  tap::enableProfiler(config, activities);
+  fn();
+  synchronize(device);
+  tap::disableProfiler()->save(path);
+#else
+  (void)path, (void)fn, (void)device;
+  SEMSKIP_THROW_MSG("a Kineto trace needs a CUDA build");
+#endif
+}
+
 json skip_row(const std::string& policy, RowExec mode, const std::string& phase, int64_t batch, int64_t tokens,
-              const SkipPhase& none, const SkipPhase& p) {
+              const SkipPhase& none, const SkipPhase& p, const char* decode_mode = nullptr) {
   const double wall = 1.0 - p.t.median_s / none.t.median_s;
   const double fl = 1.0 - static_cast<double>(p.flops) / static_cast<double>(none.flops);
   return {{"policy", policy},      {"skip_exec", row_exec_name(mode)}, {"phase", phase},       {"batch", batch},
+          {"decode_mode", decode_mode ? decode_mode : ""},
           {"tokens", tokens},      {"t_s", p.t.median_s},  {"t_none_s", none.t.median_s},
           {"flops", p.flops},      {"flops_none", none.flops},
           {"wall_saving", wall},   {"flops_saving", fl},
@@ -177,10 +212,19 @@ json skipping(const Options& o, const Transformer& model, const TimingProtocol& 
   env.device = model.device();
   const std::unique_ptr<SkipPolicy> none = make_policy("none", env);
   const SkipPhase none_prefill = skip_prefill(model, engine, *none, prefill_ids, protocol);
-  const SkipPhase none_decode = skip_decode(model, engine, *none, decode_ids, o.skip_decode_steps, protocol);
+  std::vector<DecodeMode> decode_modes;
+  for (const std::string& m : o.skip_decode_modes) {
+    const DecodeMode dm = parse_decode_mode(m, "option --skip-decode-mode");
+    SEMSKIP_THROW_IF_NOT_MSG(dm != DecodeMode::auto_, "option --skip-decode-mode: give eager, fixed or graph");
+    decode_modes.push_back(dm);
+  }
+  std::vector<SkipPhase> none_decode;
+  for (const DecodeMode dm : decode_modes)
+    none_decode.push_back(skip_decode(model, engine, *none, decode_ids, o.skip_decode_steps, protocol, dm));
   std::vector<RowExec> modes;
   for (const std::string& m : o.skip_exec) modes.push_back(parse_row_exec(m, "option --skip-exec"));
   json rows = json::array();
+  bool traced = o.skip_profile_out.empty();
   for (const std::string& desc : o.skip) {
     for (const RowExec mode : modes) {
       // A fresh policy per mode: each starts from the same state (random streams, calibration).
@@ -199,19 +243,47 @@ json skipping(const Options& o, const Transformer& model, const TimingProtocol& 
       const SkipPhase pre = skip_prefill(model, skipping_engine, *policy, prefill_ids, protocol);
       rows.push_back(
           skip_row(policy->describe(), mode, "prefill", o.skip_prefill_batch, o.skip_prefill_len, none_prefill, pre));
-      const SkipPhase dec = skip_decode(model, skipping_engine, *policy, decode_ids, o.skip_decode_steps, protocol);
-      rows.push_back(
-          skip_row(policy->describe(), mode, "decode", o.skip_decode_batch, o.skip_decode_steps, none_decode, dec));
-      std::fprintf(stderr, "skip %s, %s: prefill wall %.3f / flops %.3f, decode wall %.3f / flops %.3f\n",
-                   policy->describe().c_str(), row_exec_name(mode), rows[rows.size() - 2]["wall_saving"].get<double>(),
-                   rows[rows.size() - 2]["flops_saving"].get<double>(), rows.back()["wall_saving"].get<double>(),
+      std::fprintf(stderr, "skip %s, %s: prefill wall %.3f / flops %.3f\n", policy->describe().c_str(),
+                   row_exec_name(mode), rows.back()["wall_saving"].get<double>(),
                    rows.back()["flops_saving"].get<double>());
+      if (!traced) {
+        // One skipping prefill of the first policy and row execution, traced.
+        trace_to(
+            o.skip_profile_out,
+            [&] {
+              for (int64_t b = 0; b < prefill_ids.size(0); ++b) policy->begin_request(b);
+              SkipKvCache kv = skipping_engine.make_cache(prefill_ids.size(0), prefill_ids.size(1));
+              StepContext ctx = step_ctx(model, at::ones(prefill_ids.sizes(), prefill_ids.options().dtype(at::kBool)), true);
+              skipping_engine.step(prefill_ids, ctx, kv, *policy, nullptr, nullptr);
+            },
+            model.device());
+        traced = true;
+      }
+      for (size_t i = 0; i < decode_modes.size(); ++i) {
+        const DecodeMode dm = decode_modes[i];
+        if (dm != DecodeMode::eager && !policy->bypass_layers()) {
+          std::fprintf(stderr, "skip %s: decode mode %s runs whole-layer skips only; not measured\n",
+                       policy->describe().c_str(), decode_mode_name(dm));
+          continue;
+        }
+        const SkipPhase dec =
+            skip_decode(model, skipping_engine, *policy, decode_ids, o.skip_decode_steps, protocol, dm);
+        rows.push_back(skip_row(policy->describe(), mode, "decode", o.skip_decode_batch, o.skip_decode_steps,
+                                none_decode[i], dec, decode_mode_name(dm)));
+        std::fprintf(stderr, "skip %s, %s, decode %s: wall %.3f / flops %.3f\n", policy->describe().c_str(),
+                     row_exec_name(mode), decode_mode_name(dm), rows.back()["wall_saving"].get<double>(),
+                     rows.back()["flops_saving"].get<double>());
+      }
     }
   }
   return rows;
 }
 
 int run(const Options& o) {
+#ifndef SEMSKIP_CUDA
+  SEMSKIP_THROW_IF_NOT_MSG(o.profile_out.empty() && o.skip_profile_out.empty(),
+                           "--profile-out and --skip-profile-out need a CUDA build");
+#endif
   ModelOptions mo;
   mo.dtype = parse_dtype(o.dtype, "--dtype");
   mo.device = at::Device(o.device);
@@ -316,8 +388,6 @@ int run(const Options& o) {
 #ifdef SEMSKIP_CUDA
     // One trace per decode mode: the first mode's at --profile-out, the others beside it with
     // the mode before the extension (trace.json -> trace_graph.json).
-    namespace tap = torch::autograd::profiler;
-    namespace tpi = torch::profiler::impl;
     const std::vector<std::vector<int64_t>> prompts(1, prompt_ids(o.prompt_len, vocab));
     json traces = json::array();
     for (size_t i = 0; i < modes.size(); ++i) {
@@ -331,13 +401,7 @@ int run(const Options& o) {
       go.max_new_tokens = std::min<int64_t>(o.new_tokens, 16);
       go.decode = modes[i];
       generate_greedy(model, prompts, go);
-      const tpi::ProfilerConfig config(tpi::ProfilerState::KINETO);
-      const std::set<tpi::ActivityType> activities{tpi::ActivityType::CPU, tpi::ActivityType::CUDA};
-      tap::prepareProfiler(config, activities);
-      tap::enableProfiler(config, activities);
-      generate_greedy(model, prompts, go);
-      synchronize(model.device());
-      tap::disableProfiler()->save(path);
+      trace_to(path, [&] { generate_greedy(model, prompts, go); }, model.device());
       traces.push_back({{"trace", path}, {"decode_mode", decode_mode_name(modes[i])}});
     }
     out["profile"] = {{"traces", traces}, {"batch", 1}, {"new_tokens", std::min<int64_t>(o.new_tokens, 16)}};
@@ -378,6 +442,13 @@ int main(int argc, char** argv) {
   app.add_option("--skip-decode-steps", o.skip_decode_steps, "Timed decode steps of the skipping runs")->capture_default_str();
   app.add_option("--skip-prefill-batch", o.skip_prefill_batch, "Prefill batch of the skipping runs")->capture_default_str();
   app.add_option("--skip-prefill-len", o.skip_prefill_len, "Prefill tokens per sequence of the skipping runs")->capture_default_str();
+  app.add_option("--skip-decode-mode", o.skip_decode_modes,
+                 "Decode modes of the skipping runs (repeatable or comma-separated): eager; fixed and graph "
+                 "(the fixed-shape step without the bypassed layers) for whole-layer policies only")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--skip-profile-out", o.skip_profile_out,
+                 "Write a Kineto trace of one skipping prefill of the first --skip policy (CUDA builds)");
   app.add_option("--profile-out", o.profile_out, "Write a Kineto trace of one batch-1 generation (CUDA builds)");
   CLI11_PARSE(app, argc, argv);
   try {

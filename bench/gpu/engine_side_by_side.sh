@@ -10,9 +10,13 @@
 # (1,8,32,128), NEW_TOKENS (128), PROMPT_LEN (32), PREFILL (8x512 as "8 512"), WARMUP (1),
 # REPS (3), SKIP (policies timed against none through the skip engine, space-separated; default
 # "static:k=6 random:rate=0.25"; empty: none), SKIP_DECODE (32 32: batch and decode steps),
-# SKIP_PREFILL (8 512), DECODE_MODES (eager,graph: bench_engine's --decode-mode), HF (1: also run transformers), PROFILE (1: trace one batch-1 generation of the
-# first model), SKIP_BUILD (1: reuse build/cuda), TAR_TO (a .tgz rewritten with everything in
-# OUT_DIR after each model, so that a run cut short keeps what it finished).
+# SKIP_PREFILL (8 512), SKIP_EXEC (gather: row executions of the skipping runs, space-separated),
+# SKIP_DECODE_MODES (eager: decode modes of the skipping runs, comma-separated; graph runs the
+# whole-layer policies in the captured step), SKIP_PROFILE (1: trace one skipping prefill of the
+# first policy on the first model), DECODE_MODES (eager,graph: bench_engine's --decode-mode), HF
+# (1: also run transformers), PROFILE (1: trace one batch-1 generation of the first model),
+# SKIP_BUILD (1: reuse build/cuda), TAR_TO (a .tgz rewritten with everything in OUT_DIR after
+# each model, so that a run cut short keeps what it finished).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out="${1:?usage: engine_side_by_side.sh OUT_DIR}"
@@ -32,6 +36,8 @@ skip_args=()
 for p in $skip_policies; do skip_args+=(--skip "$p"); done
 if [ ${#skip_args[@]} -gt 0 ]; then
   skip_args+=(--skip-decode-batch "$skip_db" --skip-decode-steps "$skip_ds" --skip-prefill-batch "$skip_pb" --skip-prefill-len "$skip_pt")
+  for e in ${SKIP_EXEC:-gather}; do skip_args+=(--skip-exec "$e"); done
+  skip_args+=(--skip-decode-mode "${SKIP_DECODE_MODES:-eager}")
 fi
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
@@ -47,6 +53,9 @@ for m in $models; do
   name="$(basename "$m")"
   prof=()
   if [ "${PROFILE:-1}" = 1 ] && [ $first = 1 ]; then prof=(--profile-out "$out/trace_${name}.json"); fi
+  if [ "${SKIP_PROFILE:-0}" = 1 ] && [ $first = 1 ] && [ ${#skip_args[@]} -gt 0 ]; then
+    prof+=(--skip-profile-out "$out/trace_${name}_skip_prefill.json")
+  fi
   build/cuda/bench/bench_engine --model "$m" --random-init --dtype bf16 --device cuda --attn sdpa \
     --decode-batch "$batches" --decode-mode "${DECODE_MODES:-eager,graph}" --new-tokens "$new_tokens" --prompt-len "$prompt_len" \
     --prefill-batch "$prefill_b" --prefill-len "$prefill_t" --warmup "$warmup" --reps "$reps" "${prof[@]}" "${skip_args[@]}" \

@@ -52,12 +52,14 @@ def main():
         for r in json.load(open(path)).get("skipping", []):
             skip_rows.append((name, r))
     if skip_rows:
-        print("\n| model | policy | phase | shape | ms | ms none | wall saving | FLOPs saving | wall / FLOPs |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("\n| model | policy | rows | phase | shape | ms | ms none | wall saving | FLOPs saving | wall / FLOPs |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for name, r in skip_rows:
             shape = f"{r['batch']}x{r['tokens']}" if r["phase"] == "prefill" else f"b{r['batch']}, {r['tokens']} steps"
-            print(f"| {name} | {r['policy']} | {r['phase']} | {shape} | {r['t_s'] * 1e3:.2f} | {r['t_none_s'] * 1e3:.2f} "
-                  f"| {r['wall_saving']:.3f} | {r['flops_saving']:.3f} | {r['wall_over_flops_saving']:.2f} |")
+            phase = r["phase"] + (f" {r['decode_mode']}" if r.get("decode_mode") else "")
+            print(f"| {name} | {r['policy']} | {r.get('skip_exec', 'gather')} | {phase} | {shape} | {r['t_s'] * 1e3:.2f} "
+                  f"| {r['t_none_s'] * 1e3:.2f} | {r['wall_saving']:.3f} | {r['flops_saving']:.3f} "
+                  f"| {r['wall_over_flops_saving']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -79,6 +79,11 @@ class PolicyPlan final : public ExecutionPlan {
     }
     lp.moe_collective = !(everywhere || ctx_.skipped_by_all(l));
     lp.want_mlp_out = policy_.wants_mlp_out(l);
+    if (n_valid_host_ >= 0) {
+      lp.n_skip = n_skip_[static_cast<size_t>(l)];
+      lp.n_run = n_valid_host_ - lp.n_skip;
+      lp.n_mlp_run = lp.n_run - n_skip_mlp_[static_cast<size_t>(l)];
+    }
     if (counts_.defined()) {
       const at::Tensor n_skip = skip.defined() ? skip.sum() : at::zeros_like(n_valid_);
       counts_[0][l].add_(n_valid_ - n_skip);
@@ -87,6 +92,35 @@ class PolicyPlan final : public ExecutionPlan {
       if (lp.propagate_kv && !lp.kv_state.defined()) counts_[3][l].add_(n_skip);
     }
     return lp;
+  }
+
+  // Every layer's row counts in one host read, for a policy whose begin_step made all the
+  // step's decisions: the forward then gathers without reading anything back.
+  void count_rows() {
+    const int64_t L = ctx_.n_layers();
+    std::vector<at::Tensor> sb, sm, sm_skip;
+    std::vector<int64_t> sb_layers, sm_layers;
+    for (int64_t l = 0; l < L; ++l) {
+      const at::Tensor& b = ctx_.skip_block_or_null(l);
+      const at::Tensor& m = ctx_.skip_mlp_or_null(l);
+      if (b.defined()) sb.push_back(b), sb_layers.push_back(l);
+      if (m.defined()) {
+        sm.push_back(m), sm_layers.push_back(l);
+        sm_skip.push_back(b.defined() ? b : at::zeros_like(m));
+      }
+    }
+    std::vector<at::Tensor> parts{valid_.sum().view({1})};
+    if (!sb.empty()) parts.push_back(at::stack(sb).logical_and(valid_).sum({1, 2}));
+    if (!sm.empty())
+      parts.push_back(at::stack(sm).logical_and(valid_).logical_and(at::stack(sm_skip).logical_not()).sum({1, 2}));
+    const at::Tensor host = at::cat(parts).to(at::kCPU, at::kLong);
+    const int64_t* p = host.data_ptr<int64_t>();
+    n_valid_host_ = p[0];
+    n_skip_.assign(static_cast<size_t>(L), 0);
+    n_skip_mlp_.assign(static_cast<size_t>(L), 0);
+    for (size_t i = 0; i < sb_layers.size(); ++i) n_skip_[static_cast<size_t>(sb_layers[i])] = p[1 + i];
+    for (size_t i = 0; i < sm_layers.size(); ++i)
+      n_skip_mlp_[static_cast<size_t>(sm_layers[i])] = p[1 + sb_layers.size() + i];
   }
 
   void after_mlp(int64_t l, const at::Tensor& mlp_out) override { policy_.after_mlp(l, mlp_out, ctx_); }
@@ -117,6 +151,10 @@ class PolicyPlan final : public ExecutionPlan {
   at::Tensor valid_;    // bool [B, S]
   at::Tensor counts_;   // int64 [4, L] on the device; undefined: not counting
   at::Tensor n_valid_;  // int64 scalar on the device
+  // count_rows(): the valid rows and, per layer, the valid rows skipping the block and the
+  // MLP alone, on the host; −1: not counted.
+  int64_t n_valid_host_ = -1;
+  std::vector<int64_t> n_skip_, n_skip_mlp_;
 };
 
 }  // namespace
@@ -131,6 +169,7 @@ at::Tensor SkipEngine::step(const at::Tensor& ids, StepContext& ctx, SkipKvCache
   if (states) *states = at::empty({L + 1, B, S, d}, at::TensorOptions().dtype(model_.dtype()).device(model_.device()));
   PolicyPlan plan(policy, ctx, counts != nullptr, states);
   policy.begin_step(ctx);
+  if (policy.decides_at_begin_step() && row_exec_ != RowExec::mask) plan.count_rows();
   ForwardOptions fo;
   fo.kv_cache = &kv;
   fo.flops = flops;

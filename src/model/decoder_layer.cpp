@@ -1,5 +1,6 @@
 #include "model/decoder_layer.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "core/error.h"
@@ -48,6 +49,25 @@ RowSet bucket_set(const at::Tensor& mask, const at::Tensor& cs, int64_t n, int64
   s.rows = order.narrow(0, 0, s.n);
   s.keep = at::arange(s.n, long_opts) < n_dev;
   s.member = pos < s.n;
+  return s;
+}
+
+// gather with the count n known on the host: the rows of mask bool [N] in order, ordered on
+// the device as bucket_set orders them, without padding; nothing is read back.
+RowSet exact_set(const at::Tensor& mask, int64_t n, int64_t N) {
+  SEMSKIP_ASSERT(n >= 0 && n <= N);
+  RowSet s;
+  s.n = n;
+  const auto long_opts = mask.options().dtype(at::kLong);
+  if (n == 0) {
+    s.rows = at::empty({0}, long_opts);
+    return s;
+  }
+  if (n == N) return s;  // every row, in order
+  const at::Tensor cs = mask.to(at::kLong).cumsum(0);
+  const at::Tensor i = at::arange(N, long_opts);
+  const at::Tensor pos = at::where(mask, cs - 1, i - cs + n);
+  s.rows = at::empty({N}, long_opts).index_copy_(0, pos, i).narrow(0, 0, n);
   return s;
 }
 
@@ -207,7 +227,14 @@ at::Tensor DecoderLayer::attention_rows(const at::Tensor& h_flat, const RowSet& 
   const at::Tensor counted = run.member.defined() ? run.member.view({batch, n_tokens}) : at::Tensor();
   const int64_t n_counted = run.member.defined() ? n : -1;
   AttentionMask mask;
-  if (kept.defined() && kv.has_hidden(index)) {
+  // Every key of the layer valid and visible (no padding, none hidden): the plain causal
+  // mask, so the fused causal kernels run; only its pair count follows the executed rows.
+  const bool all_keys = !kv.has_padding() && !kv.has_hidden(index) && !visible.defined();
+  if (all_keys) {
+    mask = AttentionMask::causal_counted(batch, n_tokens, ctx.first_slot + n_tokens, counted, n_counted,
+                                         /*count_pairs=*/ctx.flops != nullptr,
+                                         /*defer_pairs=*/ctx.pending_pairs != nullptr);
+  } else if (kept.defined() && kv.has_hidden(index)) {
     mask = mixed_mask(batch, n_tokens, ctx, kept.view({batch, n_tokens}), counted, n_counted);
   } else {
     // A layer whose keys are all the valid ones shares the padding mask of the forward's other
@@ -262,31 +289,41 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
   RowSet attn_set, prop_set, mlp_set;
   prop_set.rows = at::empty({0}, h.options().dtype(at::kLong));
   if (mode == RowExec::gather) {
+    // A count the plan gives orders the rows on the device; else nonzero reads it.
+    const auto rows_for = [&](const at::Tensor& mk, int64_t n) {
+      return n >= 0 ? exact_set(mk, n, N) : gather_set(rows_of(mk), N);
+    };
     if (run.defined()) {
-      attn_set = gather_set(padding_only ? valid_rows() : rows_of(run), N);
+      if (padding_only && !ctx.valid_rows.defined() && plan.n_run >= 0) {
+        const RowSet e = exact_set(valid, plan.n_run, N);
+        ctx.valid_rows = e.rows.defined() ? e.rows : at::arange(N, h.options().dtype(at::kLong));
+      }
+      attn_set = padding_only ? gather_set(valid_rows(), N) : rows_for(run, plan.n_run);
       attn_set.member = run;
-      if (propagate) prop_set = gather_set(rows_of(skip), N);
+      if (propagate) prop_set = rows_for(skip, plan.n_skip);
     }
     // Without MLP skips the MLP runs on the attention's rows (no second nonzero).
-    if (mlp_run.defined()) mlp_set = !skip_mlp.defined() ? attn_set : gather_set(rows_of(mlp_run), N);
+    if (mlp_run.defined()) mlp_set = !skip_mlp.defined() ? attn_set : rows_for(mlp_run, plan.n_mlp_run);
   } else if (mode == RowExec::bucket) {
     // One host read for the counts of every set this layer still needs.
     const bool attn_cached = padding_only && ctx.valid_bucket.has_value();
     const bool mlp_same = mlp_run.defined() && !skip_mlp.defined();
     std::vector<at::Tensor> masks;
-    if (run.defined() && !attn_cached) masks.push_back(run);
-    if (propagate) masks.push_back(skip);
-    if (mlp_run.defined() && !mlp_same) masks.push_back(mlp_run);
+    std::vector<int64_t> counts;  // −1: not given by the plan
+    if (run.defined() && !attn_cached) masks.push_back(run), counts.push_back(plan.n_run);
+    if (propagate) masks.push_back(skip), counts.push_back(plan.n_skip);
+    if (mlp_run.defined() && !mlp_same) masks.push_back(mlp_run), counts.push_back(plan.n_mlp_run);
     std::vector<at::Tensor> cums;
-    std::vector<int64_t> counts(masks.size(), 0);
     if (!masks.empty() && N > 0) {
       std::vector<at::Tensor> last;
       for (const at::Tensor& mk : masks) {
         cums.push_back(mk.to(at::kLong).cumsum(0));
         last.push_back(cums.back().narrow(0, N - 1, 1));
       }
-      const at::Tensor host = at::cat(last).to(at::kCPU);
-      for (size_t i = 0; i < masks.size(); ++i) counts[i] = host[static_cast<int64_t>(i)].item<int64_t>();
+      if (std::find(counts.begin(), counts.end(), int64_t{-1}) != counts.end()) {
+        const at::Tensor host = at::cat(last).to(at::kCPU);
+        for (size_t i = 0; i < masks.size(); ++i) counts[i] = host[static_cast<int64_t>(i)].item<int64_t>();
+      }
     }
     size_t next = 0;
     const auto take = [&]() {

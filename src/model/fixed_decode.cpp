@@ -1,5 +1,6 @@
 #include "model/fixed_decode.h"
 
+#include <algorithm>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -32,7 +33,7 @@ struct StepState {
   at::Tensor key_slots;  // int64 [1, capacity]: 0, 1, ..., capacity - 1
 };
 
-void fixed_step(const Transformer& model, KvCache& cache, StepState& s) {
+void fixed_step(const Transformer& model, KvCache& cache, StepState& s, const std::vector<bool>& run) {
   const int64_t batch = cache.batch(), cap = cache.capacity();
   LayerContext ctx;
   ctx.kv_cache = &cache;
@@ -47,7 +48,8 @@ void fixed_step(const Transformer& model, KvCache& cache, StepState& s) {
   ctx.mask.n_keys = cap;
   ctx.mask.pairs_dense = batch * cap;
   at::Tensor x = model.embed(s.tokens);
-  for (const DecoderLayer& layer : model.layers()) x = layer.forward(x, ctx);
+  for (const DecoderLayer& layer : model.layers())
+    if (run[static_cast<size_t>(layer.index)]) x = layer.forward(x, ctx);
   const at::Tensor next = model.lm_head(model.final_norm(x)).argmax(-1);  // int64 [B, 1]
   s.out.index_copy_(1, s.column, next);
   s.tokens.copy_(next);
@@ -63,9 +65,14 @@ bool all_ended(const at::Tensor& out, int64_t n, int64_t eos) {
 
 }  // namespace
 
-std::string fixed_decode_unsupported(const Transformer& model, const KvCache& cache) {
+std::string fixed_decode_unsupported(const Transformer& model, const KvCache& cache,
+                                     const std::vector<int64_t>& bypass) {
   if (cache.batch() == 0) return "the batch is empty";
+  for (int64_t l : bypass)
+    if (l < 0 || l >= model.n_layers())
+      return fmt::format("bypassed layer {} is outside the model's 0..{}", l, model.n_layers() - 1);
   for (const DecoderLayer& l : model.layers()) {
+    if (std::find(bypass.begin(), bypass.end(), l.index) != bypass.end()) continue;
     if (l.is_moe() && !l.moe->stacked())
       return fmt::format("the experts of MoE layer {} are not all held by this process (expert parallelism)",
                          l.index);
@@ -84,10 +91,12 @@ struct FixedDecoder::State {
 };
 
 FixedDecoder::FixedDecoder(const Transformer& model, KvCache& cache, const at::Tensor& first, int64_t max_steps,
-                           bool graph)
+                           bool graph, const std::vector<int64_t>& bypass)
     : model_(model), cache_(cache), max_steps_(max_steps), graph_(graph), s_(std::make_unique<State>()) {
-  const std::string why = fixed_decode_unsupported(model, cache);
+  const std::string why = fixed_decode_unsupported(model, cache, bypass);
   SEMSKIP_THROW_IF_NOT_MSG(why.empty(), "fixed-shape decoding: {}", why);
+  run_.assign(static_cast<size_t>(model.n_layers()), true);
+  for (int64_t l : bypass) run_[static_cast<size_t>(l)] = false;
   SEMSKIP_THROW_IF_NOT_MSG(max_steps >= 1, "fixed-shape decoding: steps must be >= 1, got {}", max_steps);
   const at::Device device = model.device();
   SEMSKIP_THROW_IF_NOT_MSG(!graph || device.is_cuda(),
@@ -132,7 +141,7 @@ at::Tensor FixedDecoder::step(bool wait) {
                            steps_ + 1, max_steps_, finished_);
   StepState& st = s_->s;
   if (!graph_) {
-    fixed_step(model_, cache_, st);
+    fixed_step(model_, cache_, st, run_);
   } else {
 #if SEMSKIP_CUDA
     // The decoder's stream runs after the caller's work so far (an event on the caller's stream).
@@ -141,13 +150,13 @@ at::Tensor FixedDecoder::step(bool wait) {
     ready.block(*s_->stream);
     const c10::cuda::CUDAStreamGuard guard(*s_->stream);
     if (steps_ == 0) {
-      fixed_step(model_, cache_, st);  // a real step, which also sets up cuBLAS on the stream
+      fixed_step(model_, cache_, st, run_);  // a real step, which also sets up cuBLAS on the stream
     } else {
       if (!s_->graph) {
         s_->graph = std::make_unique<at::cuda::CUDAGraph>();
         const Stopwatch clock;
         s_->graph->capture_begin();
-        fixed_step(model_, cache_, st);  // recorded, not run
+        fixed_step(model_, cache_, st, run_);  // recorded, not run
         s_->graph->capture_end();
         t_capture_s_ = clock.seconds();
       }
@@ -171,11 +180,14 @@ void FixedDecoder::finish() {
   wait();
   finished_ = true;
   cache_.extend(steps_);
+  for (size_t l = 0; l < run_.size(); ++l)
+    if (!run_[l]) cache_.hide(static_cast<int64_t>(l), start_, steps_);
 }
 
 FixedDecodeResult decode_fixed(const Transformer& model, KvCache& cache, const at::Tensor& first, int64_t n_steps,
-                               bool graph, std::optional<int64_t> eos_token_id) {
-  const std::string why = fixed_decode_unsupported(model, cache);
+                               bool graph, std::optional<int64_t> eos_token_id,
+                               const std::vector<int64_t>& bypass) {
+  const std::string why = fixed_decode_unsupported(model, cache, bypass);
   SEMSKIP_THROW_IF_NOT_MSG(why.empty(), "fixed-shape decoding: {}", why);
   SEMSKIP_THROW_IF_NOT_MSG(n_steps >= 0, "fixed-shape decoding: steps must be >= 0, got {}", n_steps);
   const int64_t batch = cache.batch();
@@ -187,7 +199,7 @@ FixedDecodeResult decode_fixed(const Transformer& model, KvCache& cache, const a
     result.tokens = first_col.to(at::kCPU);
     return result;
   }
-  FixedDecoder dec(model, cache, first, n_steps, graph);
+  FixedDecoder dec(model, cache, first, n_steps, graph, bypass);
   while (dec.steps() < n_steps) {
     dec.step(/*wait=*/false);
     if (eos_token_id && dec.steps() % kFixedDecodeEosCheck == 0) {

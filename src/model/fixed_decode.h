@@ -23,11 +23,17 @@
 //          cuBLAS on that stream), the second is captured, and it and every later step are
 //          replays. The capture's time is part of the decode time and also reported alone.
 // Hooks, FLOP counting and expert parallelism need host work per step and are refused.
+//
+// Whole-layer skipping: layers named in `bypass` (skipped by every token in every step, as a
+// static policy's are; SkipPolicy::bypass_layers) are left out of the step, so the graph holds
+// the kernels of the layers that run only. Their keys stay hidden (a planned prefill hid them
+// and finish() hides the decoded slots), as the eager planned loop leaves them.
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -47,7 +53,8 @@ constexpr int64_t kFixedDecodeEosCheck = 8;
 
 // Empty when decode_fixed can run `model` over `cache`; otherwise why not (an expert not held
 // or not stacked, keys hidden by a planned forward, an empty batch).
-std::string fixed_decode_unsupported(const Transformer& model, const KvCache& cache);
+std::string fixed_decode_unsupported(const Transformer& model, const KvCache& cache,
+                                     const std::vector<int64_t>& bypass = {});
 
 // One fixed-shape greedy step at a time, for a caller that reads every step's tokens (the
 // serving loop): the cache gets room for max_steps more slots (all marked valid: every row
@@ -58,7 +65,8 @@ std::string fixed_decode_unsupported(const Transformer& model, const KvCache& ca
 // decode_fixed.
 class FixedDecoder {
  public:
-  FixedDecoder(const Transformer& model, KvCache& cache, const at::Tensor& first, int64_t max_steps, bool graph);
+  FixedDecoder(const Transformer& model, KvCache& cache, const at::Tensor& first, int64_t max_steps, bool graph,
+               const std::vector<int64_t>& bypass = {});
   ~FixedDecoder();
   FixedDecoder(const FixedDecoder&) = delete;
   FixedDecoder& operator=(const FixedDecoder&) = delete;
@@ -82,6 +90,7 @@ class FixedDecoder {
   struct State;
   const Transformer& model_;
   KvCache& cache_;
+  std::vector<bool> run_;  // per layer: part of the step (false: bypassed)
   int64_t start_ = 0, max_steps_ = 0, steps_ = 0;
   bool graph_ = false, finished_ = false;
   double t_capture_s_ = 0.0;
@@ -95,6 +104,7 @@ class FixedDecoder {
 // same way). The cache's length grows by the steps run. `graph` needs a CUDA device.
 // semskip::Error when fixed_decode_unsupported says why, or a position passes the model's limit.
 FixedDecodeResult decode_fixed(const Transformer& model, KvCache& cache, const at::Tensor& first, int64_t n_steps,
-                               bool graph, std::optional<int64_t> eos_token_id);
+                               bool graph, std::optional<int64_t> eos_token_id,
+                               const std::vector<int64_t>& bypass = {});
 
 }  // namespace semskip

@@ -140,6 +140,13 @@ void KvCache::write_slot(int64_t layer, const at::Tensor& slot, const at::Tensor
   v_[l].index_copy_(2, slot, v);
 }
 
+void KvCache::hide(int64_t layer, int64_t start, int64_t n) {
+  SEMSKIP_ASSERT(layer >= 0 && layer < n_layers() && start >= 0 && n >= 0 && start + n <= capacity_);
+  const size_t l = static_cast<size_t>(layer);
+  if (!visible_[l].defined()) visible_[l] = valid_.clone();
+  visible_[l].narrow(1, start, n).fill_(false);
+}
+
 void KvCache::extend(int64_t n) {
   for (int64_t& len : length_) {
     SEMSKIP_ASSERT(n >= 0 && len + n <= capacity_);

@@ -73,6 +73,9 @@ class KvCache {
   void write_slot(int64_t layer, const at::Tensor& slot, const at::Tensor& k, const at::Tensor& v);
   // Every layer's length grows by n (the slots write_slot filled); never past the capacity.
   void extend(int64_t n);
+  // Hides slots [start, start + n) at `layer` from its queries (a layer the fixed-shape step
+  // left out, as advance() with no visible row would).
+  void hide(int64_t layer, int64_t start, int64_t n);
   // bool [B, capacity]: every slot's padding mark (true: valid), the storage itself.
   const at::Tensor& valid_slots() const { return valid_; }
 

@@ -10,8 +10,9 @@
 // A LayerPlan only selects rows; DecoderLayer::forward_planned gathers the rows that run
 // (index_select on the device), runs the same sub-blocks on them, and scatters the results
 // back (index_add), so executed FLOPs follow executed shapes. Attention of the gathered
-// queries is one batched call over all sequences with a per-layer mask (queries scattered
-// into their [B, T] places, outputs gathered back), never a loop over sequences. Keys of rows
+// queries is one batched call over all sequences (queries scattered into their [B, T] places,
+// outputs gathered back), never a loop over sequences: under the plain causal mask (the fused
+// kernels) when every key of the layer is valid and visible, else under a per-layer mask. Keys of rows
 // that skip a block are either computed from their substituted state (propagate, charged as
 // kv_propagate) or hidden at that layer (KvCache's per-layer visibility). Padding rows
 // (ForwardOptions::attention_mask false) run nothing under a plan, the head included.
@@ -21,7 +22,8 @@
 // tokens), only the executed shapes, and so the FLOPs charged, differ:
 //   gather  the rows that run, compacted (nonzero, index_select), computed, scattered back
 //           (index_add): as many shapes as there are row counts; one host read per gathering
-//           (the count nonzero needs).
+//           (the count nonzero needs), none when the plan gives the count (LayerPlan::n_run…:
+//           the rows are then ordered on the device as in bucket, without padding).
 //   bucket  the same, with the count padded up to row_bucket(n, N) so that few shapes occur
 //           (what a captured CUDA graph needs). The rows are ordered on the device (running
 //           rows first, a cumsum, no sort), and the padding is the first rows that do not run,
@@ -30,8 +32,8 @@
 //           that are hidden, padding, or (kv=propagate) receive the same projection of the
 //           same state a moment later. LibTorch 1.13 has no nonzero_static, so the bucket size
 //           is read on the host: one read per layer for its three counts (attention, MLP,
-//           propagated rows) where gather reads up to three; the counts themselves stay on
-//           the device. Padding rows are charged.
+//           propagated rows) where gather reads up to three, none when the plan gives them;
+//           the counts themselves stay on the device. Padding rows are charged.
 //   mask    every valid row runs every sub-block (bypassed layers too) and the results of the
 //           rows that skip are dropped (at::where): the outputs of skipping at no saving, a
 //           baseline. Skipping queries attend to every valid key (the full model's work);
@@ -89,6 +91,11 @@ struct LayerPlan {
   bool moe_collective = true;
   // Whether ExecutionPlan::after_mlp wants this layer's MLP output.
   bool want_mlp_out = false;
+  // The sizes of the row sets forward_planned derives (the valid rows that run the block, the
+  // valid skip_block rows, the rows that run the MLP), when the planner knows them on the host
+  // (counted before the forward, one read for every layer): gather and bucket then read
+  // nothing back at this layer. −1: unknown, counted here. A wrong count is a planner bug.
+  int64_t n_run = -1, n_skip = -1, n_mlp_run = -1;
 };
 
 class ExecutionPlan {

@@ -82,6 +82,12 @@ void StaticPolicy::begin_step(StepContext& ctx) {
   }
 }
 
+std::optional<std::vector<int64_t>> StaticPolicy::bypass_layers() const {
+  SEMSKIP_ASSERT(k_ == 0 || !layers_.empty());  // calibrate() ran
+  if (target_ != SkipTarget::block) return std::nullopt;
+  return layers_;
+}
+
 bool StaticPolicy::skips_layer_everywhere(int64_t layer) const {
   return target_ == SkipTarget::block && std::find(layers_.begin(), layers_.end(), layer) != layers_.end();
 }
@@ -99,11 +105,16 @@ RandomPolicy::RandomPolicy(const Descriptor& d, int64_t n_layers, uint64_t seed)
 }
 
 void RandomPolicy::begin_step(StepContext& ctx) {
-  // Drawn on the CPU so a seed gives the same decisions on every device.
-  for (int64_t l : layers_) {
-    at::Tensor u = at::rand({ctx.batch(), ctx.n_step_tokens()}, gen_, at::TensorOptions().dtype(at::kFloat));
+  // Drawn on the CPU so a seed gives the same decisions on every device: one draw for every
+  // layer of the step (the generator fills it in order, as one draw per layer would), one copy.
+  if (layers_.empty()) return;
+  const int64_t n = static_cast<int64_t>(layers_.size());
+  const at::Tensor u = at::rand({n, ctx.batch(), ctx.n_step_tokens()}, gen_, at::TensorOptions().dtype(at::kFloat));
+  const at::Tensor drawn = u.lt(rate_).to(ctx.valid().device()).logical_and(ctx.valid());
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t l = layers_[static_cast<size_t>(i)];
     at::Tensor& decision = target_ == SkipTarget::block ? ctx.skip_block(l) : ctx.skip_mlp(l);
-    decision.copy_(u.lt(rate_).to(ctx.valid().device()).logical_and(ctx.valid()));
+    decision.copy_(drawn[i]);
   }
 }
 

@@ -29,6 +29,8 @@ class NonePolicy : public SkipPolicy {
  public:
   explicit NonePolicy(const Descriptor& d);
   std::string describe() const override { return text_; }
+  bool decides_at_begin_step() const override { return true; }
+  std::optional<std::vector<int64_t>> bypass_layers() const override { return std::vector<int64_t>{}; }
 
  private:
   std::string text_;
@@ -39,9 +41,11 @@ class StaticPolicy : public SkipPolicy {
   StaticPolicy(const Descriptor& d, int64_t n_layers);
   std::string describe() const override { return text_; }
   bool needs_calibration() const override { return k_ > 0; }
+  bool decides_at_begin_step() const override { return true; }
   void calibrate(const CalibrationSet& calib) override;
   void begin_step(StepContext& ctx) override;
   bool skips_layer_everywhere(int64_t layer) const override;
+  std::optional<std::vector<int64_t>> bypass_layers() const override;
   const std::vector<int64_t>& layers() const { return layers_; }
   void save_state(StateWriter& w) const override;  // the calibrated layers
   void load_state(StateReader& r) override;
@@ -59,6 +63,7 @@ class RandomPolicy : public SkipPolicy {
   RandomPolicy(const Descriptor& d, int64_t n_layers, uint64_t seed);
   std::string describe() const override { return text_; }
   KvMode kv_mode() const override { return kv_; }
+  bool decides_at_begin_step() const override { return true; }
   void begin_step(StepContext& ctx) override;
   void save_state(StateWriter& w) const override;  // the generator's position in its stream
   void load_state(StateReader& r) override;
@@ -78,6 +83,7 @@ class OraclePolicy : public SkipPolicy {
   std::string describe() const override { return text_; }
   KvMode kv_mode() const override { return kv_; }
   bool needs_full_states() const override { return true; }
+  bool decides_at_begin_step() const override { return true; }
   void begin_step(StepContext& ctx) override;
 
  private:

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,15 @@ class SkipPolicy {
   // Whether every token skips `layer` in every step (static): then no later token can attend
   // to that layer's keys, and skipped tokens need none computed.
   virtual bool skips_layer_everywhere(int64_t layer) const { (void)layer; return false; }
+  // Whether begin_step makes every decision of the step (none changed in after_layer /
+  // after_mlp): the engine then counts every layer's rows in one host read before the
+  // forward, and the forward's gathering reads nothing back (LayerPlan::n_run).
+  virtual bool decides_at_begin_step() const { return false; }
+  // The layers skipped by every token of every step, when such whole-layer skips are all the
+  // policy decides (none; static with target=block, after calibrate()): a decode step is then
+  // the model's own step without those layers, which fixed-shape and CUDA-graph decoding run
+  // (model/fixed_decode.h). nullopt: the policy decides per token or per step.
+  virtual std::optional<std::vector<int64_t>> bypass_layers() const { return std::nullopt; }
   // Whether calibrate() must be called before the first step.
   virtual bool needs_calibration() const { return false; }
   // Whether its calibration needs CalibrationSet::mlp_out besides the states.

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "engine/skip_engine.h"
 #include "metrics/flop_counter.h"
+#include "model/fixed_decode.h"
 #include "model/layer_plan.h"
 #include "skip/skip_policy.h"
 
@@ -268,5 +269,130 @@ TEST(RowExecFlops, HandCountedRowsAndPairsOfEachMode) {
     }
     EXPECT_LT(rel_err(logits[1], logits[0]), 1e-5);
     EXPECT_LT(rel_err(logits[2], logits[0]), 1e-5);
+  }
+}
+
+namespace {
+
+// A policy's decisions with decides_at_begin_step() as given: the same policy counted by the
+// engine before the forward (LayerPlan::n_run…) or by the forward itself (nonzero / one read
+// per layer).
+class CountedOrNot final : public SkipPolicy {
+ public:
+  CountedOrNot(std::unique_ptr<SkipPolicy> inner, bool upfront) : inner_(std::move(inner)), upfront_(upfront) {}
+  std::string describe() const override { return inner_->describe(); }
+  KvMode kv_mode() const override { return inner_->kv_mode(); }
+  bool skips_layer_everywhere(int64_t l) const override { return inner_->skips_layer_everywhere(l); }
+  bool decides_at_begin_step() const override { return upfront_; }
+  void begin_step(StepContext& ctx) override { inner_->begin_step(ctx); }
+
+ private:
+  std::unique_ptr<SkipPolicy> inner_;
+  bool upfront_;
+};
+
+}  // namespace
+
+// Counting every layer's rows before the forward changes nothing but the host reads: the same
+// logits (bit for bit) and FLOPs as counting them layer by layer, for block and MLP skips,
+// kv=propagate and kv=mask, with a left-padded prefill and decode steps, in gather and bucket.
+TEST(RowExecCounts, CountsGivenUpFrontEqualCountsReadPerLayer) {
+  for (const std::string model : {"tiny-dense", "tiny-moe"}) {
+    const Transformer m = load_embedded(model);
+    const int64_t B = 3, S = 20, steps = 4;
+    at::Tensor ids = at::randint(1, m.config().vocab_size, {B, S}, at::make_generator<at::CPUGeneratorImpl>(11), at::kLong);
+    at::Tensor valid = at::ones({B, S}, at::kBool);
+    valid[1].narrow(0, 0, 6).fill_(false);
+    PolicyEnv env;
+    env.n_layers = m.config().n_layers;
+    env.hidden = m.config().hidden_size;
+    for (const std::string desc : {"random:rate=0.3", "random:rate=0.3,kv=mask", "random:rate=0.4,target=mlp"}) {
+      for (const RowExec mode : {RowExec::gather, RowExec::bucket}) {
+        at::Tensor logits[2];
+        int64_t flops[2] = {0, 0};
+        for (int upfront = 0; upfront < 2; ++upfront) {
+          CountedOrNot policy(make_policy(desc, env), upfront == 1);
+          const SkipEngine engine(m, nullptr, mode);
+          FlopCounter f;
+          SkipKvCache kv = engine.make_cache(B, S + steps);
+          StepContext pc = step_ctx(m, valid, true);
+          std::vector<at::Tensor> out{engine.step(ids, pc, kv, policy, &f, nullptr)};
+          at::Tensor next = out.back().select(1, S - 1).argmax(-1);
+          for (int64_t s = 0; s < steps; ++s) {
+            StepContext dc = step_ctx(m, at::ones({B, 1}, at::kBool), false);
+            out.push_back(engine.step(next.view({B, 1}), dc, kv, policy, &f, nullptr));
+            next = out.back().select(1, 0).argmax(-1);
+          }
+          logits[upfront] = at::cat(out, 1);
+          flops[upfront] = f.total();
+        }
+        const std::string what = model + ", " + desc + ", " + row_exec_name(mode);
+        EXPECT_TRUE(at::equal(logits[0], logits[1])) << what;
+        EXPECT_EQ(flops[0], flops[1]) << what;
+        EXPECT_GT(flops[0], 0) << what;
+      }
+    }
+  }
+}
+
+// Whole-layer skipping in the fixed-shape step (model/fixed_decode.h, `bypass`): after a
+// static policy's planned prefill of a left-padded batch, decode_fixed without the policy's
+// layers gives the tokens of the engine's eager planned steps, and the cache it leaves (the
+// skipped layers' new slots hidden) continues into the same next-step logits; the bypass is
+// not ignored (the full model's continuation differs). A layer outside the model is refused.
+TEST(FixedDecodeBypass, EqualsTheEagerPlannedStepsOfAStaticPolicy) {
+  for (const auto& [model, desc] : {std::pair<std::string, std::string>{"tiny-dense", "static:layers=2+5"},
+                                    std::pair<std::string, std::string>{"tiny-moe", "static:layers=1+2"}}) {
+    const Transformer m = load_embedded(model);
+    const int64_t B = 2, S = 12, steps = 7;
+    at::Tensor ids = at::randint(1, m.config().vocab_size, {B, S}, at::make_generator<at::CPUGeneratorImpl>(5), at::kLong);
+    at::Tensor valid = at::ones({B, S}, at::kBool);
+    valid[0].narrow(0, 0, 4).fill_(false);
+    ids[0].narrow(0, 0, 4).fill_(0);
+    PolicyEnv env;
+    env.n_layers = m.config().n_layers;
+    env.hidden = m.config().hidden_size;
+    const SkipEngine engine(m);
+    // The policy's prefill, then `steps` greedy steps eagerly or fixed; the next step's logits.
+    const auto run = [&](const std::string& policy_desc, bool fixed, std::vector<int64_t>& tokens) {
+      const std::unique_ptr<SkipPolicy> policy = make_policy(policy_desc, env);
+      SkipKvCache kv = engine.make_cache(B, S + steps + 1);
+      StepContext pc = step_ctx(m, valid, true);
+      at::Tensor next = engine.step(ids, pc, kv, *policy, nullptr, nullptr).select(1, S - 1).argmax(-1);
+      if (fixed) {
+        const std::optional<std::vector<int64_t>> bypass = policy->bypass_layers();
+        EXPECT_TRUE(bypass.has_value());
+        const FixedDecodeResult r = decode_fixed(m, kv, next, steps, /*graph=*/false, std::nullopt, *bypass);
+        EXPECT_EQ(r.n_steps, steps);
+        tokens = to_vector(r.tokens.narrow(1, 1, steps).reshape({-1}));
+        next = r.tokens.select(1, steps).to(m.device());
+      } else {
+        at::Tensor out = at::empty({B, steps}, at::kLong);
+        for (int64_t s = 0; s < steps; ++s) {
+          StepContext dc = step_ctx(m, at::ones({B, 1}, at::kBool), false);
+          next = engine.step(next.view({B, 1}), dc, kv, *policy, nullptr, nullptr).select(1, 0).argmax(-1);
+          out.select(1, s).copy_(next);
+        }
+        tokens = to_vector(out.reshape({-1}));
+      }
+      StepContext dc = step_ctx(m, at::ones({B, 1}, at::kBool), false);
+      return engine.step(next.view({B, 1}), dc, kv, *policy, nullptr, nullptr);
+    };
+    std::vector<int64_t> eager_tokens, fixed_tokens, full_tokens;
+    const at::Tensor eager_next = run(desc, false, eager_tokens);
+    const at::Tensor fixed_next = run(desc, true, fixed_tokens);
+    const at::Tensor full_next = run("none", true, full_tokens);
+    EXPECT_EQ(fixed_tokens, eager_tokens) << model;
+    EXPECT_LT(rel_err(fixed_next, eager_next), 1e-5) << model;
+    EXPECT_GT(rel_err(full_next, eager_next), 1e-3) << model;
+  }
+  const Transformer m = load_embedded("tiny-dense");
+  KvCache kv = m.make_kv_cache(1, 8);
+  kv.extend(2);
+  try {
+    decode_fixed(m, kv, at::zeros({1}, at::kLong), 2, false, std::nullopt, {m.n_layers()});
+    ADD_FAILURE() << "a bypassed layer outside the model was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bypassed layer 10 is outside the model's 0..9"), std::string::npos) << e.what();
   }
 }

@@ -19,6 +19,24 @@ AttentionMask AttentionMask::causal_block(int64_t batch, int64_t n_queries, int6
   return m;
 }
 
+AttentionMask AttentionMask::causal_counted(int64_t batch, int64_t n_queries, int64_t n_keys,
+                                            const at::Tensor& counted, int64_t n_counted, bool count_pairs,
+                                            bool defer_pairs) {
+  AttentionMask m = causal_block(batch, n_queries, n_keys);
+  if (!counted.defined()) return m;
+  SEMSKIP_ASSERT(counted.dim() == 2 && counted.size(0) == batch && counted.size(1) == n_queries);
+  m.pairs_dense = n_counted * n_keys;
+  m.pairs_causal = 0;
+  if (count_pairs) {
+    // Query q of a block sees n_keys − n_queries + q + 1 keys.
+    const at::Tensor seen = at::arange(n_keys - n_queries + 1, n_keys + 1, counted.options().dtype(at::kLong));
+    const at::Tensor pairs = (counted.to(at::kLong) * seen).sum();
+    if (defer_pairs) m.pairs_pending = pairs;
+    else m.pairs_causal = pairs.item<int64_t>();
+  }
+  return m;
+}
+
 AttentionMask AttentionMask::from_slots(const at::Tensor& q_slots, const at::Tensor& key_valid,
                                         int64_t batch, int64_t n_keys, at::ScalarType dtype,
                                         bool count_pairs, const at::Tensor& counted,

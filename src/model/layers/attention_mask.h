@@ -28,6 +28,12 @@ struct AttentionMask {
 
   // Queries at slots [n_keys - n_queries, n_keys) of B sequences without padding.
   static AttentionMask causal_block(int64_t batch, int64_t n_queries, int64_t n_keys);
+  // The same mask (the fused causal kernels' case) charged for the `counted` queries only,
+  // bool [B, Tq] (undefined: all), n_counted of them: an execution plan's gathered rows when
+  // every key of the layer is valid and visible. The count runs on the device; it is read to
+  // the host only when `count_pairs` and not `defer_pairs` (then pairs_pending holds it).
+  static AttentionMask causal_counted(int64_t batch, int64_t n_queries, int64_t n_keys, const at::Tensor& counted,
+                                      int64_t n_counted, bool count_pairs, bool defer_pairs);
   // General case. q_slots int64 [B, Tq] (or [Tq], the same for all sequences);
   // key_valid bool [B, Tk] (undefined: all valid). `dtype` and the device of q_slots are those
   // of the additive mask. Counting pairs_causal reads the mask back to the host; it is done

@@ -53,7 +53,7 @@ for m in $models; do
   name="$(basename "$m")"
   prof=()
   if [ "${PROFILE:-1}" = 1 ] && [ $first = 1 ]; then prof=(--profile-out "$out/trace_${name}.json"); fi
-  if [ "${SKIP_PROFILE:-0}" = 1 ] && [ $first = 1 ] && [ ${#skip_args[@]} -gt 0 ]; then
+  if [ "${SKIP_PROFILE:-0}" = 1 ] && [ ${#skip_args[@]} -gt 0 ]; then
     prof+=(--skip-profile-out "$out/trace_${name}_skip_prefill.json")
   fi
   build/cuda/bench/bench_engine --model "$m" --random-init --dtype bf16 --device cuda --attn sdpa \
@@ -61,7 +61,8 @@ for m in $models; do
     --prefill-batch "$prefill_b" --prefill-len "$prefill_t" --warmup "$warmup" --reps "$reps" "${prof[@]}" "${skip_args[@]}" \
     > "$out/semskip_${name}.json"
   if [ ${#prof[@]} -gt 0 ]; then
-    # One trace per decode mode: trace_<model>.json (the first mode), trace_<model>_<mode>.json.
+    # One trace per decode mode: trace_<model>.json (the first mode), trace_<model>_<mode>.json;
+    # trace_<model>_skip_prefill.json: the skipping prefill.
     for t in "$out"/trace_"${name}"*.json; do
       [ -f "$t" ] || continue
       tb="$(basename "$t" .json)"

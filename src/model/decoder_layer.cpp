@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <tuple>
+#include <utility>
 
 #include "core/error.h"
 
@@ -71,6 +73,26 @@ RowSet exact_set(const at::Tensor& mask, int64_t n, int64_t N) {
   return s;
 }
 
+// exact_set of mask and of its complement at once: one ordering on the device, the rows of
+// the mask first, then the others (each in order).
+std::pair<RowSet, RowSet> exact_split(const at::Tensor& mask, int64_t n, int64_t N) {
+  SEMSKIP_ASSERT(n >= 0 && n <= N);
+  RowSet in, out;
+  in.n = n;
+  out.n = N - n;
+  const auto long_opts = mask.options().dtype(at::kLong);
+  if (n == N || n == 0) {
+    (n == N ? out : in).rows = at::empty({0}, long_opts);  // the other one: every row, in order
+    return {in, out};
+  }
+  const at::Tensor cs = mask.to(at::kLong).cumsum(0);
+  const at::Tensor i = at::arange(N, long_opts);
+  const at::Tensor order = at::empty({N}, long_opts).index_copy_(0, at::where(mask, cs - 1, i - cs + n), i);
+  in.rows = order.narrow(0, 0, n);
+  out.rows = order.narrow(0, n, N - n);
+  return {in, out};
+}
+
 // x [N, d] -> the executed rows [n, d].
 at::Tensor gather_rows(const at::Tensor& x, const RowSet& s) { return s.rows.defined() ? x.index_select(0, s.rows) : x; }
 
@@ -85,13 +107,14 @@ at::Tensor row_index(const RowSet& s, int64_t N, const at::Tensor& like) {
   return s.rows.defined() ? s.rows : at::arange(N, like.options().dtype(at::kLong));
 }
 
-// The cos/sin of a set's rows of a [B, T] table, as a [1, n] table.
+// The cos / signed sin of a set's rows of a [B, T] table, as a [1, n] table (the plain sin,
+// which applying RoPE does not read, is left out).
 RopeTable rope_of(const RopeTable& t, const RowSet& s) {
   const auto pick = [&](const at::Tensor& x) {
     const at::Tensor flat = x.reshape({-1, x.size(-1)});
     return (s.rows.defined() ? flat.index_select(0, s.rows) : flat).unsqueeze(0);
   };
-  return RopeTable{pick(t.cos), pick(t.sin), pick(t.sin_signed)};
+  return RopeTable{pick(t.cos), at::Tensor(), pick(t.sin_signed)};
 }
 
 void charge_pairs(const AttentionMask& mask, const Attention& attn, int layer, const LayerContext& ctx) {
@@ -298,9 +321,16 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
         const RowSet e = exact_set(valid, plan.n_run, N);
         ctx.valid_rows = e.rows.defined() ? e.rows : at::arange(N, h.options().dtype(at::kLong));
       }
-      attn_set = padding_only ? gather_set(valid_rows(), N) : rows_for(run, plan.n_run);
+      if (padding_only) {
+        attn_set = gather_set(valid_rows(), N);
+      } else if (propagate && !valid.defined() && plan.n_run >= 0) {
+        // No padding: the propagated rows are exactly the others, from the same ordering.
+        std::tie(attn_set, prop_set) = exact_split(run, plan.n_run, N);
+      } else {
+        attn_set = rows_for(run, plan.n_run);
+        if (propagate) prop_set = rows_for(skip, plan.n_skip);
+      }
       attn_set.member = run;
-      if (propagate) prop_set = rows_for(skip, plan.n_skip);
     }
     // Without MLP skips the MLP runs on the attention's rows (no second nonzero).
     if (mlp_run.defined()) mlp_set = !skip_mlp.defined() ? attn_set : rows_for(mlp_run, plan.n_mlp_run);

@@ -819,7 +819,7 @@ void add_serve_bench_command(CLI::App& app, CommandRegistry& reg) {
   sub->add_option("--profile-steps", f.profile_steps, "FIRST:COUNT, the scheduler steps --profile-out traces")
       ->capture_default_str();
   sub->add_option("--decode-mode", f.decode_mode,
-                  "decoding steps of policy none: eager | fixed | graph (fixed shapes, a CUDA graph replayed per step "
+                  "decoding steps of policy none and of whole-layer static policies: eager | fixed | graph (fixed shapes, a CUDA graph replayed per step "
                   "while the batch stays the same) | auto (graph on CUDA, else eager); not under mpirun")
       ->capture_default_str();
   sub->add_option("--skip-exec", f.skip_exec,

@@ -48,6 +48,15 @@ int64_t full_token_flops(const ModelConfig& c, int64_t position) {
   return f;
 }
 
+// The same through the layers that run (run[l]), as the engine charges a step of a policy
+// that skips the others for every token (bypassed layers charge nothing).
+int64_t run_token_flops(const ModelConfig& c, int64_t position, const std::vector<bool>& run) {
+  int64_t f = 0;
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    if (run[static_cast<size_t>(l)]) f += flops::layer_token_flops(layer_dims(c, l), position + 1).total();
+  return f;
+}
+
 // Why a request cannot be served, or "".
 std::string refusal(const ServeRequest& r, int64_t max_model_len, int64_t vocab) {
   const std::string who = r.where.empty() ? fmt::format("request {}", r.id) : fmt::format("request {} ({})", r.id, r.where);
@@ -163,10 +172,16 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
     std::vector<int64_t> n_after;  // per row: tokens in the cache after it
     std::optional<KvCache> kv;
   } carried;
-  // The fixed-shape decoding over carried.kv while the same sequences decode (policy none).
+  // The fixed-shape decoding over carried.kv while the same sequences decode: policy none, or
+  // one that skips whole layers only (static), whose layers the step leaves out.
   std::unique_ptr<FixedDecoder> burst;
-  int64_t fixed_flops = 0;  // executed FLOPs of its steps (the full model's)
-  const bool fixed_allowed = decode_ != DecodeMode::eager && policy_ == none_.get();
+  int64_t fixed_flops = 0;  // executed FLOPs of its steps
+  const std::optional<std::vector<int64_t>> bypass =
+      decode_ != DecodeMode::eager ? policy_->bypass_layers() : std::nullopt;
+  const bool fixed_allowed = bypass.has_value();
+  std::vector<bool> layer_runs(static_cast<size_t>(L), true);  // false: bypassed in fixed-shape steps
+  if (bypass)
+    for (int64_t l : *bypass) layer_runs[static_cast<size_t>(l)] = false;
 
   synchronize(dev);
   const Stopwatch clock;
@@ -254,7 +269,7 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
         return ok;
       };
       const bool fixed = fixed_allowed && groups.size() == 1 && carries(groups[0]) &&
-                         (burst || fixed_decode_unsupported(model_, *carried.kv).empty());
+                         (burst || fixed_decode_unsupported(model_, *carried.kv, *bypass).empty());
       if (!fixed && burst) {
         // Its batch has changed, or the step needs the engine: the cache's length catches up
         // with the steps run (a one-token forward of the same rows may still carry it).
@@ -271,7 +286,8 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
         // newest token, already in the decoder after its first step.
         const double t_group = clock.seconds();
         std::vector<int64_t> dst(static_cast<size_t>(B));
-        int64_t full = flops::rotary(cfg.head_dim, B) + B * lm_head_token_flops(cfg), most = 1;
+        const int64_t shared = flops::rotary(cfg.head_dim, B) + B * lm_head_token_flops(cfg);
+        int64_t full = shared, executed = shared, most = 1;
         std::vector<int64_t> first(static_cast<size_t>(B));
         for (int64_t b = 0; b < B; ++b) {
           const ScheduledSeq& s = out.seqs[static_cast<size_t>(b)];
@@ -280,15 +296,17 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
           dst[static_cast<size_t>(b)] = sched.blocks().pool_slot(s.seq, s.n_computed);
           first[static_cast<size_t>(b)] = tokens[static_cast<size_t>(s.seq)][static_cast<size_t>(s.n_computed)];
           full += full_token_flops(cfg, s.n_computed);
+          executed += run_token_flops(cfg, s.n_computed, layer_runs);
           most = std::max<int64_t>(most, r.max_new_tokens - static_cast<int64_t>(rec.output_tokens.size()));
           ++step.n_decode_tokens;
         }
         res.flops_full += full;
-        fixed_flops += full;
-        for (int64_t l = 0; l < L; ++l) counts.n_block_run[static_cast<size_t>(l)] += B;
+        fixed_flops += executed;
+        for (int64_t l = 0; l < L; ++l)
+          (layer_runs[static_cast<size_t>(l)] ? counts.n_block_run : counts.n_block_skip)[static_cast<size_t>(l)] += B;
         if (!burst)
           burst = std::make_unique<FixedDecoder>(model_, *carried.kv, at::tensor(first, at::kLong).to(dev), most,
-                                                 decode_ == DecodeMode::graph);
+                                                 decode_ == DecodeMode::graph, *bypass);
         const at::Tensor dst_d = at::tensor(dst, at::kLong).to(dev);
         const double t_fb = clock.seconds();
         const at::Tensor tok = burst->step(/*wait=*/true);  // int64 [B, 1]

@@ -34,14 +34,16 @@
 // (a block pool that cannot hold one max_model_len sequence) throw semskip::Error before
 // anything is served.
 //
-// Fixed-shape decoding (ServeOptions::decode). With policy none, a step that decodes one token
+// Fixed-shape decoding (ServeOptions::decode). With policy none, or one that skips whole layers
+// only (SkipPolicy::bypass_layers: static with target=block; the step leaves its layers out
+// and keeps their new keys hidden), a step that decodes one token
 // for each sequence of the step before (the carried cache's condition) runs as a step of a
 // model/fixed_decode.h FixedDecoder over the carried dense cache, created for the batch with
 // room for the most tokens any row still needs; it ends when the batch changes (a sequence
 // finishes, joins or is pre-empted), and the next such stretch starts a new one (a new capture
 // in graph mode). Each step's new K/V are copied from the dense cache into the pool, so that a
-// later gather finds them. FLOPs executed are charged as the full model's (the same causal
-// convention: masked slots are not charged).
+// later gather finds them. FLOPs executed are charged as the engine charges the same step (the
+// layers that run, the same causal convention: masked slots are not charged).
 //
 // Data-parallel replicas (under mpirun): each rank runs its own Server on its share of the
 // requests. With ServeOptions::lockstep set, every rank takes the same number of steps; a rank
@@ -107,8 +109,8 @@ struct ServeOptions {
   // so that decoding rows are not padded to the chunks' length; false: one forward per step.
   // Ignored under lockstep (one forward per step there). The tokens are the same either way.
   bool split_mixed_steps = true;
-  // How decoding steps of policy none run (model/generation.h): eager (the skip engine's
-  // forward, as every other policy), fixed or graph (model/fixed_decode.h: a burst of
+  // How decoding steps of policy none, or of a whole-layer policy (static), run
+  // (model/generation.h): eager (the skip engine's forward, as every other policy), fixed or graph (model/fixed_decode.h: a burst of
   // fixed-shape steps over the carried dense cache while the same sequences decode, one CUDA
   // graph replayed per step in graph mode; a step's new K/V go from that cache to the pool), or
   // auto (graph on CUDA, else eager). Not under lockstep. The tokens are the same (fp32; in

@@ -311,6 +311,32 @@ TEST(Server, FixedShapeDecodingGivesGenerateGreedyTokens) {
   EXPECT_THROW(Server(tiny(), nullptr, g), Error);
 }
 
+// A whole-layer static policy decodes in fixed-shape steps without its layers: the tokens,
+// skip counts and FLOPs executed are the eager engine's, through pre-emption, and some steps
+// were fixed-shape; a per-token policy keeps the engine's forward.
+TEST(Server, StaticPolicyDecodesInFixedShapeStepsAsTheEngine) {
+  for (int64_t blocks : {0, 16}) {
+    const std::vector<ServeResult> res = serve_both_ways(
+        "static:layers=3+4", blocks, [](ServeOptions& o, bool on) { o.decode = on ? DecodeMode::fixed : DecodeMode::eager; });
+    int64_t fixed = 0;
+    for (const StepRecord& s : res[0].steps) fixed += s.fixed_shape ? 1 : 0;
+    for (const StepRecord& s : res[1].steps) EXPECT_FALSE(s.fixed_shape);
+    EXPECT_GT(fixed, 0) << "blocks " << blocks;
+    EXPECT_EQ(res[0].flops_executed, res[1].flops_executed) << "blocks " << blocks;
+    EXPECT_EQ(res[0].flops_full, res[1].flops_full) << "blocks " << blocks;
+    EXPECT_LT(res[0].flops_executed, res[0].flops_full) << "blocks " << blocks;
+    if (blocks > 0) EXPECT_GT(res[0].n_preemptions, 0);
+  }
+  ServeOptions o;
+  o.block_size = 4;
+  o.max_model_len = 64;
+  o.decode = DecodeMode::fixed;
+  RandomPolicy random(Descriptor::parse("random:rate=0.3"), tiny().n_layers(), 1);
+  Server server(tiny(), &random, o);
+  const ServeResult res = server.run(workload());
+  for (const StepRecord& s : res.steps) EXPECT_FALSE(s.fixed_shape);
+}
+
 // A step that mixes decodes with prompt chunks runs them as two forwards (decodes not padded
 // to the chunks' length) or as one: the tokens and skip counts are the same.
 TEST(Server, SplitMixedStepsMatchOneForward) {

@@ -83,6 +83,7 @@ class PolicyPlan final : public ExecutionPlan {
       lp.n_skip = n_skip_[static_cast<size_t>(l)];
       lp.n_run = n_valid_host_ - lp.n_skip;
       lp.n_mlp_run = lp.n_run - n_skip_mlp_[static_cast<size_t>(l)];
+      if (order_of_[static_cast<size_t>(l)] >= 0) lp.row_order = orders_[order_of_[static_cast<size_t>(l)]];
     }
     if (counts_.defined()) {
       const at::Tensor n_skip = skip.defined() ? skip.sum() : at::zeros_like(n_valid_);
@@ -96,7 +97,9 @@ class PolicyPlan final : public ExecutionPlan {
 
   // Every layer's row counts in one host read, for a policy whose begin_step made all the
   // step's decisions: the forward then gathers without reading anything back.
-  void count_rows() {
+  // With `order` (gather, no padding) the block-skipping layers' rows are also ordered here,
+  // all layers at once (LayerPlan::row_order).
+  void count_rows(bool order) {
     const int64_t L = ctx_.n_layers();
     std::vector<at::Tensor> sb, sm, sm_skip;
     std::vector<int64_t> sb_layers, sm_layers;
@@ -110,7 +113,19 @@ class PolicyPlan final : public ExecutionPlan {
       }
     }
     std::vector<at::Tensor> parts{valid_.sum().view({1})};
-    if (!sb.empty()) parts.push_back(at::stack(sb).logical_and(valid_).sum({1, 2}));
+    const int64_t N = valid_.numel();
+    if (!sb.empty() && order && N > 0) {
+      // Per layer the rows that run first, then the others, each in order (as exact_split).
+      const int64_t L1 = static_cast<int64_t>(sb.size());
+      const at::Tensor run = at::stack(sb).reshape({L1, N}).logical_not();
+      const at::Tensor cs = run.to(at::kLong).cumsum(1);
+      const at::Tensor n_run = cs.select(1, N - 1).unsqueeze(1);  // [L1, 1]
+      const at::Tensor i = at::arange(N, cs.options()).expand({L1, N});
+      orders_ = at::empty({L1, N}, cs.options()).scatter_(1, at::where(run, cs - 1, i - cs + n_run), i);
+      parts.push_back(N - n_run.squeeze(1));
+    } else if (!sb.empty()) {
+      parts.push_back(at::stack(sb).logical_and(valid_).sum({1, 2}));
+    }
     if (!sm.empty())
       parts.push_back(at::stack(sm).logical_and(valid_).logical_and(at::stack(sm_skip).logical_not()).sum({1, 2}));
     const at::Tensor host = at::cat(parts).to(at::kCPU, at::kLong);
@@ -118,7 +133,11 @@ class PolicyPlan final : public ExecutionPlan {
     n_valid_host_ = p[0];
     n_skip_.assign(static_cast<size_t>(L), 0);
     n_skip_mlp_.assign(static_cast<size_t>(L), 0);
-    for (size_t i = 0; i < sb_layers.size(); ++i) n_skip_[static_cast<size_t>(sb_layers[i])] = p[1 + i];
+    order_of_.assign(static_cast<size_t>(L), -1);
+    for (size_t i = 0; i < sb_layers.size(); ++i) {
+      n_skip_[static_cast<size_t>(sb_layers[i])] = p[1 + i];
+      if (orders_.defined()) order_of_[static_cast<size_t>(sb_layers[i])] = static_cast<int64_t>(i);
+    }
     for (size_t i = 0; i < sm_layers.size(); ++i)
       n_skip_mlp_[static_cast<size_t>(sm_layers[i])] = p[1 + sb_layers.size() + i];
   }
@@ -155,6 +174,8 @@ class PolicyPlan final : public ExecutionPlan {
   // MLP alone, on the host; −1: not counted.
   int64_t n_valid_host_ = -1;
   std::vector<int64_t> n_skip_, n_skip_mlp_;
+  at::Tensor orders_;              // int64 [L1, N]: the block-skipping layers' row orders
+  std::vector<int64_t> order_of_;  // per layer: its row of orders_, −1: none
 };
 
 }  // namespace
@@ -169,7 +190,7 @@ at::Tensor SkipEngine::step(const at::Tensor& ids, StepContext& ctx, SkipKvCache
   if (states) *states = at::empty({L + 1, B, S, d}, at::TensorOptions().dtype(model_.dtype()).device(model_.device()));
   PolicyPlan plan(policy, ctx, counts != nullptr, states);
   policy.begin_step(ctx);
-  if (policy.decides_at_begin_step() && row_exec_ != RowExec::mask) plan.count_rows();
+  if (policy.decides_at_begin_step() && row_exec_ != RowExec::mask) plan.count_rows(!padded && row_exec_ == RowExec::gather);
   ForwardOptions fo;
   fo.kv_cache = &kv;
   fo.flops = flops;

@@ -75,7 +75,9 @@ RowSet exact_set(const at::Tensor& mask, int64_t n, int64_t N) {
 
 // exact_set of mask and of its complement at once: one ordering on the device, the rows of
 // the mask first, then the others (each in order).
-std::pair<RowSet, RowSet> exact_split(const at::Tensor& mask, int64_t n, int64_t N) {
+// The two sets of an ordering `order` int64 [N] (the n rows of a set, then the others) or,
+// undefined, of the one computed here from mask bool [N].
+std::pair<RowSet, RowSet> exact_split(const at::Tensor& mask, int64_t n, int64_t N, at::Tensor order = {}) {
   SEMSKIP_ASSERT(n >= 0 && n <= N);
   RowSet in, out;
   in.n = n;
@@ -85,9 +87,11 @@ std::pair<RowSet, RowSet> exact_split(const at::Tensor& mask, int64_t n, int64_t
     (n == N ? out : in).rows = at::empty({0}, long_opts);  // the other one: every row, in order
     return {in, out};
   }
-  const at::Tensor cs = mask.to(at::kLong).cumsum(0);
-  const at::Tensor i = at::arange(N, long_opts);
-  const at::Tensor order = at::empty({N}, long_opts).index_copy_(0, at::where(mask, cs - 1, i - cs + n), i);
+  if (!order.defined()) {
+    const at::Tensor cs = mask.to(at::kLong).cumsum(0);
+    const at::Tensor i = at::arange(N, long_opts);
+    order = at::empty({N}, long_opts).index_copy_(0, at::where(mask, cs - 1, i - cs + n), i);
+  }
   in.rows = order.narrow(0, 0, n);
   out.rows = order.narrow(0, n, N - n);
   return {in, out};
@@ -323,9 +327,11 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
       }
       if (padding_only) {
         attn_set = gather_set(valid_rows(), N);
-      } else if (propagate && !valid.defined() && plan.n_run >= 0) {
+      } else if (!valid.defined() && plan.n_run >= 0 && (propagate || plan.row_order.defined())) {
         // No padding: the propagated rows are exactly the others, from the same ordering.
-        std::tie(attn_set, prop_set) = exact_split(run, plan.n_run, N);
+        RowSet others;
+        std::tie(attn_set, others) = exact_split(run, plan.n_run, N, plan.row_order);
+        if (propagate) prop_set = others;
       } else {
         attn_set = rows_for(run, plan.n_run);
         if (propagate) prop_set = rows_for(skip, plan.n_skip);

@@ -96,6 +96,10 @@ struct LayerPlan {
   // (counted before the forward, one read for every layer): gather and bucket then read
   // nothing back at this layer. −1: unknown, counted here. A wrong count is a planner bug.
   int64_t n_run = -1, n_skip = -1, n_mlp_run = -1;
+  // With n_run, in a forward without padding: int64 [B·T], the rows that run the block, then
+  // the rows that skip it, each in order (the planner ordered every layer at once); gather
+  // takes its two row sets from it. Undefined: ordered here.
+  at::Tensor row_order;
 };
 
 class ExecutionPlan {

@@ -12,7 +12,8 @@
 //     the same engine (policy none), for a --skip-prefill B × T prefill and --skip-decode-batch
 //     decode steps: wall-clock saving next to executed-FLOPs saving and their ratio, for each
 //     --skip-exec row execution (repeatable: gather, bucket, mask; model/layer_plan.h), side
-//     by side against one full-model baseline, the decode in each --skip-decode-mode (eager;
+//     by side against the full model (each row's runs alternate with the full model's, so that
+//     the machine's drift reaches both sides of the ratio), the decode in each --skip-decode-mode (eager;
 //     fixed and graph, the fixed-shape step without the skipped layers, for whole-layer
 //     policies); static:k picks its k layers by block influence on the bench's own prefill
 //     (calibration); --skip-profile-out traces one skipping prefill;
@@ -89,9 +90,10 @@ json stats_json(const TimingStats& t) {
   return {{"median_s", t.median_s}, {"min_s", t.min_s}, {"max_s", t.max_s}, {"samples_s", t.samples_s}};
 }
 
-// One skipping measurement: a phase (prefill or decode) of one policy, its time and FLOPs.
+// One skipping measurement: a phase (prefill or decode) of one policy, one timed run of it
+// (seconds, the device synchronised around it) and its FLOPs.
 struct SkipPhase {
-  TimingStats t;
+  std::function<double()> timed;
   int64_t flops = 0;  // executed, overheads included (one untimed run)
 };
 
@@ -101,19 +103,24 @@ StepContext step_ctx(const Transformer& m, const at::Tensor& valid, bool prefill
   return StepContext(m.config().n_layers, m.config().hidden_size, valid, rows, prefill);
 }
 
-// Prefill of ids [B, T] into a fresh cache under `policy`.
-SkipPhase skip_prefill(const Transformer& m, const SkipEngine& engine, SkipPolicy& policy, const at::Tensor& ids,
-                       const TimingProtocol& protocol) {
-  const at::Tensor valid = at::ones(ids.sizes(), ids.options().dtype(at::kBool));
-  const auto once = [&](FlopCounter* f) {
+// Prefill of ids [B, T] into a fresh cache under `policy` (held by reference: it must outlive
+// the phase).
+SkipPhase skip_prefill(const Transformer& m, const SkipEngine& engine, SkipPolicy& policy, const at::Tensor& ids) {
+  const auto once = [&m, &engine, &policy, ids](FlopCounter* f) {
     for (int64_t b = 0; b < ids.size(0); ++b) policy.begin_request(b);
     SkipKvCache kv = engine.make_cache(ids.size(0), ids.size(1));
-    StepContext ctx = step_ctx(m, valid, true);
+    StepContext ctx = step_ctx(m, at::ones(ids.sizes(), ids.options().dtype(at::kBool)), true);
     ctx.flops = f;
     engine.step(ids, ctx, kv, policy, f, nullptr);
   };
   SkipPhase r;
-  r.t = time_repeated([&] { once(nullptr); }, protocol);
+  r.timed = [&m, once] {
+    synchronize(m.device());
+    const Stopwatch clock;
+    once(nullptr);
+    synchronize(m.device());
+    return clock.seconds();
+  };
   FlopCounter f;
   once(&f);
   r.flops = f.total();
@@ -126,20 +133,19 @@ SkipPhase skip_prefill(const Transformer& m, const SkipEngine& engine, SkipPolic
 // step without the bypassed layers, graph-captured (model/fixed_decode.h; the capture inside
 // the timed decode), its FLOPs those of the eager steps (the same layers run).
 SkipPhase skip_decode(const Transformer& m, const SkipEngine& engine, SkipPolicy& policy, const at::Tensor& ids,
-                      int64_t steps, const TimingProtocol& protocol, DecodeMode mode) {
-  const int64_t B = ids.size(0);
-  const at::Tensor valid = at::ones(ids.sizes(), ids.options().dtype(at::kBool));
-  const at::Tensor live = at::ones({B, 1}, valid.options());
+                      int64_t steps, DecodeMode mode) {
   const std::optional<std::vector<int64_t>> bypass = policy.bypass_layers();
   SEMSKIP_ASSERT(mode == DecodeMode::eager || bypass.has_value());
-  const auto once = [&](FlopCounter* f, double* seconds, DecodeMode how) {
+  const auto once = [&m, &engine, &policy, ids, steps, bypass](FlopCounter* f, DecodeMode how) {
+    const int64_t B = ids.size(0);
     for (int64_t b = 0; b < B; ++b) policy.begin_request(b);
     SkipKvCache kv = engine.make_cache(B, ids.size(1) + steps);
-    StepContext pc = step_ctx(m, valid, true);
+    StepContext pc = step_ctx(m, at::ones(ids.sizes(), ids.options().dtype(at::kBool)), true);
     at::Tensor next = engine.step(ids, pc, kv, policy, nullptr, nullptr).select(1, ids.size(1) - 1).argmax(-1);
     synchronize(m.device());
     const Stopwatch clock;
     if (how == DecodeMode::eager) {
+      const at::Tensor live = at::ones({B, 1}, ids.options().dtype(at::kBool));
       for (int64_t s = 0; s < steps; ++s) {
         StepContext dc = step_ctx(m, live, false);
         dc.flops = f;
@@ -149,21 +155,27 @@ SkipPhase skip_decode(const Transformer& m, const SkipEngine& engine, SkipPolicy
       decode_fixed(m, kv, next, steps, how == DecodeMode::graph, std::nullopt, *bypass);
     }
     synchronize(m.device());
-    if (seconds) *seconds = clock.seconds();
+    return clock.seconds();
   };
-  std::vector<double> samples;
-  for (int i = 0; i < protocol.warmup; ++i) once(nullptr, nullptr, mode);
-  for (int i = 0; i < protocol.reps; ++i) {
-    double sec = 0.0;
-    once(nullptr, &sec, mode);
-    samples.push_back(sec);
-  }
   SkipPhase r;
-  r.t = summarize_samples(samples);
+  r.timed = [once, mode] { return once(nullptr, mode); };
   FlopCounter f;
-  once(&f, nullptr, DecodeMode::eager);
+  once(&f, DecodeMode::eager);
   r.flops = f.total();
   return r;
+}
+
+// The full model's and a policy's runs of one phase timed in alternation (warm-ups, then one
+// run of each per repetition), so that a drift of the machine over the measurement reaches
+// both sides of the ratio alike.
+std::pair<TimingStats, TimingStats> paired(const SkipPhase& none, const SkipPhase& p, const TimingProtocol& protocol) {
+  for (int i = 0; i < protocol.warmup; ++i) none.timed(), p.timed();
+  std::vector<double> a, b;
+  for (int i = 0; i < protocol.reps; ++i) {
+    a.push_back(none.timed());
+    b.push_back(p.timed());
+  }
+  return {summarize_samples(a), summarize_samples(b)};
 }
 
 // A Kineto trace of fn() at `path` (CUDA builds).
@@ -185,16 +197,18 @@ void trace_to(const std::string& path, const std::function<void()>& fn, const at
 }
 
 json skip_row(const std::string& policy, RowExec mode, const std::string& phase, int64_t batch, int64_t tokens,
-              const SkipPhase& none, const SkipPhase& p, const char* decode_mode = nullptr) {
-  const double wall = 1.0 - p.t.median_s / none.t.median_s;
+              const SkipPhase& none, const SkipPhase& p, const TimingProtocol& protocol,
+              const char* decode_mode = nullptr) {
+  const auto [t_none, t] = paired(none, p, protocol);
+  const double wall = 1.0 - t.median_s / t_none.median_s;
   const double fl = 1.0 - static_cast<double>(p.flops) / static_cast<double>(none.flops);
   return {{"policy", policy},      {"skip_exec", row_exec_name(mode)}, {"phase", phase},       {"batch", batch},
           {"decode_mode", decode_mode ? decode_mode : ""},
-          {"tokens", tokens},      {"t_s", p.t.median_s},  {"t_none_s", none.t.median_s},
+          {"tokens", tokens},      {"t_s", t.median_s},  {"t_none_s", t_none.median_s},
           {"flops", p.flops},      {"flops_none", none.flops},
           {"wall_saving", wall},   {"flops_saving", fl},
           {"wall_over_flops_saving", fl > 0 ? wall / fl : 0.0},
-          {"timing", stats_json(p.t)}};
+          {"timing", stats_json(t)}, {"timing_none", stats_json(t_none)}};
 }
 
 // Every --skip policy against none, prefill and decode.
@@ -211,7 +225,7 @@ json skipping(const Options& o, const Transformer& model, const TimingProtocol& 
   env.hidden = model.config().hidden_size;
   env.device = model.device();
   const std::unique_ptr<SkipPolicy> none = make_policy("none", env);
-  const SkipPhase none_prefill = skip_prefill(model, engine, *none, prefill_ids, protocol);
+  const SkipPhase none_prefill = skip_prefill(model, engine, *none, prefill_ids);
   std::vector<DecodeMode> decode_modes;
   for (const std::string& m : o.skip_decode_modes) {
     const DecodeMode dm = parse_decode_mode(m, "option --skip-decode-mode");
@@ -220,7 +234,7 @@ json skipping(const Options& o, const Transformer& model, const TimingProtocol& 
   }
   std::vector<SkipPhase> none_decode;
   for (const DecodeMode dm : decode_modes)
-    none_decode.push_back(skip_decode(model, engine, *none, decode_ids, o.skip_decode_steps, protocol, dm));
+    none_decode.push_back(skip_decode(model, engine, *none, decode_ids, o.skip_decode_steps, dm));
   std::vector<RowExec> modes;
   for (const std::string& m : o.skip_exec) modes.push_back(parse_row_exec(m, "option --skip-exec"));
   json rows = json::array();
@@ -240,9 +254,10 @@ json skipping(const Options& o, const Transformer& model, const TimingProtocol& 
         policy->calibrate(CalibrationSet{states.flatten(1, 2).to(at::kCPU, at::kFloat)});
       }
       SEMSKIP_THROW_IF_NOT_MSG(!policy->needs_full_states(), "--skip {}: a policy that needs the full model's states is not a speed policy", desc);
-      const SkipPhase pre = skip_prefill(model, skipping_engine, *policy, prefill_ids, protocol);
+      const SkipPhase pre = skip_prefill(model, skipping_engine, *policy, prefill_ids);
       rows.push_back(
-          skip_row(policy->describe(), mode, "prefill", o.skip_prefill_batch, o.skip_prefill_len, none_prefill, pre));
+          skip_row(policy->describe(), mode, "prefill", o.skip_prefill_batch, o.skip_prefill_len, none_prefill, pre,
+                   protocol));
       std::fprintf(stderr, "skip %s, %s: prefill wall %.3f / flops %.3f\n", policy->describe().c_str(),
                    row_exec_name(mode), rows.back()["wall_saving"].get<double>(),
                    rows.back()["flops_saving"].get<double>());
@@ -267,9 +282,9 @@ json skipping(const Options& o, const Transformer& model, const TimingProtocol& 
           continue;
         }
         const SkipPhase dec =
-            skip_decode(model, skipping_engine, *policy, decode_ids, o.skip_decode_steps, protocol, dm);
+            skip_decode(model, skipping_engine, *policy, decode_ids, o.skip_decode_steps, dm);
         rows.push_back(skip_row(policy->describe(), mode, "decode", o.skip_decode_batch, o.skip_decode_steps,
-                                none_decode[i], dec, decode_mode_name(dm)));
+                                none_decode[i], dec, protocol, decode_mode_name(dm)));
         std::fprintf(stderr, "skip %s, %s, decode %s: wall %.3f / flops %.3f\n", policy->describe().c_str(),
                      row_exec_name(mode), decode_mode_name(dm), rows.back()["wall_saving"].get<double>(),
                      rows.back()["flops_saving"].get<double>());

@@ -101,9 +101,22 @@ std::pair<RowSet, RowSet> exact_split(const at::Tensor& mask, int64_t n, int64_t
 at::Tensor gather_rows(const at::Tensor& x, const RowSet& s) { return s.rows.defined() ? x.index_select(0, s.rows) : x; }
 
 // base [N, d] plus the kept rows of y [n, d] at their rows (dropped rows add nothing).
-at::Tensor scatter_add(const at::Tensor& base, const RowSet& s, const at::Tensor& y) {
+// base_rows [n, d]: base at the set's rows, gathered before; the sums are written back with
+// index_copy (a set's rows are distinct, so no atomics: index_add's bf16 atomic adds were the
+// slowest kernel of a planned layer on the GPU), the same values as index_add.
+at::Tensor scatter_add(const at::Tensor& base, const RowSet& s, const at::Tensor& y, const at::Tensor& base_rows) {
+  if (!s.rows.defined()) {
+    const at::Tensor kept = s.keep.defined() ? at::where(s.keep.unsqueeze(1), y, at::zeros({}, y.options())) : y;
+    return base + kept;
+  }
+  const at::Tensor sum = base_rows + y;
+  return base.index_copy(0, s.rows, s.keep.defined() ? at::where(s.keep.unsqueeze(1), sum, base_rows) : sum);
+}
+
+// The kept rows of y [n, d] at their rows of a zero [N, d].
+at::Tensor scatter_rows(int64_t N, const RowSet& s, const at::Tensor& y) {
   const at::Tensor kept = s.keep.defined() ? at::where(s.keep.unsqueeze(1), y, at::zeros({}, y.options())) : y;
-  return s.rows.defined() ? base.index_add(0, s.rows, kept) : base + kept;
+  return s.rows.defined() ? at::zeros({N, y.size(1)}, y.options()).index_copy_(0, s.rows, kept) : kept;
 }
 
 // The flat row indices of a set, int64 [n] (like: a tensor on the device of the batch).
@@ -215,7 +228,7 @@ AttentionMask DecoderLayer::mixed_mask(int64_t batch, int64_t n_tokens, const La
   return m;
 }
 
-at::Tensor DecoderLayer::attention_rows(const at::Tensor& h_flat, const RowSet& run, const RowSet& prop,
+at::Tensor DecoderLayer::attention_rows(const at::Tensor& h_flat, const at::Tensor& h_run, const RowSet& run, const RowSet& prop,
                                         const at::Tensor& kv_src, const at::Tensor& visible, int64_t batch,
                                         int64_t n_tokens, const LayerContext& ctx, bool shared_ok,
                                         const at::Tensor& kept) const {
@@ -235,7 +248,7 @@ at::Tensor DecoderLayer::attention_rows(const at::Tensor& h_flat, const RowSet& 
   if (!kv_src.defined()) write_propagated();
   at::Tensor q;  // [n, n_heads, head_dim]
   if (n > 0) {
-    const at::Tensor x = input_norm.forward(gather_rows(h_flat, run)).unsqueeze(0);  // [1, n, d]
+    const at::Tensor x = input_norm.forward(h_run).unsqueeze(0);  // [1, n, d]
     const Qkv qkv = a.project_qkv(x, rope_of(ctx.rope, run), ctx.flops, layer);
     kv.write_rows(index, n_tokens, row_index(run, N, h_flat), qkv.k[0].transpose(0, 1), qkv.v[0].transpose(0, 1));
     q = qkv.q[0].transpose(0, 1);
@@ -404,9 +417,10 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
         propagate && plan.kv_state.defined()
             ? at::where(skip.unsqueeze(1), plan.kv_state.reshape({N, d}), h_flat)
             : at::Tensor();
+    const at::Tensor h_run = attn_set.n > 0 ? gather_rows(h_flat, attn_set) : at::Tensor();  // [n, d]
     const at::Tensor out =
-        attention_rows(h_flat, attn_set, prop_set, kv_src, visible, batch, n_tokens, ctx, shared, kept);
-    mid = out.defined() ? scatter_add(h_flat, attn_set, out) : h_flat;
+        attention_rows(h_flat, h_run, attn_set, prop_set, kv_src, visible, batch, n_tokens, ctx, shared, kept);
+    mid = out.defined() ? scatter_add(h_flat, attn_set, out, h_run) : h_flat;
   }
 
   // MLP / MoE: all rows, or the executed rows.
@@ -423,14 +437,14 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
     const bool collective = is_moe() && ctx.moe_executor && (plan.moe_collective || mode == RowExec::mask);
     post = mid;
     if (n > 0 || collective) {
-      y = mlp_block(gather_rows(mid, mlp_set).unsqueeze(0), ctx)[0];
-      post = scatter_add(mid, mlp_set, y);
+      const at::Tensor mid_rows = gather_rows(mid, mlp_set);  // [n, d]
+      y = mlp_block(mid_rows.unsqueeze(0), ctx)[0];
+      post = scatter_add(mid, mlp_set, y, mid_rows);
     }
     if (skip_mlp.defined() && plan.mlp_replacement.defined())
       post = post + at::where(skip_mlp.unsqueeze(1), plan.mlp_replacement.reshape({N, d}), at::zeros({}, h.options()));
     if (want_out) {
-      at::Tensor full = at::zeros({N, d}, h.options());
-      if (y.defined() && n > 0) full = scatter_add(full, mlp_set, y);
+      const at::Tensor full = y.defined() && n > 0 ? scatter_rows(N, mlp_set, y) : at::zeros({N, d}, h.options());
       callbacks->after_mlp(index, full.view({batch, n_tokens, d}));
     }
   }

@@ -9,7 +9,7 @@
 // DESIGN. There is one implementation of attention, MLP / MoE and the KV cache: the model's.
 // A LayerPlan only selects rows; DecoderLayer::forward_planned gathers the rows that run
 // (index_select on the device), runs the same sub-blocks on them, and scatters the results
-// back (index_add), so executed FLOPs follow executed shapes. Attention of the gathered
+// back (the rows plus their update, index_copy), so executed FLOPs follow executed shapes. Attention of the gathered
 // queries is one batched call over all sequences (queries scattered into their [B, T] places,
 // outputs gathered back), never a loop over sequences: under the plain causal mask (the fused
 // kernels) when every key of the layer is valid and visible, else under a per-layer mask. Keys of rows
@@ -21,7 +21,7 @@
 // same decisions give the same outputs in every mode (fp32: logits to 1e-5, the same greedy
 // tokens), only the executed shapes, and so the FLOPs charged, differ:
 //   gather  the rows that run, compacted (nonzero, index_select), computed, scattered back
-//           (index_add): as many shapes as there are row counts; one host read per gathering
+//           (index_copy): as many shapes as there are row counts; one host read per gathering
 //           (the count nonzero needs), none when the plan gives the count (LayerPlan::n_run…:
 //           the rows are then ordered on the device as in bucket, without padding).
 //   bucket  the same, with the count padded up to row_bucket(n, N) so that few shapes occur

@@ -178,7 +178,9 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
   int64_t fixed_flops = 0;  // executed FLOPs of its steps
   const std::optional<std::vector<int64_t>> bypass =
       decode_ != DecodeMode::eager ? policy_->bypass_layers() : std::nullopt;
-  const bool fixed_allowed = bypass.has_value();
+  // Under RowExec::mask skipped layers run and are dropped (the outputs of skipping at no
+  // saving): a step without them would not be that, so only policy none decodes fixed-shape.
+  const bool fixed_allowed = bypass.has_value() && (bypass->empty() || o.row_exec != RowExec::mask);
   std::vector<bool> layer_runs(static_cast<size_t>(L), true);  // false: bypassed in fixed-shape steps
   if (bypass)
     for (int64_t l : *bypass) layer_runs[static_cast<size_t>(l)] = false;

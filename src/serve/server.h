@@ -36,7 +36,8 @@
 //
 // Fixed-shape decoding (ServeOptions::decode). With policy none, or one that skips whole layers
 // only (SkipPolicy::bypass_layers: static with target=block; the step leaves its layers out
-// and keeps their new keys hidden), a step that decodes one token
+// and keeps their new keys hidden; not under RowExec::mask, whose skipped layers run and are
+// dropped), a step that decodes one token
 // for each sequence of the step before (the carried cache's condition) runs as a step of a
 // model/fixed_decode.h FixedDecoder over the carried dense cache, created for the batch with
 // room for the most tokens any row still needs; it ends when the batch changes (a sequence

@@ -313,7 +313,8 @@ TEST(Server, FixedShapeDecodingGivesGenerateGreedyTokens) {
 
 // A whole-layer static policy decodes in fixed-shape steps without its layers: the tokens,
 // skip counts and FLOPs executed are the eager engine's, through pre-emption, and some steps
-// were fixed-shape; a per-token policy keeps the engine's forward.
+// were fixed-shape; a per-token policy, and any policy under --skip-exec mask, keeps the
+// engine's forward.
 TEST(Server, StaticPolicyDecodesInFixedShapeStepsAsTheEngine) {
   for (int64_t blocks : {0, 16}) {
     const std::vector<ServeResult> res = serve_both_ways(
@@ -335,6 +336,13 @@ TEST(Server, StaticPolicyDecodesInFixedShapeStepsAsTheEngine) {
   Server server(tiny(), &random, o);
   const ServeResult res = server.run(workload());
   for (const StepRecord& s : res.steps) EXPECT_FALSE(s.fixed_shape);
+  // Under --skip-exec mask skipped layers run and are dropped: no step leaves them out.
+  o.row_exec = RowExec::mask;
+  StaticPolicy fixed_layers(Descriptor::parse("static:layers=3+4"), tiny().n_layers());
+  Server masked(tiny(), &fixed_layers, o);
+  const ServeResult mres = masked.run(workload());
+  for (const StepRecord& s : mres.steps) EXPECT_FALSE(s.fixed_shape);
+  EXPECT_EQ(mres.flops_executed, mres.flops_full);
 }
 
 // A step that mixes decodes with prompt chunks runs them as two forwards (decodes not padded

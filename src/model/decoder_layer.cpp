@@ -73,10 +73,9 @@ RowSet exact_set(const at::Tensor& mask, int64_t n, int64_t N) {
   return s;
 }
 
-// exact_set of mask and of its complement at once: one ordering on the device, the rows of
-// the mask first, then the others (each in order).
-// The two sets of an ordering `order` int64 [N] (the n rows of a set, then the others) or,
-// undefined, of the one computed here from mask bool [N].
+// exact_set of mask bool [N] and of its complement at once, from one ordering: the n rows of
+// the mask first, then the others, each in order; `order` int64 [N] when the planner made it,
+// else computed here on the device.
 std::pair<RowSet, RowSet> exact_split(const at::Tensor& mask, int64_t n, int64_t N, at::Tensor order = {}) {
   SEMSKIP_ASSERT(n >= 0 && n <= N);
   RowSet in, out;

@@ -100,9 +100,9 @@ class DecoderLayer {
   // resid_mid [B, T, d] -> MLP / MoE output [B, T, d]; runs the MoE routing hooks.
   at::Tensor mlp_block(const at::Tensor& resid_mid, const LayerContext& ctx) const;
   // The attention of the rows `run` executes over the cache, of h_flat [B·T, d] (h_run: its
-  // rows of `run`, [run.n, d]) -> their output [run.n, d] (undefined when run.n = 0); `prop`: rows whose K/V only are computed, from
-  // `kv_src` [B·T, d] when defined (uncharged, written after the run rows), else from h_flat; `visible`
-  // bool [B, T]: the new slots with keys (undefined: valid). `shared`: the layer's queries and
+  // rows of `run`, [run.n, d]) -> their output [run.n, d] (undefined when run.n = 0); `prop`:
+  // rows whose K/V only are computed, from `kv_src` [B·T, d] when defined (uncharged, written
+  // after the run rows), else from h_flat; `visible` bool [B, T]: the new slots with keys (undefined: valid). `shared`: the layer's queries and
   // keys may be those of the forward's other such layers (one mask for all). `kept` bool [N]
   // (RowExec::mask; undefined: all): the queries that run; the others attend to every valid key.
   at::Tensor attention_rows(const at::Tensor& h_flat, const at::Tensor& h_run, const RowSet& run, const RowSet& prop,

@@ -54,28 +54,10 @@ RowSet bucket_set(const at::Tensor& mask, const at::Tensor& cs, int64_t n, int64
   return s;
 }
 
-// gather with the count n known on the host: the rows of mask bool [N] in order, ordered on
-// the device as bucket_set orders them, without padding; nothing is read back.
-RowSet exact_set(const at::Tensor& mask, int64_t n, int64_t N) {
-  SEMSKIP_ASSERT(n >= 0 && n <= N);
-  RowSet s;
-  s.n = n;
-  const auto long_opts = mask.options().dtype(at::kLong);
-  if (n == 0) {
-    s.rows = at::empty({0}, long_opts);
-    return s;
-  }
-  if (n == N) return s;  // every row, in order
-  const at::Tensor cs = mask.to(at::kLong).cumsum(0);
-  const at::Tensor i = at::arange(N, long_opts);
-  const at::Tensor pos = at::where(mask, cs - 1, i - cs + n);
-  s.rows = at::empty({N}, long_opts).index_copy_(0, pos, i).narrow(0, 0, n);
-  return s;
-}
-
-// exact_set of mask bool [N] and of its complement at once, from one ordering: the n rows of
-// the mask first, then the others, each in order; `order` int64 [N] when the planner made it,
-// else computed here on the device.
+// gather with the count n known on the host: the rows of mask bool [N] and of its complement,
+// each in order, from one ordering (the n rows of the mask first, then the others, as
+// bucket_set orders them, without padding); `order` int64 [N] when the planner made it, else
+// computed here on the device. Nothing is read back.
 std::pair<RowSet, RowSet> exact_split(const at::Tensor& mask, int64_t n, int64_t N, at::Tensor order = {}) {
   SEMSKIP_ASSERT(n >= 0 && n <= N);
   RowSet in, out;
@@ -95,6 +77,9 @@ std::pair<RowSet, RowSet> exact_split(const at::Tensor& mask, int64_t n, int64_t
   out.rows = order.narrow(0, n, N - n);
   return {in, out};
 }
+
+// The first set of exact_split: the rows of the mask alone.
+RowSet exact_set(const at::Tensor& mask, int64_t n, int64_t N) { return exact_split(mask, n, N).first; }
 
 // x [N, d] -> the executed rows [n, d].
 at::Tensor gather_rows(const at::Tensor& x, const RowSet& s) { return s.rows.defined() ? x.index_select(0, s.rows) : x; }

@@ -42,18 +42,19 @@ SchedulerOptions scheduler_options(const ServeOptions& o) {
 // The full model's FLOPs of one token at `position` through every layer (causal attention: it
 // attends to position + 1 keys), as the engine counts an unskipped step. The head runs once
 // per sequence of a step, on its newest token (the engine's last-token logits).
-int64_t full_token_flops(const ModelConfig& c, int64_t position) {
-  int64_t f = 0;
-  for (int64_t l = 0; l < c.n_layers; ++l) f += flops::layer_token_flops(layer_dims(c, l), position + 1).total();
-  return f;
-}
-
-// The same through the layers that run (run[l]), as the engine charges a step of a policy
-// that skips the others for every token (bypassed layers charge nothing).
-int64_t run_token_flops(const ModelConfig& c, int64_t position, const std::vector<bool>& run) {
-  int64_t f = 0;
-  for (int64_t l = 0; l < c.n_layers; ++l)
-    if (run[static_cast<size_t>(l)]) f += flops::layer_token_flops(layer_dims(c, l), position + 1).total();
+// `run` (per layer; null: all): also the FLOPs through the layers that run, as the engine
+// charges a step of a policy that skips the others for every token (bypassed layers charge
+// nothing).
+struct TokenFlops {
+  int64_t full = 0, run = 0;
+};
+TokenFlops token_flops(const ModelConfig& c, int64_t position, const std::vector<bool>* run = nullptr) {
+  TokenFlops f;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const int64_t layer = flops::layer_token_flops(layer_dims(c, l), position + 1).total();
+    f.full += layer;
+    if (!run || (*run)[static_cast<size_t>(l)]) f.run += layer;
+  }
   return f;
 }
 
@@ -297,8 +298,9 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
           const ServeRequest& r = requests[req_of[static_cast<size_t>(s.seq)]];
           dst[static_cast<size_t>(b)] = sched.blocks().pool_slot(s.seq, s.n_computed);
           first[static_cast<size_t>(b)] = tokens[static_cast<size_t>(s.seq)][static_cast<size_t>(s.n_computed)];
-          full += full_token_flops(cfg, s.n_computed);
-          executed += run_token_flops(cfg, s.n_computed, layer_runs);
+          const TokenFlops tf = token_flops(cfg, s.n_computed, &layer_runs);
+          full += tf.full;
+          executed += tf.run;
           most = std::max<int64_t>(most, r.max_new_tokens - static_cast<int64_t>(rec.output_tokens.size()));
           ++step.n_decode_tokens;
         }
@@ -362,7 +364,7 @@ ServeResult Server::run(const std::vector<ServeRequest>& requests) {
             vp[pad + j] = true;
             pp[pad + j] = pos < rec.n_prompt_tokens ? 1 : 0;
             pr.next.push_back(sched.blocks().pool_slot(s.seq, pos));
-            full += full_token_flops(cfg, pos);
+            full += token_flops(cfg, pos).full;
           }
           ctx_rows[static_cast<size_t>(b)] = r.id;
           if (s.first) {

@@ -11,6 +11,7 @@
 #include <ATen/Parallel.h>
 
 #include "core/timing.h"
+#include "metrics/timing.h"
 #include "core/error.h"
 #include "core/strings.h"
 #include "index/descriptor.h"
@@ -159,10 +160,10 @@ IndexBenchResult run_index_bench_case(const IndexBenchCase& config, const IndexB
       at::Tensor best = res.ids.select(1, 0).clamp_min(0).to(values.device());
       fetched = values.index_select(0, best).to(query_device);
     }
-    at::Tensor ids_host = res.ids.to(at::kCPU).contiguous();  // waits for device work
-    if (fetched.defined()) (void)fetched.narrow(0, 0, 1).to(at::kCPU);
-    at::Tensor sims_host = res.similarities.to(at::kCPU);
+    synchronize(query_device);
+    if (index->device() != query_device) synchronize(index->device());
     const double dt = clock.seconds();
+    at::Tensor ids_host = res.ids.to(at::kCPU).contiguous();
     if (b < config.warmup) continue;
     r.batch_seconds.push_back(dt);
     std::copy_n(ids_host.data_ptr<int64_t>(), q * k, found.begin() + (b - config.warmup) * q * k);

@@ -4,8 +4,10 @@
 // search `warmup` batches untimed, then `repeat` timed batches of `queries` queries each, a
 // different batch every time. Queries are staged on the index's device beforehand (or on
 // query_device, the engine-step mode); the clock stops once the results (and the fetched
-// values) are on the queries' device and their ids on the host, which waits for device work. recall@1 and
-// recall@k are scored over all timed queries against exact_search (index/exact_search.h).
+// values) are on the queries' device and that device (and the index's) has finished its work:
+// results stay where a run would use them, and their copy to the host for scoring comes after
+// the clock. recall@1 and recall@k are scored over all timed queries against exact_search
+// (index/exact_search.h).
 
 #include <cstdint>
 #include <memory>

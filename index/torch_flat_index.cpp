@@ -13,6 +13,13 @@
 #include "index/descriptor.h"
 #include "index/lookup_cost.h"
 
+#ifdef SEMSKIP_INDEX_CUDA_KERNELS
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "index/cuda/select_topk.h"
+#endif
+
 namespace semskip {
 
 namespace {
@@ -50,6 +57,31 @@ at::ScalarType parse_dtype(const std::string& descriptor, const std::string& tex
 }
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Results of fewer than k columns padded to k with (−inf, −1).
+SearchResult pad_to_k(at::Tensor sims, at::Tensor ids, int64_t k) {
+  const int64_t n = sims.size(0);
+  const int64_t found = sims.size(1);
+  if (found < k) {
+    sims = at::cat({sims, at::full({n, k - found}, -std::numeric_limits<float>::infinity(),
+                                   sims.options())}, 1);
+    ids = at::cat({ids, at::full({n, k - found}, int64_t{-1}, ids.options())}, 1);
+  }
+  return {sims, ids};
+}
+
+#ifdef SEMSKIP_INDEX_CUDA_KERNELS
+cuda::ScoreType score_type(at::ScalarType t) {
+  if (t == at::kHalf) return cuda::ScoreType::f16;
+  if (t == at::kBFloat16) return cuda::ScoreType::bf16;
+  return cuda::ScoreType::f32;
+}
+
+void check_cuda(cudaError_t e, const std::string& descriptor, const char* what) {
+  SEMSKIP_THROW_IF_NOT_MSG(e == cudaSuccess, "index '{}': {}: CUDA error: {}", descriptor, what,
+                           cudaGetErrorString(e));
+}
+#endif
 
 }  // namespace
 
@@ -94,8 +126,26 @@ TorchFlatIndex::TorchFlatIndex(IndexDescriptor desc, int64_t dim)
   }
 }
 
-at::Tensor TorchFlatIndex::normalized(const at::Tensor& x) const {
+at::Tensor TorchFlatIndex::normalized(const at::Tensor& x, at::Tensor* reduced) const {
   at::Tensor xf = x.to(device_, at::kFloat);
+#ifdef SEMSKIP_INDEX_CUDA_KERNELS
+  if (device_.is_cuda()) {
+    // One kernel for norm, clamp and division (and the rounding to dtype_).
+    xf = xf.contiguous();
+    const c10::cuda::CUDAGuard guard(device_);
+    at::Tensor out = at::empty_like(xf);
+    void* out_reduced = nullptr;
+    if (reduced && dtype_ != at::kFloat) {
+      *reduced = at::empty(xf.sizes(), xf.options().dtype(dtype_));
+      out_reduced = reduced->data_ptr();
+    }
+    check_cuda(cuda::normalize_rows(xf.data_ptr<float>(), xf.size(0), xf.size(1), out.data_ptr<float>(),
+                                    score_type(dtype_), out_reduced,
+                                    c10::cuda::getCurrentCUDAStream(device_.index()).stream()),
+               describe(), "normalising queries");
+    return out;
+  }
+#endif
   // clamp_min keeps a zero row at zero, as l2_normalize_rows does on the host.
   return xf / xf.norm(2, {1}, /*keepdim=*/true).clamp_min(std::numeric_limits<float>::min());
 }
@@ -130,6 +180,9 @@ void TorchFlatIndex::do_add_tensor(const at::Tensor& keys, const at::Tensor& ids
 }
 
 SearchResult TorchFlatIndex::search_unit(const at::Tensor& queries_unit, int64_t k) const {
+#ifdef SEMSKIP_INDEX_CUDA_KERNELS
+  if (selects_on_gpu(k)) return search_cuda(queries_unit, at::Tensor(), k);
+#endif
   if (dtype_ != at::kFloat) return search_reduced(queries_unit, k);
   const int64_t n = queries_unit.size(0);
   const int64_t n_rows = rows_.n_rows();
@@ -152,13 +205,13 @@ SearchResult TorchFlatIndex::search_unit(const at::Tensor& queries_unit, int64_t
     best_rows = cat_rows.gather(1, std::get<1>(merged));
   }
   const int64_t found = best_sims.size(1);
-  at::Tensor ids = row_ids_.index_select(0, best_rows.reshape({-1})).view({n, found});
-  if (found < k) {
-    best_sims = at::cat({best_sims, at::full({n, k - found}, -std::numeric_limits<float>::infinity(),
-                                             best_sims.options())}, 1);
-    ids = at::cat({ids, at::full({n, k - found}, int64_t{-1}, ids.options())}, 1);
-  }
-  return {best_sims, ids};
+  return pad_to_k(best_sims, row_ids_.index_select(0, best_rows.reshape({-1})).view({n, found}), k);
+}
+
+int64_t TorchFlatIndex::reduced_chunk(int64_t n_queries) const {
+  if (chunk_ > 0) return chunk_;
+  const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype_));
+  return std::max(group_, kScoreBudgetBytes / (std::max<int64_t>(n_queries, 1) * elem) / group_ * group_);
 }
 
 SearchResult TorchFlatIndex::search_reduced(const at::Tensor& queries_unit, int64_t k) const {
@@ -166,10 +219,7 @@ SearchResult TorchFlatIndex::search_reduced(const at::Tensor& queries_unit, int6
   const int64_t n_rows = rows_.n_rows();
   const float no_similarity = -std::numeric_limits<float>::infinity();
   const int64_t n_cand = std::min(k + kRescoreSlack, n_rows);  // k'
-  const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype_));
-  const int64_t chunk =
-      chunk_ > 0 ? chunk_
-                 : std::max(group_, kScoreBudgetBytes / (std::max<int64_t>(n, 1) * elem) / group_ * group_);
+  const int64_t chunk = reduced_chunk(n);
   at::Tensor q = queries_unit.to(dtype_);  // dtype_ [n, dim]
   at::Tensor best_scores;                  // dtype_ [n, ≤k'] on device_, stage-1 scores
   at::Tensor best_rows;                    // int64 [n, ≤k'] on device_, rows of keys_
@@ -209,23 +259,101 @@ SearchResult TorchFlatIndex::search_reduced(const at::Tensor& queries_unit, int6
     best_scores = std::get<0>(merged);
     best_rows = cat_rows.gather(1, std::get<1>(merged));
   }
+  return rescore(queries_unit, best_rows, k);
+}
+
+SearchResult TorchFlatIndex::rescore(const at::Tensor& queries_unit, const at::Tensor& cand_rows,
+                                     int64_t k) const {
   // Stage 2: the candidates' keys, widened, against the float32 queries.
-  const int64_t found_cand = best_rows.size(1);
-  at::Tensor cand_keys = keys_.index_select(0, best_rows.reshape({-1}))
+  const int64_t n = queries_unit.size(0);
+  const int64_t found_cand = cand_rows.size(1);
+  at::Tensor cand_keys = keys_.index_select(0, cand_rows.reshape({-1}))
                              .view({n, found_cand, dim()})
                              .to(at::kFloat);                              // float32 [n, k', dim]
   at::Tensor exact = at::bmm(cand_keys, queries_unit.unsqueeze(2)).squeeze(2);  // [n, k']
   const int64_t found = std::min(k, found_cand);
   auto top = exact.topk(found, 1, true, true);
-  at::Tensor sims = std::get<0>(top);
-  at::Tensor rows = best_rows.gather(1, std::get<1>(top));
-  at::Tensor ids = row_ids_.index_select(0, rows.reshape({-1})).view({n, found});
-  if (found < k) {
-    sims = at::cat({sims, at::full({n, k - found}, no_similarity, sims.options())}, 1);
-    ids = at::cat({ids, at::full({n, k - found}, int64_t{-1}, ids.options())}, 1);
-  }
-  return {sims, ids};
+  at::Tensor rows = cand_rows.gather(1, std::get<1>(top));
+  return pad_to_k(std::get<0>(top), row_ids_.index_select(0, rows.reshape({-1})).view({n, found}), k);
 }
+
+#ifdef SEMSKIP_INDEX_CUDA_KERNELS
+bool TorchFlatIndex::selects_on_gpu(int64_t k) const {
+  const int64_t take = std::min(dtype_ != at::kFloat ? k + kRescoreSlack : k, rows_.n_rows());
+  return device_.is_cuda() && take <= cuda::kMaxSelect;
+}
+
+SearchResult TorchFlatIndex::search_cuda(const at::Tensor& queries_unit,
+                                         const at::Tensor& queries_reduced, int64_t k) const {
+  const c10::cuda::CUDAGuard guard(device_);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device_.index()).stream();
+  const int64_t n = queries_unit.size(0);
+  const int64_t n_rows = rows_.n_rows();
+  const int64_t capacity = keys_.size(0);
+  const bool reduced = dtype_ != at::kFloat;
+  const int64_t take = std::min(reduced ? k + kRescoreSlack : k, n_rows);  // k' or k
+  const int sel = static_cast<int>(take);
+  const cuda::ScoreType type = score_type(dtype_);
+  const int64_t chunk = reduced ? reduced_chunk(n) : chunk_;
+  const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
+  const at::Tensor q = !reduced ? queries_unit
+                                : queries_reduced.defined() ? queries_reduced : queries_unit.to(dtype_);
+  const auto on_device = queries_unit.options();
+  // fp32: the k best similarities and their ids from the selection; reduced: the k' best rows
+  // rescored in float32 by the selection's last launch, the k best of them.
+  const int64_t found = std::min(k, take);  // = take for fp32
+  at::Tensor sims = at::empty({n, found}, on_device.dtype(at::kFloat));
+  at::Tensor ids = at::empty({n, found}, on_device.dtype(at::kLong));
+  const at::Tensor qf = queries_unit.contiguous();
+  cuda::Rescore rescore;
+  if (reduced) {
+    rescore.keys = keys_.data_ptr();
+    rescore.dim = dim();
+    rescore.queries = qf.data_ptr<float>();
+    rescore.k = static_cast<int>(found);
+    rescore.row_ids = row_ids_.data_ptr<int64_t>();
+    rescore.out_sims = sims.data_ptr<float>();
+    rescore.out_ids = ids.data_ptr<int64_t>();
+  }
+  const cuda::Rescore* stage2 = reduced ? &rescore : nullptr;
+  void* out_sims = reduced ? nullptr : sims.data_ptr();
+  int64_t* out_ids = reduced ? nullptr : ids.data_ptr<int64_t>();
+  const int64_t* col_ids = row_ids_.data_ptr<int64_t>();
+  // A chunk's scores [n, len] are laid out with a row stride of whole 16-byte vectors (the
+  // extra keys scored lie inside the buffer, past the chunk, and are not selected).
+  auto score_chunk = [&](int64_t start, int64_t len) {
+    const int64_t ld = std::min(round_up(len, 8), capacity - start);
+    return at::mm(q, keys_.narrow(0, start, ld).t());  // dtype_ [n, ld]
+  };
+  if (n_chunks == 1) {
+    const at::Tensor scores = score_chunk(0, n_rows);
+    at::Tensor ws = at::empty({cuda::select_workspace_bytes(n, n_rows, sel)}, on_device.dtype(at::kByte));
+    check_cuda(cuda::select_topk(type, scores.data_ptr(), n, n_rows, scores.size(1), sel, col_ids, out_sims,
+                                 out_ids, ws.data_ptr(), stream, stage2),
+               describe(), "search");
+  } else {
+    // Each chunk's k best into its columns of cand, then the k best of those.
+    const int64_t m = n_chunks * take;
+    at::Tensor cand = at::empty({n, m}, on_device.dtype(at::kLong));  // packed words
+    auto* words = reinterpret_cast<uint64_t*>(cand.data_ptr<int64_t>());
+    at::Tensor ws = at::empty({std::max(cuda::select_workspace_bytes(n, chunk, sel),
+                                        cuda::finish_workspace_bytes(n, m, sel))},
+                              on_device.dtype(at::kByte));
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      const int64_t start = c * chunk;
+      const int64_t len = std::min(chunk, n_rows - start);
+      const at::Tensor scores = score_chunk(start, len);
+      check_cuda(cuda::select_candidates(type, scores.data_ptr(), n, len, scores.size(1), sel, start, words,
+                                         m, c * take, ws.data_ptr(), stream),
+                 describe(), "search");
+    }
+    check_cuda(cuda::select_finish(type, words, n, m, m, sel, col_ids, out_sims, out_ids, ws.data_ptr(), stream,
+                                   stage2),
+               describe(), "search");
+  }
+  return pad_to_k(sims, ids, k);
+}
+#endif
 
 void TorchFlatIndex::do_search(int64_t n, const float* queries_unit, int64_t k,
                                float* similarities, int64_t* ids) const {
@@ -236,6 +364,14 @@ void TorchFlatIndex::do_search(int64_t n, const float* queries_unit, int64_t k,
 }
 
 SearchResult TorchFlatIndex::do_search_tensor(const at::Tensor& queries, int64_t k) const {
+#ifdef SEMSKIP_INDEX_CUDA_KERNELS
+  if (selects_on_gpu(k)) {
+    at::Tensor reduced;
+    const at::Tensor unit = normalized(queries, &reduced);
+    SearchResult r = search_cuda(unit, reduced, k);
+    return {r.similarities.to(queries.device()), r.ids.to(queries.device())};
+  }
+#endif
   SearchResult r = search_unit(normalized(queries), k);
   return {r.similarities.to(queries.device()), r.ids.to(queries.device())};
 }

@@ -27,6 +27,12 @@
 // kScoreBudgetBytes. A dtype this LibTorch cannot multiply on this device (fp16 on CPU before
 // LibTorch 2.x) is refused when the index is made.
 //
+// On a CUDA device (CUDA builds) the selection is index/cuda/select_topk.h instead: one kernel
+// reads each chunk's scores once and keeps each row's k best (fp32) or k' best (fp16/bf16),
+// with no group stage; stage 2 is one kernel too, and the queries are normalised (and rounded
+// to dtype) by one: a search is a matmul and four launches. The results are the same k best
+// (ties may pick another of equal scores).
+//
 // Lookup cost: flat, 2·d·N per query (index/lookup_cost.h); the rescoring of stage 2
 // (2·d·k' per query) is not charged, like the top-k selection. Removal moves the last rows
 // into the holes, so storage stays dense and removal costs O(removed) rows.
@@ -72,6 +78,7 @@ class TorchFlatIndex final : public VectorIndex {
   int64_t do_remove(int64_t n, const int64_t* ids) override;
   void do_add_tensor(const at::Tensor& keys, const at::Tensor& ids_host) override;
   SearchResult do_search_tensor(const at::Tensor& queries, int64_t k) const override;
+  bool search_marks_missing() const override { return true; }
 
  private:
   // keys_unit: float32 [n, dim] on device_; ids: int64 [n] on the host.
@@ -80,7 +87,20 @@ class TorchFlatIndex final : public VectorIndex {
   SearchResult search_unit(const at::Tensor& queries_unit, int64_t k) const;
   // Two-stage search of the reduced-precision keys (the class comment).
   SearchResult search_reduced(const at::Tensor& queries_unit, int64_t k) const;
-  at::Tensor normalized(const at::Tensor& x) const;  // float32 [n, dim] on device_
+  // Stage 2: the candidate rows (int64 [n, k'] of keys_) rescored in float32, the k best.
+  SearchResult rescore(const at::Tensor& queries_unit, const at::Tensor& cand_rows, int64_t k) const;
+  // Rows scored at once by a reduced-precision search of n queries.
+  int64_t reduced_chunk(int64_t n_queries) const;
+#ifdef SEMSKIP_INDEX_CUDA_KERNELS
+  // Whether a search for k results takes the GPU selection kernels (on CUDA, k or k' ≤ 256).
+  bool selects_on_gpu(int64_t k) const;
+  // The search with the GPU selection kernels; queries_reduced: the queries in dtype_ when
+  // already converted (else undefined).
+  SearchResult search_cuda(const at::Tensor& queries_unit, const at::Tensor& queries_reduced,
+                           int64_t k) const;
+#endif
+  // float32 [n, dim] on device_; on CUDA also, where reduced is given, the rows in dtype_.
+  at::Tensor normalized(const at::Tensor& x, at::Tensor* reduced = nullptr) const;
 
   at::Device device_;
   at::ScalarType dtype_;

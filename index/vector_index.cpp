@@ -170,7 +170,7 @@ SearchResult VectorIndex::search(const at::Tensor& queries, int64_t k) const {
             at::full({n, k}, int64_t{-1}, on_queries.dtype(at::kLong))};
   }
   SearchResult r = do_search_tensor(queries.to(at::kFloat), k);
-  r.similarities.masked_fill_(r.ids.lt(0), kNoSimilarity);
+  if (!search_marks_missing()) r.similarities.masked_fill_(r.ids.lt(0), kNoSimilarity);
   return r;
 }
 

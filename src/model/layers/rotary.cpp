@@ -4,6 +4,17 @@
 
 #include "core/error.h"
 
+#ifdef SEMSKIP_MODEL_CUDA_KERNELS
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "model/cuda/rope.h"
+#endif
+
 namespace semskip {
 
 at::Tensor rope_inv_freq(int64_t head_dim, double theta, const RopeScaling& scaling,
@@ -62,13 +73,63 @@ namespace {
 at::Tensor rotate(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin_signed) {
   return x * cos + at::roll(x, x.size(-1) / 2, -1) * sin_signed;
 }
+
+#ifdef SEMSKIP_MODEL_CUDA_KERNELS
+// The same rotation in one launch (model/cuda/rope.h, equal bit for bit) for a CUDA x
+// [d0, d1, d2, hd] whose token dimension is t_dim, tables [B or 1, T or 1, hd]; nullopt where
+// the kernel does not apply (the eager expression runs then). SEMSKIP_FUSED_ROPE=0 in the
+// environment turns it off, to measure what it saves.
+std::optional<at::Tensor> rotate_cuda(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin_signed,
+                                      int t_dim) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("SEMSKIP_FUSED_ROPE");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  const auto st = x.scalar_type();
+  if (!enabled || !x.is_cuda() || x.dim() != 4 || x.stride(3) != 1 || cos.dim() != 3 ||
+      cos.scalar_type() != st || sin_signed.scalar_type() != st ||
+      (st != at::kFloat && st != at::kHalf && st != at::kBFloat16))
+    return std::nullopt;
+  const int64_t d0 = x.size(0), n_tokens = x.size(t_dim), hd = x.size(3);
+  if ((cos.size(0) != 1 && cos.size(0) != d0) || (cos.size(1) != 1 && cos.size(1) != n_tokens) ||
+      cos.size(2) != hd || !cos.sizes().equals(sin_signed.sizes()))
+    return std::nullopt;
+  const at::Tensor c = cos.expand({d0, n_tokens, hd});
+  const at::Tensor s = sin_signed.expand({d0, n_tokens, hd});
+  if (c.stride(2) != 1 || !c.strides().equals(s.strides())) return std::nullopt;
+  // Laid out tokens before heads, as the eager products would be for these inputs.
+  const at::Tensor out = t_dim == 1 ? at::empty(x.sizes(), x.options())
+                                    : at::empty({d0, x.size(2), x.size(1), hd}, x.options()).transpose(1, 2);
+  cuda::RopeShape shape{};
+  for (int d = 0; d < 4; ++d) shape.size[d] = x.size(d);
+  for (int d = 0; d < 3; ++d) {
+    shape.x_stride[d] = x.stride(d);
+    shape.out_stride[d] = out.stride(d);
+  }
+  shape.t_dim = t_dim;
+  shape.table_stride[0] = c.stride(0);
+  shape.table_stride[1] = c.stride(1);
+  const auto type = st == at::kFloat ? cuda::RopeType::f32 : st == at::kHalf ? cuda::RopeType::f16 : cuda::RopeType::bf16;
+  const c10::cuda::CUDAGuard guard(x.device());
+  const cudaError_t e = cuda::rope_rotate(type, x.data_ptr(), c.data_ptr(), s.data_ptr(), out.data_ptr(), shape,
+                                          c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
+  SEMSKIP_THROW_IF_NOT_MSG(e == cudaSuccess, "rotary embedding: CUDA error: {}", cudaGetErrorString(e));
+  return out;
+}
+#endif
 }  // namespace
 
 at::Tensor Rotary::apply(const at::Tensor& x, const RopeTable& table) {
+#ifdef SEMSKIP_MODEL_CUDA_KERNELS
+  if (auto r = rotate_cuda(x, table.cos, table.sin_signed, 2)) return *r;
+#endif
   return rotate(x, table.cos.unsqueeze(1), table.sin_signed.unsqueeze(1));  // tables [B, 1, T, hd]
 }
 
 at::Tensor Rotary::apply_tokens_first(const at::Tensor& x, const RopeTable& table) {
+#ifdef SEMSKIP_MODEL_CUDA_KERNELS
+  if (auto r = rotate_cuda(x, table.cos, table.sin_signed, 1)) return *r;
+#endif
   return rotate(x, table.cos.unsqueeze(2), table.sin_signed.unsqueeze(2));  // tables [B, T, 1, hd]
 }
 

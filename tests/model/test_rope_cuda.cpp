@@ -1,0 +1,46 @@
+// The fused rotary kernel (model/cuda/rope.h) behind Rotary::apply / apply_tokens_first on CUDA,
+// held bit for bit to the eager expression x·cos + roll(x, hd/2)·sin_signed computed by ATen on
+// the same GPU: fp32, fp16 and bf16, strided inputs (a slice of a fused projection), both head
+// layouts, per-sequence and broadcast tables.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "model/layers/rotary.h"
+
+namespace semskip {
+namespace {
+
+at::Tensor eager(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin_signed) {
+  return x * cos + at::roll(x, x.size(-1) / 2, -1) * sin_signed;
+}
+
+TEST(RopeCuda, EqualsTheEagerExpressionBitForBit) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const auto cuda = at::TensorOptions().device(at::kCUDA);
+  const int64_t B = 3, T = 5, H = 6, hd = 64;
+  for (at::ScalarType st : {at::kFloat, at::kHalf, at::kBFloat16}) {
+    for (int64_t table_batch : {B, int64_t{1}}) {
+      at::manual_seed(static_cast<uint64_t>(st) * 10 + table_batch);
+      // Queries and keys as a slice of a wider projection [B, T, (H + 2)·hd].
+      const at::Tensor proj = at::randn({B, T, (H + 2) * hd}, cuda).to(st);
+      const at::Tensor x_tokens = proj.narrow(-1, 0, H * hd).view({B, T, H, hd});
+      const at::Tensor angles = at::rand({table_batch, T, hd}, cuda) * 6.28;
+      RopeTable table{angles.cos().to(st), at::Tensor(), angles.sin().to(st)};
+      const std::string what = std::string(c10::toString(st)) + " table batch " + std::to_string(table_batch);
+      const at::Tensor got_tokens = Rotary::apply_tokens_first(x_tokens, table);
+      EXPECT_TRUE(at::equal(got_tokens, eager(x_tokens, table.cos.unsqueeze(2), table.sin_signed.unsqueeze(2))))
+          << what << " tokens first";
+      const at::Tensor x_heads = x_tokens.transpose(1, 2);  // [B, H, T, hd]
+      const at::Tensor got_heads = Rotary::apply(x_heads, table);
+      EXPECT_TRUE(at::equal(got_heads, eager(x_heads, table.cos.unsqueeze(1), table.sin_signed.unsqueeze(1))))
+          << what << " heads first";
+      EXPECT_EQ(got_heads.sizes(), x_heads.sizes());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace semskip

@@ -12,7 +12,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include "model/cuda/rope.h"
+#include "model/cuda/fused_ops.h"
 #endif
 
 namespace semskip {
@@ -75,7 +75,7 @@ at::Tensor rotate(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& 
 }
 
 #ifdef SEMSKIP_MODEL_CUDA_KERNELS
-// The same rotation in one launch (model/cuda/rope.h, equal bit for bit) for a CUDA x
+// The same rotation in one launch (model/cuda/fused_ops.h, equal bit for bit) for a CUDA x
 // [d0, d1, d2, hd] whose token dimension is t_dim, tables [B or 1, T or 1, hd]; nullopt where
 // the kernel does not apply (the eager expression runs then). SEMSKIP_FUSED_ROPE=0 in the
 // environment turns it off, to measure what it saves.
@@ -109,7 +109,7 @@ std::optional<at::Tensor> rotate_cuda(const at::Tensor& x, const at::Tensor& cos
   shape.t_dim = t_dim;
   shape.table_stride[0] = c.stride(0);
   shape.table_stride[1] = c.stride(1);
-  const auto type = st == at::kFloat ? cuda::RopeType::f32 : st == at::kHalf ? cuda::RopeType::f16 : cuda::RopeType::bf16;
+  const auto type = st == at::kFloat ? cuda::ElemType::f32 : st == at::kHalf ? cuda::ElemType::f16 : cuda::ElemType::bf16;
   const c10::cuda::CUDAGuard guard(x.device());
   const cudaError_t e = cuda::rope_rotate(type, x.data_ptr(), c.data_ptr(), s.data_ptr(), out.data_ptr(), shape,
                                           c10::cuda::getCurrentCUDAStream(x.device().index()).stream());

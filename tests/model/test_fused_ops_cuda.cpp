@@ -1,4 +1,4 @@
-// The fused rotary kernel (model/cuda/rope.h) behind Rotary::apply / apply_tokens_first on CUDA,
+// The fused rotary kernel (model/cuda/fused_ops.h) behind Rotary::apply / apply_tokens_first on CUDA,
 // held bit for bit to the eager expression x·cos + roll(x, hd/2)·sin_signed computed by ATen on
 // the same GPU: fp32, fp16 and bf16, strided inputs (a slice of a fused projection), both head
 // layouts, per-sequence and broadcast tables.
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "model/layers/rotary.h"
+#include "model/layers/swiglu_mlp.h"
 
 namespace semskip {
 namespace {
@@ -39,6 +40,27 @@ TEST(RopeCuda, EqualsTheEagerExpressionBitForBit) {
           << what << " heads first";
       EXPECT_EQ(got_heads.sizes(), x_heads.sizes());
     }
+  }
+}
+
+TEST(SiluMulCuda, EqualsTheEagerExpressionBitForBit) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const auto cuda = at::TensorOptions().device(at::kCUDA);
+  const int64_t d = 48, width = 200;
+  for (at::ScalarType st : {at::kFloat, at::kHalf, at::kBFloat16}) {
+    at::manual_seed(static_cast<uint64_t>(st));
+    SwiGluMlp mlp;
+    mlp.gate_proj.weight = (at::randn({width, d}, cuda) / 4).to(st);
+    mlp.up_proj.weight = (at::randn({width, d}, cuda) / 4).to(st);
+    mlp.down_proj.weight = (at::randn({d, width}, cuda) / 8).to(st);
+    mlp.fuse_projections();
+    // Large inputs reach the tails of silu (e^−x overflowing to inf, and underflowing).
+    const at::Tensor x = (at::randn({3, 7, d}, cuda) * 6).to(st);
+    const at::Tensor got = mlp.forward(x, nullptr, 0, OpGroup::mlp);
+    const at::Tensor gate_up = at::linear(x, mlp.gate_up_proj.weight);
+    const at::Tensor want = at::linear(at::silu(gate_up.narrow(-1, 0, width)) * gate_up.narrow(-1, width, width),
+                                       mlp.down_proj.weight);
+    EXPECT_TRUE(at::equal(got, want)) << c10::toString(st);
   }
 }
 

@@ -1,5 +1,5 @@
-// Rotary position embedding in one kernel (the header says what it computes).
-#include "model/cuda/rope.h"
+// Fused element-wise kernels of the layer loop (the header says what each computes).
+#include "model/cuda/fused_ops.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -56,13 +56,46 @@ cudaError_t launch(const void* x, const void* cos, const void* sin_signed, void*
   return cudaGetLastError();
 }
 
+template <typename T>
+__global__ void silu_mul_kernel(const T* gate_up, int64_t width, int64_t ld, T* out, int64_t total) {
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = e / width;
+    const int64_t i = e % width;
+    const float g = to_float(gate_up[r * ld + i]);
+    const float u = to_float(gate_up[r * ld + width + i]);
+    // As ATen's silu: x / (1 + exp(−x)) in float32, then rounded; then the rounded product.
+    const float silu = to_float(from_float<T>(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g)))));
+    out[e] = from_float<T>(__fmul_rn(silu, u));
+  }
+}
+
 }  // namespace
 
-cudaError_t rope_rotate(RopeType type, const void* x, const void* cos, const void* sin_signed, void* out,
+cudaError_t silu_mul(ElemType type, const void* gate_up, int64_t rows, int64_t width, int64_t ld, void* out,
+                     cudaStream_t stream) {
+  const int64_t total = rows * width;
+  if (total == 0) return cudaSuccess;
+  constexpr int kThreads = 256;
+  const int64_t blocks = (total + kThreads - 1) / kThreads;
+  const unsigned grid = static_cast<unsigned>(blocks < 65535 * 16 ? blocks : 65535 * 16);
+  if (type == ElemType::f32)
+    silu_mul_kernel<float><<<grid, kThreads, 0, stream>>>(static_cast<const float*>(gate_up), width, ld,
+                                                          static_cast<float*>(out), total);
+  else if (type == ElemType::f16)
+    silu_mul_kernel<__half><<<grid, kThreads, 0, stream>>>(static_cast<const __half*>(gate_up), width, ld,
+                                                           static_cast<__half*>(out), total);
+  else
+    silu_mul_kernel<__nv_bfloat16><<<grid, kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(gate_up), width,
+                                                                  ld, static_cast<__nv_bfloat16*>(out), total);
+  return cudaGetLastError();
+}
+
+cudaError_t rope_rotate(ElemType type, const void* x, const void* cos, const void* sin_signed, void* out,
                         const RopeShape& shape, cudaStream_t stream) {
   if (shape.size[3] % 2 != 0 || (shape.t_dim != 1 && shape.t_dim != 2)) return cudaErrorInvalidValue;
-  if (type == RopeType::f32) return launch<float>(x, cos, sin_signed, out, shape, stream);
-  if (type == RopeType::f16) return launch<__half>(x, cos, sin_signed, out, shape, stream);
+  if (type == ElemType::f32) return launch<float>(x, cos, sin_signed, out, shape, stream);
+  if (type == ElemType::f16) return launch<__half>(x, cos, sin_signed, out, shape, stream);
   return launch<__nv_bfloat16>(x, cos, sin_signed, out, shape, stream);
 }
 

@@ -4,7 +4,7 @@
 # kernels' GPU tests (index/cuda/select_topk.h against CPU sorts, model/cuda/fused_ops.h against
 # the eager expressions, the fixed-shape decode tests), the index study's torch backends
 # (bench/gpu/index_study.sh without FAISS) and batch-1 graph decoding with the fused layer-loop
-# kernels on and off (SEMSKIP_FUSED_ROPE=0 SEMSKIP_FUSED_SILU=0), alternated, each setting its
+# kernels on and off (SEMSKIP_FUSED_ROPE=0 SEMSKIP_FUSED_SILU=0 SEMSKIP_FUSED_KV=0), alternated, each setting its
 # own process.
 #
 #   bench/gpu/kernel_study.sh OUT_DIR
@@ -34,7 +34,7 @@ fi
 timeout 240 build/cuda/tests/index/semskip_index_tests --gtest_filter='*Cuda*:*cuda*:TorchReducedPrecision.*' \
   > "$work/index_tests.txt" 2>&1
 echo "index tests: exit $?" | tee -a "$work/gpu.txt"
-timeout 240 build/cuda/tests/model/semskip_model_tests --gtest_filter='RopeCuda.*:SiluMulCuda.*:*Fixed*' > "$work/model_tests.txt" 2>&1
+timeout 240 build/cuda/tests/model/semskip_model_tests --gtest_filter='RopeCuda.*:SiluMulCuda.*:KvWriteSlotCuda.*:*Fixed*' > "$work/model_tests.txt" 2>&1
 echo "model tests: exit $?" | tee -a "$work/gpu.txt"
 grep -hE "^\[  (PASSED|FAILED) |^\[  FAILED  \]" "$work/index_tests.txt" "$work/model_tests.txt"
 pack
@@ -49,7 +49,7 @@ for m in ${ROPE_MODELS:-bench/models/qwen2-0.5b bench/models/llama-3-8b}; do
   name="$(basename "$m")"
   for r in $(seq 1 "${ROPE_ROUNDS:-2}"); do
     for fused in 0 1; do
-      SEMSKIP_FUSED_ROPE=$fused SEMSKIP_FUSED_SILU=$fused build/cuda/bench/bench_engine --model "$m" --random-init --dtype bf16 --device cuda \
+      SEMSKIP_FUSED_ROPE=$fused SEMSKIP_FUSED_SILU=$fused SEMSKIP_FUSED_KV=$fused build/cuda/bench/bench_engine --model "$m" --random-init --dtype bf16 --device cuda \
         --attn sdpa --decode-batch 1 --decode-mode graph --new-tokens 128 --prompt-len 32 --prefill-batch 1 \
         --prefill-len 32 --warmup 1 --reps 5 > "$work/rope_${name}_fused${fused}_round${r}.json" 2> "$work/rope_${name}_fused${fused}_round${r}.log"
       echo "$name fused=$fused round $r: exit $?"

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "model/kv_cache.h"
 #include "model/layers/rotary.h"
 #include "model/layers/swiglu_mlp.h"
 
@@ -61,6 +62,27 @@ TEST(SiluMulCuda, EqualsTheEagerExpressionBitForBit) {
     const at::Tensor want = at::linear(at::silu(gate_up.narrow(-1, 0, width)) * gate_up.narrow(-1, width, width),
                                        mlp.down_proj.weight);
     EXPECT_TRUE(at::equal(got, want)) << c10::toString(st);
+  }
+}
+
+TEST(KvWriteSlotCuda, EqualsIndexCopyAtTheSlot) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const auto cuda = at::TensorOptions().device(at::kCUDA);
+  const int64_t B = 3, H = 2, hd = 64, cap = 9;
+  for (at::ScalarType st : {at::kFloat, at::kBFloat16}) {
+    KvCache cache(2, B, H, hd, cap, st, at::Device(at::kCUDA, 0));
+    at::manual_seed(3);
+    // K and V as strided views of a projection laid out [B, 1, (2·H)·hd], heads after tokens.
+    const at::Tensor proj = at::randn({B, 1, 2 * H * hd}, cuda).to(st);
+    const at::Tensor k = proj.narrow(-1, 0, H * hd).view({B, 1, H, hd}).transpose(1, 2);
+    const at::Tensor v = proj.narrow(-1, H * hd, H * hd).view({B, 1, H, hd}).transpose(1, 2);
+    const at::Tensor slot = at::full({1}, int64_t{5}, cuda.dtype(at::kLong));
+    cache.write_slot(1, slot, k, v);
+    const at::Tensor want_k = at::zeros({B, H, cap, hd}, cuda.dtype(st)).index_copy_(2, slot, k);
+    const at::Tensor want_v = at::zeros({B, H, cap, hd}, cuda.dtype(st)).index_copy_(2, slot, v);
+    EXPECT_TRUE(at::equal(cache.keys(1, cap), want_k)) << c10::toString(st);
+    EXPECT_TRUE(at::equal(cache.values(1, cap), want_v)) << c10::toString(st);
+    EXPECT_TRUE(at::all(cache.keys(0, cap).eq(0)).item<bool>());  // the other layer untouched
   }
 }
 

@@ -70,7 +70,44 @@ __global__ void silu_mul_kernel(const T* gate_up, int64_t width, int64_t ld, T* 
   }
 }
 
+template <typename E>
+__global__ void kv_write_kernel(E* k_cache, E* v_cache, int64_t heads, int64_t capacity, int64_t hd,
+                                const int64_t* slot, const E* k, int64_t ksb, int64_t ksh, const E* v, int64_t vsb,
+                                int64_t vsh, int64_t total) {
+  const int64_t s = *slot;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t i = e % hd;
+    const int64_t bh = e / hd;
+    const int64_t h = bh % heads;
+    const int64_t b = bh / heads;
+    const int64_t dst = (bh * capacity + s) * hd + i;
+    k_cache[dst] = k[b * ksb + h * ksh + i];
+    v_cache[dst] = v[b * vsb + h * vsh + i];
+  }
+}
+
 }  // namespace
+
+cudaError_t kv_write_slot(ElemType type, void* k_cache, void* v_cache, int64_t batch, int64_t heads, int64_t capacity,
+                          int64_t head_dim, const int64_t* slot, const void* k, const int64_t k_stride[2],
+                          const void* v, const int64_t v_stride[2], cudaStream_t stream) {
+  const int64_t total = batch * heads * head_dim;
+  if (total == 0) return cudaSuccess;
+  constexpr int kThreads = 256;
+  const unsigned grid = static_cast<unsigned>((total + kThreads - 1) / kThreads);
+  if (type == ElemType::f32)
+    kv_write_kernel<uint32_t><<<grid, kThreads, 0, stream>>>(
+        static_cast<uint32_t*>(k_cache), static_cast<uint32_t*>(v_cache), heads, capacity, head_dim, slot,
+        static_cast<const uint32_t*>(k), k_stride[0], k_stride[1], static_cast<const uint32_t*>(v), v_stride[0],
+        v_stride[1], total);
+  else
+    kv_write_kernel<uint16_t><<<grid, kThreads, 0, stream>>>(
+        static_cast<uint16_t*>(k_cache), static_cast<uint16_t*>(v_cache), heads, capacity, head_dim, slot,
+        static_cast<const uint16_t*>(k), k_stride[0], k_stride[1], static_cast<const uint16_t*>(v), v_stride[0],
+        v_stride[1], total);
+  return cudaGetLastError();
+}
 
 cudaError_t silu_mul(ElemType type, const void* gate_up, int64_t rows, int64_t width, int64_t ld, void* out,
                      cudaStream_t stream) {

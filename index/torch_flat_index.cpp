@@ -327,11 +327,9 @@ SearchResult TorchFlatIndex::search_cuda(const at::Tensor& queries_unit,
   };
   if (n_chunks == 1) {
     const at::Tensor scores = score_chunk(0, n_rows);
-    at::Tensor ws;  // none for a one-launch selection
-    if (n_rows > cuda::kOneLaunchColumns)
-      ws = at::empty({cuda::select_workspace_bytes(n, n_rows, sel)}, on_device.dtype(at::kByte));
+    at::Tensor ws = at::empty({cuda::select_workspace_bytes(n, n_rows, sel)}, on_device.dtype(at::kByte));
     check_cuda(cuda::select_topk(type, scores.data_ptr(), n, n_rows, scores.size(1), sel, col_ids, out_sims,
-                                 out_ids, ws.defined() ? ws.data_ptr() : nullptr, stream, stage2),
+                                 out_ids, ws.data_ptr(), stream, stage2),
                describe(), "search");
   } else {
     // Each chunk's k best into its columns of cand, then the k best of those.

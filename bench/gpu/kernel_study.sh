@@ -23,7 +23,6 @@ trap pack EXIT
 source scripts/gpu/extra-root.sh
 semskip_extra_root
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$work/gpu.txt"
-git rev-parse --short=12 HEAD > "$work/revision.txt" 2>/dev/null || true
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   t0=$(date +%s)
   SEMSKIP_TARGETS="semskip bench_engine semskip_index_tests semskip_model_tests" SEMSKIP_BUILD_TESTS=ON \

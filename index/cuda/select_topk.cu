@@ -57,11 +57,11 @@ struct Rows {
   int64_t col_offset;  // added to a score's column (scores only)
 };
 
-template <typename Bits, int kVec, int kIt>
-__device__ void load_keys(const Bits* seg, int64_t m, int t, uint32_t (&key)[kIt]) {
+template <typename Bits, int kVec>
+__device__ void load_keys(const Bits* seg, int64_t m, int t, uint32_t (&key)[kItems]) {
   static_assert(kVec == 1 || kVec * sizeof(Bits) == 16, "vector loads are 16 bytes");
 #pragma unroll
-  for (int v = 0; v < kIt / kVec; ++v) {
+  for (int v = 0; v < kItems / kVec; ++v) {
     const int64_t j0 = (static_cast<int64_t>(v) * kThreads + t) * kVec;
     union {
       uint4 vec;
@@ -176,11 +176,9 @@ __device__ __forceinline__ uint32_t warp_cth_largest(uint32_t v, int c) {
   return __shfl_sync(0xFFFFFFFFu, v, c - 1);
 }
 
-// kIt items per thread: a segment of kThreads·kIt columns per block.
-template <typename Bits, int kVec, bool kFinal, int kIt>
+template <typename Bits, int kVec, bool kFinal>
 __global__ void __launch_bounds__(kThreads) select_kernel(Rows<Bits> src, int64_t n_rows, int k, Dest dst) {
   constexpr int kWarps = kThreads / 32;
-  constexpr int64_t kSeg = int64_t{kThreads} * kIt;
   __shared__ uint64_t s_top[2][kMaxSelect];  // the running top-k (sorted) and the next one
   __shared__ uint64_t s_buf[kBuffer];        // one round's candidates
   __shared__ uint32_t s_warp[kWarps];
@@ -188,15 +186,15 @@ __global__ void __launch_bounds__(kThreads) select_kernel(Rows<Bits> src, int64_
   __shared__ float s_exact[kFinal ? kMaxSelect : 1];  // the rescored similarities (last launch)
   const int t = static_cast<int>(threadIdx.x);
   const int64_t seg = blockIdx.x;
-  const int64_t seg_begin = seg * kSeg;
-  const int64_t m = min(kSeg, src.len - seg_begin);
+  const int64_t seg_begin = seg * kSegment;
+  const int64_t m = min(static_cast<int64_t>(kSegment), src.len - seg_begin);
   for (int64_t row = blockIdx.y; row < n_rows; row += gridDim.y) {
     const Bits* seg_ptr = src.data + row * src.ld + seg_begin;
-    uint32_t key[kIt];
-    load_keys<Bits, kVec, kIt>(seg_ptr, m, t, key);
+    uint32_t key[kItems];
+    load_keys<Bits, kVec>(seg_ptr, m, t, key);
     uint32_t mx = 0;
 #pragma unroll
-    for (int i = 0; i < kIt; ++i) mx = max(mx, key[i]);
+    for (int i = 0; i < kItems; ++i) mx = max(mx, key[i]);
     // Each warp has c = ⌈k / kWarps⌉ lanes whose maximum is at least its c-th largest maximum,
     // so at least kWarps·c ≥ k scores are ≥ the smallest of the warps' values: a lower bound
     // of the k-th best score.
@@ -214,7 +212,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(Rows<Bits> src, int64_
     for (;;) {
       bool full = false;
 #pragma unroll
-      for (int i = 0; i < kIt; ++i) {
+      for (int i = 0; i < kItems; ++i) {
         if (!full && i >= cursor && key[i] >= bound) {
           const int slot = atomicAdd(&s_count, 1);
           if (slot < kBuffer) {
@@ -231,7 +229,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(Rows<Bits> src, int64_
           }
         }
       }
-      if (!full) cursor = kIt;
+      if (!full) cursor = kItems;
       for (int j = t; j < k; j += kThreads) s_top[cur ^ 1][j] = 0;
       __syncthreads();
       // The words are distinct (distinct columns), so each word's rank in the union of the best
@@ -289,18 +287,18 @@ __global__ void __launch_bounds__(kThreads) select_kernel(Rows<Bits> src, int64_
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-template <typename Bits, bool kFinal, int kIt = kItems>
+template <typename Bits, bool kFinal>
 cudaError_t launch(const Rows<Bits>& src, int64_t n_rows, int k, const Dest& dst, cudaStream_t stream) {
-  const int64_t n_seg = ceil_div(src.len, int64_t{kThreads} * kIt);
+  const int64_t n_seg = ceil_div(src.len, kSegment);
   if (n_rows == 0 || n_seg == 0) return cudaSuccess;
   const dim3 grid(static_cast<unsigned>(n_seg), static_cast<unsigned>(std::min<int64_t>(n_rows, 65535)));
   constexpr int kVec = 16 / static_cast<int>(sizeof(Bits));
   const bool aligned = reinterpret_cast<uintptr_t>(src.data) % 16 == 0 &&
                        (src.ld * static_cast<int64_t>(sizeof(Bits))) % 16 == 0;
   if (aligned) {
-    select_kernel<Bits, kVec, kFinal, kIt><<<grid, kThreads, 0, stream>>>(src, n_rows, k, dst);
+    select_kernel<Bits, kVec, kFinal><<<grid, kThreads, 0, stream>>>(src, n_rows, k, dst);
   } else {
-    select_kernel<Bits, 1, kFinal, kIt><<<grid, kThreads, 0, stream>>>(src, n_rows, k, dst);
+    select_kernel<Bits, 1, kFinal><<<grid, kThreads, 0, stream>>>(src, n_rows, k, dst);
   }
   return cudaGetLastError();
 }
@@ -392,22 +390,19 @@ cudaError_t select_topk(ScoreType type, const void* scores, int64_t n_rows, int6
                         void* workspace, cudaStream_t stream, const Rescore* rescore) {
   if (k < 1 || k > kMaxSelect) return cudaErrorInvalidValue;
   if (rescore && (type == ScoreType::f32 || rescore->k < 1 || rescore->k > k)) return cudaErrorInvalidValue;
-  if (len <= kOneLaunchColumns) {
-    // One segment per row (of twice the width past kSegment columns: a small search is one
-    // launch, and its latency counts more than its occupancy): the last launch reads the scores.
+  if (len <= kSegment) {
+    // One segment per row: the last launch reads the scores themselves.
     Dest out;
     out.type = type;
     out.scores = out_scores;
     out.cols = out_cols;
     out.col_ids = col_ids;
     if (rescore) out.rescore = *rescore;
-    const Rows<uint32_t> r32{static_cast<const uint32_t*>(scores), ld, len, 0};
-    const Rows<uint16_t> r16{static_cast<const uint16_t*>(scores), ld, len, 0};
-    if (len <= kSegment)
-      return type == ScoreType::f32 ? launch<uint32_t, true>(r32, n_rows, k, out, stream)
-                                    : launch<uint16_t, true>(r16, n_rows, k, out, stream);
-    return type == ScoreType::f32 ? launch<uint32_t, true, 2 * kItems>(r32, n_rows, k, out, stream)
-                                  : launch<uint16_t, true, 2 * kItems>(r16, n_rows, k, out, stream);
+    if (type == ScoreType::f32)
+      return launch<uint32_t, true>(Rows<uint32_t>{static_cast<const uint32_t*>(scores), ld, len, 0},
+                                    n_rows, k, out, stream);
+    return launch<uint16_t, true>(Rows<uint16_t>{static_cast<const uint16_t*>(scores), ld, len, 0},
+                                  n_rows, k, out, stream);
   }
   // The segments' words to the workspace, then reduced and written out by select_finish.
   const int64_t m = ceil_div(len, kSegment) * k;

@@ -35,8 +35,6 @@ inline constexpr int kSelectThreads = 256;
 inline constexpr int kSelectItems = 32;
 inline constexpr int64_t kSegment = int64_t{kSelectThreads} * kSelectItems;  // 8192 columns
 inline constexpr int kMaxSelect = 256;  // k ≤ kMaxSelect
-// select_topk of rows this short is one launch and needs no workspace (it may be null).
-inline constexpr int64_t kOneLaunchColumns = 2 * kSegment;
 
 // The exact stage of a reduced-precision search, done by the last launch of select_topk /
 // select_finish: each row's k candidates (their columns are rows of keys: f16 or bf16, the

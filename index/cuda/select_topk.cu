@@ -343,6 +343,21 @@ cudaError_t candidates_of(const Bits* scores, int64_t n_rows, int64_t len, int64
   return launch<uint64_t, false>(words, n_rows, k, out, stream);
 }
 
+bool valid_selection(ScoreType type, int k, const Rescore* rescore) {
+  return k >= 1 && k <= kMaxSelect && (!rescore || (type != ScoreType::f32 && rescore->k >= 1 && rescore->k <= k));
+}
+
+// The last launch's destination: scores and columns (or ids), or the rescored results.
+Dest final_dest(ScoreType type, void* out_scores, int64_t* out_cols, const int64_t* col_ids, const Rescore* rescore) {
+  Dest out;
+  out.type = type;
+  out.scores = out_scores;
+  out.cols = out_cols;
+  out.col_ids = col_ids;
+  if (rescore) out.rescore = *rescore;
+  return out;
+}
+
 }  // namespace
 
 int64_t select_workspace_bytes(int64_t n_rows, int64_t len, int k) {
@@ -359,7 +374,7 @@ cudaError_t select_candidates(ScoreType type, const void* scores, int64_t n_rows
                               int64_t ld, int k, int64_t col_offset, uint64_t* cand,
                               int64_t cand_ld, int64_t cand_offset, void* workspace,
                               cudaStream_t stream) {
-  if (k < 1 || k > kMaxSelect) return cudaErrorInvalidValue;
+  if (!valid_selection(type, k, nullptr)) return cudaErrorInvalidValue;
   if (type == ScoreType::f32)
     return candidates_of(static_cast<const uint32_t*>(scores), n_rows, len, ld, k, col_offset, cand,
                          cand_ld, cand_offset, workspace, stream);
@@ -370,34 +385,21 @@ cudaError_t select_candidates(ScoreType type, const void* scores, int64_t n_rows
 cudaError_t select_finish(ScoreType type, const uint64_t* cand, int64_t n_rows, int64_t m,
                           int64_t cand_ld, int k, const int64_t* col_ids, void* out_scores,
                           int64_t* out_cols, void* workspace, cudaStream_t stream, const Rescore* rescore) {
-  if (k < 1 || k > kMaxSelect) return cudaErrorInvalidValue;
-  if (rescore && (type == ScoreType::f32 || rescore->k < 1 || rescore->k > k)) return cudaErrorInvalidValue;
+  if (!valid_selection(type, k, rescore)) return cudaErrorInvalidValue;
   Rows<uint64_t> words{cand, cand_ld, m, 0};
   if (cudaError_t e = reduce_words(words, n_rows, k, static_cast<uint64_t*>(workspace), stream);
       e != cudaSuccess)
     return e;
-  Dest out;
-  out.type = type;
-  out.scores = out_scores;
-  out.cols = out_cols;
-  out.col_ids = col_ids;
-  if (rescore) out.rescore = *rescore;
-  return launch<uint64_t, true>(words, n_rows, k, out, stream);
+  return launch<uint64_t, true>(words, n_rows, k, final_dest(type, out_scores, out_cols, col_ids, rescore), stream);
 }
 
 cudaError_t select_topk(ScoreType type, const void* scores, int64_t n_rows, int64_t len, int64_t ld,
                         int k, const int64_t* col_ids, void* out_scores, int64_t* out_cols,
                         void* workspace, cudaStream_t stream, const Rescore* rescore) {
-  if (k < 1 || k > kMaxSelect) return cudaErrorInvalidValue;
-  if (rescore && (type == ScoreType::f32 || rescore->k < 1 || rescore->k > k)) return cudaErrorInvalidValue;
+  if (!valid_selection(type, k, rescore)) return cudaErrorInvalidValue;
   if (len <= kSegment) {
     // One segment per row: the last launch reads the scores themselves.
-    Dest out;
-    out.type = type;
-    out.scores = out_scores;
-    out.cols = out_cols;
-    out.col_ids = col_ids;
-    if (rescore) out.rescore = *rescore;
+    const Dest out = final_dest(type, out_scores, out_cols, col_ids, rescore);
     if (type == ScoreType::f32)
       return launch<uint32_t, true>(Rows<uint32_t>{static_cast<const uint32_t*>(scores), ld, len, 0},
                                     n_rows, k, out, stream);

@@ -130,8 +130,12 @@ void KvCache::advance(int64_t layer, int64_t n_tokens, const at::Tensor& visible
     return;
   }
   SEMSKIP_ASSERT(visible.dim() == 2 && visible.size(0) == batch_ && visible.size(1) == n_tokens);
+  own_visibility(l).narrow(1, start, n_tokens).copy_(visible.logical_and(valid_.narrow(1, start, n_tokens)));
+}
+
+at::Tensor& KvCache::own_visibility(size_t l) {
   if (!visible_[l].defined()) visible_[l] = valid_.clone();
-  visible_[l].narrow(1, start, n_tokens).copy_(visible.logical_and(valid_.narrow(1, start, n_tokens)));
+  return visible_[l];
 }
 
 at::Tensor KvCache::keys(int64_t layer, int64_t n) const {
@@ -186,8 +190,7 @@ void KvCache::write_slot(int64_t layer, const at::Tensor& slot, const at::Tensor
 void KvCache::hide(int64_t layer, int64_t start, int64_t n) {
   SEMSKIP_ASSERT(layer >= 0 && layer < n_layers() && start >= 0 && n >= 0 && start + n <= capacity_);
   const size_t l = static_cast<size_t>(layer);
-  if (!visible_[l].defined()) visible_[l] = valid_.clone();
-  visible_[l].narrow(1, start, n).fill_(false);
+  own_visibility(l).narrow(1, start, n).fill_(false);
 }
 
 void KvCache::extend(int64_t n) {

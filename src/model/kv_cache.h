@@ -84,6 +84,8 @@ class KvCache {
 
  private:
   void grow(int64_t min_capacity);
+  // Layer l's own visibility, created from valid_ the first time a layer's differs.
+  at::Tensor& own_visibility(size_t l);
 
   int64_t batch_, n_kv_heads_, head_dim_, capacity_;
   std::vector<at::Tensor> k_;    // per layer: compute dtype [B, n_kv_heads, capacity, head_dim]

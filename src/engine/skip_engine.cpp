@@ -120,8 +120,7 @@ class PolicyPlan final : public ExecutionPlan {
       const at::Tensor run = at::stack(sb).reshape({L1, N}).logical_not();
       const at::Tensor cs = run.to(at::kLong).cumsum(1);
       const at::Tensor n_run = cs.select(1, N - 1).unsqueeze(1);  // [L1, 1]
-      const at::Tensor i = at::arange(N, cs.options()).expand({L1, N});
-      orders_ = at::empty({L1, N}, cs.options()).scatter_(1, at::where(run, cs - 1, i - cs + n_run), i);
+      orders_ = run_first_order(run, cs, n_run).order;
       parts.push_back(N - n_run.squeeze(1));
     } else if (!sb.empty()) {
       parts.push_back(at::stack(sb).logical_and(valid_).sum({1, 2}));

@@ -44,13 +44,10 @@ RowSet bucket_set(const at::Tensor& mask, const at::Tensor& cs, int64_t n, int64
     return s;
   }
   const at::Tensor n_dev = cs.narrow(0, N - 1, 1);  // int64 [1]
-  const at::Tensor i = at::arange(N, long_opts);
-  // Position of each row in the order running rows first, then the others, each in order.
-  const at::Tensor pos = at::where(mask, cs - 1, n_dev + i - cs);
-  const at::Tensor order = at::empty({N}, long_opts).index_copy_(0, pos, i);
-  s.rows = order.narrow(0, 0, s.n);
+  const RunFirstOrder o = run_first_order(mask, cs, n_dev);
+  s.rows = o.order.narrow(0, 0, s.n);
   s.keep = at::arange(s.n, long_opts) < n_dev;
-  s.member = pos < s.n;
+  s.member = o.pos < s.n;
   return s;
 }
 
@@ -68,11 +65,7 @@ std::pair<RowSet, RowSet> exact_split(const at::Tensor& mask, int64_t n, int64_t
     (n == N ? out : in).rows = at::empty({0}, long_opts);  // the other one: every row, in order
     return {in, out};
   }
-  if (!order.defined()) {
-    const at::Tensor cs = mask.to(at::kLong).cumsum(0);
-    const at::Tensor i = at::arange(N, long_opts);
-    order = at::empty({N}, long_opts).index_copy_(0, at::where(mask, cs - 1, i - cs + n), i);
-  }
+  if (!order.defined()) order = run_first_order(mask, mask.to(at::kLong).cumsum(0), n).order;
   in.rows = order.narrow(0, 0, n);
   out.rows = order.narrow(0, n, N - n);
   return {in, out};

@@ -23,6 +23,27 @@ RowExec parse_row_exec(const std::string& text, const std::string& what) {
   SEMSKIP_THROW_MSG("{}: unknown row execution '{}' (expected gather, bucket or mask)", what, text);
 }
 
+namespace {
+
+template <class Count>
+RunFirstOrder run_first(const at::Tensor& mask, const at::Tensor& cs, const Count& n_run) {
+  const at::Tensor i = at::arange(mask.size(-1), cs.options()).expand(cs.sizes());
+  RunFirstOrder r;
+  r.pos = at::where(mask, cs - 1, i - cs + n_run);
+  r.order = at::empty(cs.sizes(), cs.options()).scatter_(-1, r.pos, i);
+  return r;
+}
+
+}  // namespace
+
+RunFirstOrder run_first_order(const at::Tensor& mask, const at::Tensor& cs, const at::Tensor& n_run) {
+  return run_first(mask, cs, n_run);
+}
+
+RunFirstOrder run_first_order(const at::Tensor& mask, const at::Tensor& cs, int64_t n_run) {
+  return run_first(mask, cs, n_run);
+}
+
 int64_t row_bucket(int64_t n, int64_t n_rows) {
   SEMSKIP_ASSERT(n >= 0 && n <= n_rows);
   if (n == 0) return 0;

@@ -66,6 +66,19 @@ int64_t row_bucket(int64_t n, int64_t n_rows);
 // Every row count row_bucket gives for a forward of n_rows rows, ascending (0 excluded).
 std::vector<int64_t> row_buckets(int64_t n_rows);
 
+// The order "running rows first, then the others, each in order" along the last dimension of
+// mask (bool [..., N]), computed on the device without a sort: cs is mask's inclusive cumsum
+// (int64 [..., N]) and n_run its count per row of the leading dimensions (int64 [..., 1]), or
+// the count itself where the host knows it. pos [..., N]: each row's place in that order;
+// order [..., N]: the rows in it (order[pos[j]] = j). The gather and bucket row executions
+// and the engine's all-layers ordering use this one routine.
+struct RunFirstOrder {
+  at::Tensor pos;
+  at::Tensor order;
+};
+RunFirstOrder run_first_order(const at::Tensor& mask, const at::Tensor& cs, const at::Tensor& n_run);
+RunFirstOrder run_first_order(const at::Tensor& mask, const at::Tensor& cs, int64_t n_run);
+
 struct LayerPlan {
   // compute dtype [B, T, d]: added to the residual stream before the block (a cached update
   // Δ that lands a row at this layer); undefined: none.

@@ -5,13 +5,11 @@
 #include "core/error.h"
 
 #ifdef SEMSKIP_MODEL_CUDA_KERNELS
-#include <cstdlib>
-#include <cstring>
+#include <optional>
 
 #include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
-#include "model/cuda/fused_ops.h"
+#include "model/cuda/fused_dispatch.h"
 #endif
 
 namespace semskip {
@@ -22,24 +20,20 @@ namespace {
 // K and V at the slot in one launch (model/cuda/fused_ops.h); false where it does not apply.
 // SEMSKIP_FUSED_KV=0 turns it off.
 bool write_slot_cuda(at::Tensor& kc, at::Tensor& vc, const at::Tensor& slot, const at::Tensor& k, const at::Tensor& v) {
-  static const bool enabled = [] {
-    const char* e = std::getenv("SEMSKIP_FUSED_KV");
-    return e == nullptr || std::strcmp(e, "0") != 0;
-  }();
+  static const bool enabled = cuda::fused_enabled("SEMSKIP_FUSED_KV");
   const auto st = kc.scalar_type();
-  if (!enabled || !kc.is_cuda() || !kc.is_contiguous() || !vc.is_contiguous() || k.scalar_type() != st ||
+  const std::optional<cuda::ElemType> type = cuda::elem_type(st);
+  if (!enabled || !type || !kc.is_cuda() || !kc.is_contiguous() || !vc.is_contiguous() || k.scalar_type() != st ||
       v.scalar_type() != st || vc.scalar_type() != st || k.stride(3) != 1 || v.stride(3) != 1 ||
-      slot.scalar_type() != at::kLong || !slot.is_cuda() ||
-      (st != at::kFloat && st != at::kHalf && st != at::kBFloat16))
+      slot.scalar_type() != at::kLong || !slot.is_cuda())
     return false;
   const int64_t k_stride[2] = {k.stride(0), k.stride(1)};
   const int64_t v_stride[2] = {v.stride(0), v.stride(1)};
-  const auto type = st == at::kFloat ? cuda::ElemType::f32 : st == at::kHalf ? cuda::ElemType::f16 : cuda::ElemType::bf16;
   const c10::cuda::CUDAGuard guard(kc.device());
-  const cudaError_t e = cuda::kv_write_slot(type, kc.data_ptr(), vc.data_ptr(), kc.size(0), kc.size(1), kc.size(2),
-                                            kc.size(3), slot.data_ptr<int64_t>(), k.data_ptr(), k_stride, v.data_ptr(),
-                                            v_stride, c10::cuda::getCurrentCUDAStream(kc.device().index()).stream());
-  SEMSKIP_THROW_IF_NOT_MSG(e == cudaSuccess, "KV cache: write at the slot: CUDA error: {}", cudaGetErrorString(e));
+  cuda::check(cuda::kv_write_slot(*type, kc.data_ptr(), vc.data_ptr(), kc.size(0), kc.size(1), kc.size(2), kc.size(3),
+                                  slot.data_ptr<int64_t>(), k.data_ptr(), k_stride, v.data_ptr(), v_stride,
+                                  cuda::stream_of(kc.device())),
+              "KV cache: write at the slot");
   return true;
 }
 #endif

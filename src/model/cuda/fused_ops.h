@@ -34,11 +34,6 @@ struct RopeShape {
 cudaError_t rope_rotate(ElemType type, const void* x, const void* cos, const void* sin_signed, void* out,
                         const RopeShape& shape, cudaStream_t stream);
 
-// SwiGLU's gating in one kernel (SwiGluMlp::forward with a stacked gate/up projection): for
-// gate_up [rows, 2·width] (row stride ld, contiguous within a row), out [rows, width]
-// (contiguous) = silu(gate) · up with the eager roundings: silu in float32 (x / (1 + e^−x))
-// rounded to the type, the product in float32 rounded to the type. SEMSKIP_FUSED_SILU=0 turns
-// it off (the caller reads it).
 // A decode step's K and V written at one cache slot in one kernel (KvCache::write_slot: two
 // index_copy launches otherwise): k_cache, v_cache [B, H, capacity, hd] contiguous, slot one
 // int64 on the device, k and v [B, H, 1, hd] with row strides (b, h) and contiguous head_dim.
@@ -47,6 +42,11 @@ cudaError_t kv_write_slot(ElemType type, void* k_cache, void* v_cache, int64_t b
                           int64_t head_dim, const int64_t* slot, const void* k, const int64_t k_stride[2],
                           const void* v, const int64_t v_stride[2], cudaStream_t stream);
 
+// SwiGLU's gating in one kernel (SwiGluMlp::forward with a stacked gate/up projection): for
+// gate_up [rows, 2·width] (row stride ld, contiguous within a row), out [rows, width]
+// (contiguous) = silu(gate) · up with the eager roundings: silu in float32 (x / (1 + e^−x))
+// rounded to the type, the product in float32 rounded to the type. SEMSKIP_FUSED_SILU=0 turns
+// it off (the caller reads it).
 cudaError_t silu_mul(ElemType type, const void* gate_up, int64_t rows, int64_t width, int64_t ld, void* out,
                      cudaStream_t stream);
 

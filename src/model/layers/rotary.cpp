@@ -5,14 +5,11 @@
 #include "core/error.h"
 
 #ifdef SEMSKIP_MODEL_CUDA_KERNELS
-#include <cstdlib>
-#include <cstring>
 #include <optional>
 
 #include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
-#include "model/cuda/fused_ops.h"
+#include "model/cuda/fused_dispatch.h"
 #endif
 
 namespace semskip {
@@ -81,14 +78,11 @@ at::Tensor rotate(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& 
 // environment turns it off, to measure what it saves.
 std::optional<at::Tensor> rotate_cuda(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin_signed,
                                       int t_dim) {
-  static const bool enabled = [] {
-    const char* v = std::getenv("SEMSKIP_FUSED_ROPE");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
+  static const bool enabled = cuda::fused_enabled("SEMSKIP_FUSED_ROPE");
   const auto st = x.scalar_type();
-  if (!enabled || !x.is_cuda() || x.dim() != 4 || x.stride(3) != 1 || cos.dim() != 3 ||
-      cos.scalar_type() != st || sin_signed.scalar_type() != st ||
-      (st != at::kFloat && st != at::kHalf && st != at::kBFloat16))
+  const std::optional<cuda::ElemType> type = cuda::elem_type(st);
+  if (!enabled || !type || !x.is_cuda() || x.dim() != 4 || x.stride(3) != 1 || cos.dim() != 3 ||
+      cos.scalar_type() != st || sin_signed.scalar_type() != st)
     return std::nullopt;
   const int64_t d0 = x.size(0), n_tokens = x.size(t_dim), hd = x.size(3);
   if ((cos.size(0) != 1 && cos.size(0) != d0) || (cos.size(1) != 1 && cos.size(1) != n_tokens) ||
@@ -109,11 +103,10 @@ std::optional<at::Tensor> rotate_cuda(const at::Tensor& x, const at::Tensor& cos
   shape.t_dim = t_dim;
   shape.table_stride[0] = c.stride(0);
   shape.table_stride[1] = c.stride(1);
-  const auto type = st == at::kFloat ? cuda::ElemType::f32 : st == at::kHalf ? cuda::ElemType::f16 : cuda::ElemType::bf16;
   const c10::cuda::CUDAGuard guard(x.device());
-  const cudaError_t e = cuda::rope_rotate(type, x.data_ptr(), c.data_ptr(), s.data_ptr(), out.data_ptr(), shape,
-                                          c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
-  SEMSKIP_THROW_IF_NOT_MSG(e == cudaSuccess, "rotary embedding: CUDA error: {}", cudaGetErrorString(e));
+  cuda::check(cuda::rope_rotate(*type, x.data_ptr(), c.data_ptr(), s.data_ptr(), out.data_ptr(), shape,
+                                cuda::stream_of(x.device())),
+              "rotary embedding");
   return out;
 }
 #endif

@@ -1,15 +1,12 @@
 #include "model/layers/swiglu_mlp.h"
 
 #ifdef SEMSKIP_MODEL_CUDA_KERNELS
-#include <cstdlib>
-#include <cstring>
+#include <optional>
 #include <vector>
 
 #include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
-#include "core/error.h"
-#include "model/cuda/fused_ops.h"
+#include "model/cuda/fused_dispatch.h"
 #endif
 
 namespace semskip {
@@ -20,22 +17,16 @@ namespace {
 // silu(gate) · up of a stacked projection in one launch (model/cuda/fused_ops.h, equal bit for
 // bit); undefined where it does not apply. SEMSKIP_FUSED_SILU=0 turns it off.
 at::Tensor silu_mul_cuda(const at::Tensor& gate_up, int64_t width) {
-  static const bool enabled = [] {
-    const char* v = std::getenv("SEMSKIP_FUSED_SILU");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
-  const auto st = gate_up.scalar_type();
-  if (!enabled || !gate_up.is_cuda() || !gate_up.is_contiguous() ||
-      (st != at::kFloat && st != at::kHalf && st != at::kBFloat16))
-    return at::Tensor();
+  static const bool enabled = cuda::fused_enabled("SEMSKIP_FUSED_SILU");
+  const std::optional<cuda::ElemType> type = cuda::elem_type(gate_up.scalar_type());
+  if (!enabled || !type || !gate_up.is_cuda() || !gate_up.is_contiguous()) return at::Tensor();
   std::vector<int64_t> sizes = gate_up.sizes().vec();
   sizes.back() = width;
   at::Tensor out = at::empty(sizes, gate_up.options());
-  const auto type = st == at::kFloat ? cuda::ElemType::f32 : st == at::kHalf ? cuda::ElemType::f16 : cuda::ElemType::bf16;
   const c10::cuda::CUDAGuard guard(gate_up.device());
-  const cudaError_t e = cuda::silu_mul(type, gate_up.data_ptr(), gate_up.numel() / (2 * width), width, 2 * width,
-                                       out.data_ptr(), c10::cuda::getCurrentCUDAStream(gate_up.device().index()).stream());
-  SEMSKIP_THROW_IF_NOT_MSG(e == cudaSuccess, "SwiGLU gating: CUDA error: {}", cudaGetErrorString(e));
+  cuda::check(cuda::silu_mul(*type, gate_up.data_ptr(), gate_up.numel() / (2 * width), width, 2 * width,
+                             out.data_ptr(), cuda::stream_of(gate_up.device())),
+              "SwiGLU gating");
   return out;
 }
 #endif

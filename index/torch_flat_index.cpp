@@ -208,6 +208,10 @@ SearchResult TorchFlatIndex::search_unit(const at::Tensor& queries_unit, int64_t
   return pad_to_k(best_sims, row_ids_.index_select(0, best_rows.reshape({-1})).view({n, found}), k);
 }
 
+int64_t TorchFlatIndex::selection_width(int64_t k) const {
+  return std::min(dtype_ != at::kFloat ? k + kRescoreSlack : k, rows_.n_rows());
+}
+
 int64_t TorchFlatIndex::reduced_chunk(int64_t n_queries) const {
   if (chunk_ > 0) return chunk_;
   const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype_));
@@ -218,7 +222,7 @@ SearchResult TorchFlatIndex::search_reduced(const at::Tensor& queries_unit, int6
   const int64_t n = queries_unit.size(0);
   const int64_t n_rows = rows_.n_rows();
   const float no_similarity = -std::numeric_limits<float>::infinity();
-  const int64_t n_cand = std::min(k + kRescoreSlack, n_rows);  // k'
+  const int64_t n_cand = selection_width(k);  // k'
   const int64_t chunk = reduced_chunk(n);
   at::Tensor q = queries_unit.to(dtype_);  // dtype_ [n, dim]
   at::Tensor best_scores;                  // dtype_ [n, ≤k'] on device_, stage-1 scores
@@ -279,8 +283,7 @@ SearchResult TorchFlatIndex::rescore(const at::Tensor& queries_unit, const at::T
 
 #ifdef SEMSKIP_INDEX_CUDA_KERNELS
 bool TorchFlatIndex::selects_on_gpu(int64_t k) const {
-  const int64_t take = std::min(dtype_ != at::kFloat ? k + kRescoreSlack : k, rows_.n_rows());
-  return device_.is_cuda() && take <= cuda::kMaxSelect;
+  return device_.is_cuda() && selection_width(k) <= cuda::kMaxSelect;
 }
 
 SearchResult TorchFlatIndex::search_cuda(const at::Tensor& queries_unit,
@@ -291,7 +294,7 @@ SearchResult TorchFlatIndex::search_cuda(const at::Tensor& queries_unit,
   const int64_t n_rows = rows_.n_rows();
   const int64_t capacity = keys_.size(0);
   const bool reduced = dtype_ != at::kFloat;
-  const int64_t take = std::min(reduced ? k + kRescoreSlack : k, n_rows);  // k' or k
+  const int64_t take = selection_width(k);  // k' or k
   const int sel = static_cast<int>(take);
   const cuda::ScoreType type = score_type(dtype_);
   const int64_t chunk = reduced ? reduced_chunk(n) : chunk_;

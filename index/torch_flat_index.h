@@ -89,6 +89,9 @@ class TorchFlatIndex final : public VectorIndex {
   SearchResult search_reduced(const at::Tensor& queries_unit, int64_t k) const;
   // Stage 2: the candidate rows (int64 [n, k'] of keys_) rescored in float32, the k best.
   SearchResult rescore(const at::Tensor& queries_unit, const at::Tensor& cand_rows, int64_t k) const;
+  // Candidates a search for k results selects per query: k' = k + kRescoreSlack in reduced
+  // precision, k in float32, at most the stored rows.
+  int64_t selection_width(int64_t k) const;
   // Rows scored at once by a reduced-precision search of n queries.
   int64_t reduced_chunk(int64_t n_queries) const;
 #ifdef SEMSKIP_INDEX_CUDA_KERNELS

@@ -204,6 +204,7 @@ at::Tensor SkipEngine::step(const at::Tensor& ids, StepContext& ctx, SkipKvCache
     ctx.finite->fold_logits(logits);
     ctx.finite->check(logits, ctx.prefill());
   }
+  ctx.logits = logits;
   policy.end_step(ctx);
   if (counts) plan.add_to(*counts);
   return logits;

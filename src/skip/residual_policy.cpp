@@ -1,6 +1,7 @@
 #include "skip/residual_policy.h"
 
 #include <chrono>
+#include <limits>
 
 #include "core/error.h"
 #include "core/timing.h"
@@ -17,6 +18,8 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
       r_(d.require_int("r")),
       k_(d.get_int("k", 1)),
       tau_(d.require_double("tau")),
+      spread_(d.get_double("spread", -1.0)),
+      margin_(d.has("margin") ? d.require_double("margin") : -std::numeric_limits<double>::infinity()),
       target_(d.get_choice("target", "block", {"block", "mlp"}) == "mlp" ? SkipTarget::mlp : SkipTarget::block),
       kv_(parse_kv_mode(d)),
       n_layers_(n_layers),
@@ -25,13 +28,19 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
       corr_(0, 0.01, hidden, hidden),
       sync_(env.sync),
       sum_over_ranks_(env.sync_sum()) {
-  std::set<std::string> keys = {"p", "r", "tau", "target", "kv", "k", "corr", "ridge"};
+  std::set<std::string> keys = {"p", "r", "tau", "target", "kv", "k", "corr", "ridge", "spread", "margin"};
   keys.insert(kCacheDescriptorKeys.begin(), kCacheDescriptorKeys.end());
   d.check_keys(keys);
   SEMSKIP_THROW_IF_NOT_MSG(p_ >= 0 && p_ < r_ && r_ < n_layers,
                            "policy descriptor '{}': need 0 ≤ p < r ≤ {} (the last layer)", text_, n_layers - 1);
   SEMSKIP_THROW_IF_NOT_MSG(k_ >= 1, "policy descriptor '{}': k must be ≥ 1", text_);
   SEMSKIP_THROW_IF_NOT_MSG(tau_ >= -1.0 && tau_ <= 1.0, "policy descriptor '{}': tau must be in [-1, 1]", text_);
+  SEMSKIP_THROW_IF_NOT_MSG(!d.has("margin") || margin_ >= 0.0,
+                           "policy descriptor '{}': margin (the least top-1 logit margin of a hit's neighbour) "
+                           "must be ≥ 0", text_);
+  SEMSKIP_THROW_IF_NOT_MSG(!d.has("spread") || (spread_ >= 0.0 && k_ >= 2),
+                           "policy descriptor '{}': spread (the neighbours' value agreement) must be ≥ 0 and "
+                           "needs k ≥ 2 neighbours", text_);
   const int64_t value_dim = this->value_dim();
   const int64_t corr = d.get_int("corr", 0);
   const double ridge = d.get_double("ridge", 0.01);
@@ -47,7 +56,7 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
                            "attention runs for every token, so every K/V is computed)", text_);
   CachePolicyOptions o = parse_cache_policy_options(d, env, hidden);
   proj_ = KeyProjection(o.projection, hidden, o.key_dim, env.seed);
-  cache_ = make_skip_cache(env, proj_.key_dim(), value_dim, o.cache);
+  cache_ = make_skip_cache(env, proj_.key_dim(), stored_dim(), o.cache);
 }
 
 ResidualPolicy::~ResidualPolicy() = default;
@@ -94,12 +103,49 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
     ctx.t_lookup_ns += lookup_clock.nanoseconds() - (cache_->comm_ns() - comm0);
     at::Tensor accept = m.similarity.ge(tau_);  // bool [N, k], CPU
     at::Tensor hit = accept.select(1, 0);       // the best match decides
+    // The values are fetched on every rank, also without candidates: a distributed cache's
+    // fetch is collective. With spread=, every candidate's k neighbours are fetched (and count
+    // as used: they were consulted), else the accepted neighbours of each candidate.
+    at::Tensor cand_rows = hit.nonzero().squeeze(1);                           // CPU int64 [C]
+    at::Tensor sim = m.similarity.index_select(0, cand_rows);                  // [C, k]
+    at::Tensor slot = m.handle.index_select(0, cand_rows);                     // [C, k]
+    at::Tensor w = at::where(accept.index_select(0, cand_rows), sim, at::zeros_like(sim));
+    w = w / w.sum(1, true);                                                    // [C, k]
+    at::Tensor consulted = spread_ >= 0.0 ? slot.ge(0) : w.gt(0);
+    // Every neighbour consulted counts as used, all in one tick of the cache's clock.
+    at::Tensor use = at::where(consulted, at::zeros_like(slot), at::full_like(slot, -1));
+    at::Tensor fetched = cache_->fetch(slot.flatten(), use.flatten(), h.device());  // [C·k, vdim]
+    at::Tensor stored = fetched.to(h.scalar_type()).reshape({cand_rows.size(0), k_, stored_dim()});
+    at::Tensor vals = stored.narrow(2, 0, value_dim());  // [C, k, vdim]
+    if (guards_margin() && cand_rows.size(0) > 0) {
+      // The best neighbour's own prediction was confident enough (its top-1 logit margin).
+      at::Tensor ok = stored.select(2, value_dim()).select(1, 0).to(at::kFloat).ge(margin_).to(at::kCPU);  // [C]
+      hit.index_put_({cand_rows}, ok);
+      at::Tensor keep = ok.nonzero().squeeze(1);
+      vals = vals.index_select(0, keep.to(vals.device()));
+      w = w.index_select(0, keep);
+      cand_rows = cand_rows.index_select(0, keep);
+    }
+    if (spread_ >= 0.0 && cand_rows.size(0) > 0) {
+      // A candidate is a hit only when all k neighbours exist and each one's value lies within
+      // spread × ‖v₁‖ of the best neighbour's v₁ (relative L2): close keys whose cached values
+      // disagree mark a region where the skipped layers' output is not a function of h_p.
+      at::Tensor v1 = vals.select(1, 0).unsqueeze(1);                                     // [C, 1, vdim]
+      at::Tensor rel = (vals - v1).norm(2, 2).div(v1.norm(2, 2).clamp_min(1e-12));         // [C, k]
+      at::Tensor ok = rel.le(spread_).all(1).logical_and(slot.ge(0).all(1)).to(at::kCPU);  // [C]
+      hit.index_put_({cand_rows}, ok);
+      if (ctx.flops) ctx.flops->add(static_cast<int>(p_), OpGroup::lookup, 3 * k_ * vals.size(2) * cand_rows.size(0));
+      at::Tensor keep = ok.nonzero().squeeze(1);
+      vals = vals.index_select(0, keep.to(vals.device()));
+      w = w.index_select(0, keep);
+      cand_rows = cand_rows.index_select(0, keep);
+    }
     const int64_t n_found = hit.sum().item<int64_t>();
     const SyncDecision sync = decide_sync(sync_, sum_over_ranks_, flat.size(0), n_found);
     if (!sync.apply) hit = at::zeros_like(hit);  // refused: the matches run as misses
     const int64_t n_hit = sync.apply ? n_found : 0;
     cache_->count_lookups(flat.size(0), n_hit, n_found - n_hit);
-    at::Tensor hit_rows = hit.nonzero().squeeze(1);           // CPU int64 [H]
+    at::Tensor hit_rows = cand_rows;                          // CPU int64 [H]
     at::Tensor miss_rows = hit.logical_not().nonzero().squeeze(1);
     miss_flat_ = flat.index_select(0, miss_rows.to(flat.device()));
     miss_keys_ = keys.index_select(0, miss_rows.to(keys.device()));
@@ -107,18 +153,8 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
     if (sync.all_skip) {
       for (int64_t l = p_ + 1; l <= r_; ++l) ctx.set_skipped_by_all(l);
     }
-
-    // Similarity-weighted mean over the accepted neighbours of each hit. The values are
-    // fetched on every rank, also without hits: a distributed cache's fetch is collective.
-    at::Tensor sim = m.similarity.index_select(0, hit_rows);                     // [H, k]
-    at::Tensor slot = m.handle.index_select(0, hit_rows);                        // [H, k]
-    at::Tensor w = at::where(accept.index_select(0, hit_rows), sim, at::zeros_like(sim));
-    w = w / w.sum(1, true);                                                      // [H, k]
-    // Every neighbour that contributes counts as used, all in one tick of the cache's clock.
-    at::Tensor use = at::where(w.gt(0), at::zeros_like(slot), at::full_like(slot, -1));
-    at::Tensor fetched = cache_->fetch(slot.flatten(), use.flatten(), h.device());  // [H·k, vdim]
     if (n_hit == 0) return;
-    at::Tensor vals = fetched.to(h.scalar_type()).reshape({hit_rows.size(0), k_, -1});  // [H, k, vdim]
+    // Similarity-weighted mean over the accepted neighbours of each hit.
     at::Tensor delta = (vals * w.to(h.device(), h.scalar_type()).unsqueeze(2)).sum(1);  // [H, vdim]
     at::Tensor hit_flat = flat.index_select(0, hit_rows.to(flat.device()));
     // The stored values are v − A·h_c: adding A·h_p completes the corrected value.
@@ -157,6 +193,8 @@ void ResidualPolicy::after_mlp(int64_t layer, const at::Tensor& mlp_out, StepCon
       .copy_(mlp_out.reshape({-1, d}).index_select(0, miss_flat_));
 }
 
+int64_t ResidualPolicy::stored_dim() const { return value_dim() + (guards_margin() ? 1 : 0); }
+
 int64_t ResidualPolicy::value_dim() const { return target_ == SkipTarget::block ? hidden_ : (r_ - p_) * hidden_; }
 
 int64_t ResidualPolicy::jump_layer() const { return p_ + 2 < n_layers_ ? p_ + 2 : p_ + 1; }
@@ -176,6 +214,20 @@ void ResidualPolicy::end_step(StepContext& ctx) {
   // With the value correction the cache keeps v − A·h_c (skip/value_correction.h).
   if (corr_.enabled() && miss_value_.size(0) > 0)
     miss_value_ = miss_value_ - corr_.apply(miss_hp_, ctx.flops, static_cast<int>(p_));
+  if (guards_margin()) {
+    // Each miss's own top-1 logit margin (≥ 0), kept beside its value; −1, below every guard,
+    // where the engine computed no logits for the token (a prefill scored at its last position
+    // only). The cache stores finite values only.
+    const int64_t vocab = ctx.logits.defined() ? ctx.logits.size(-1) : 0;
+    at::Tensor margin = at::full({miss_flat_.size(0), 1}, -1.0f, miss_value_.options().dtype(at::kFloat));
+    if (vocab > 0 && ctx.logits.numel() == ctx.valid().numel() * vocab && miss_flat_.size(0) > 0) {
+      const at::Tensor top2 = std::get<0>(ctx.logits.reshape({-1, vocab}).index_select(0, miss_flat_.to(ctx.logits.device()))
+                                              .to(at::kFloat).topk(2, 1));
+      margin = (top2.select(1, 0) - top2.select(1, 1)).unsqueeze(1).to(miss_value_.device());
+      if (ctx.flops) ctx.flops->add(static_cast<int>(p_), OpGroup::insert, 2 * vocab * miss_flat_.size(0));
+    }
+    miss_value_ = at::cat({miss_value_, margin.to(miss_value_.scalar_type())}, 1);
+  }
   const CacheSizes before = cache_sizes(*cache_);
   cache_->insert(miss_keys_, miss_value_);
   charge_insertions(*cache_, before, ctx.flops, static_cast<int>(p_));

@@ -1,12 +1,23 @@
 #pragma once
 // The token-level residual cache (docs/architecture.md §1):
 //   residual:p=<probe>,r=<resume>,tau=<threshold>[,target=block|mlp][,kv=propagate|mask|exact]
-//            [,k=<neighbours>][,corr=<rank>[,ridge=<λ>]] + the cache keys of cache_policy_options.h
+//            [,k=<neighbours>][,corr=<rank>[,ridge=<λ>]][,spread=<s>][,margin=<m>]
+//            + the cache keys of cache_policy_options.h
 // After block p each token's residual h_p becomes a key. A hit (best similarity ≥ tau) skips
 // blocks p+1..r: with target=block the token's state becomes h_p + Δ, Δ the cached h_r − h_p;
 // with target=mlp attention still runs and each skipped MLP is replaced by the
 // cached MLP output of that layer. With k > 1 the value is the similarity-weighted mean of
 // the neighbours that reach tau. Misses run normally and are offered to the cache.
+// Two extra conditions a hit can be held to (both off by default; bench/results/stage1.md has
+// what they did on the embedded models):
+//   spread=s  (needs k ≥ 2) all k neighbours exist and each one's cached value lies within
+//       s·‖v₁‖ of the best neighbour's v₁ (relative L2); the candidates' k values are fetched
+//       (and count as used) and the comparison is charged as lookup (3·k·value_dim each).
+//   margin=m  the best neighbour's own token had a top-1 logit margin ≥ m in the step that
+//       inserted it: each entry keeps that margin beside its value (the step's logits,
+//       StepContext::logits; the top-2 over the vocabulary charged as insert, 2·V per miss);
+//       a token inserted without logits (a generation's prefill, scored at its last position
+//       only) keeps −1 and never passes.
 // corr=q (default 0: none) corrects the value by a rank-q linear term in h_p − h_c fitted on
 // the calibration tokens (skip/value_correction.h; ridge=, default 0.01, its regularisation):
 // with target=block on the calibration updates h_r − h_p, with target=mlp on the MLP outputs of
@@ -28,6 +39,7 @@
 // Whether a step's hits are applied follows the run's sync rule (skip/sync_rule.h); with a
 // distributed cache every rank makes the same cache calls in every step (skip/skip_cache.h).
 
+#include <limits>
 #include <memory>
 
 #include "skip/cache_policy_options.h"
@@ -69,6 +81,11 @@ class ResidualPolicy : public SkipPolicy {
   std::string text_;
   int64_t p_, r_, k_;
   double tau_;
+  double spread_;  // < 0: no value-agreement check
+  double margin_;  // −inf: no margin guard
+  bool guards_margin() const { return margin_ > -std::numeric_limits<double>::infinity(); }
+  // Width of a cache entry: the value, and the inserted token's own logit margin with margin=.
+  int64_t stored_dim() const;
   SkipTarget target_;
   KvMode kv_;
   int64_t n_layers_;

@@ -50,6 +50,10 @@ class StepContext {
   // index l + 1 the output of block l.
   at::Tensor full_states;
 
+  // The step's logits, set by the engine before the policy's end_step: [B, S, V], or [B, 1, V]
+  // when the engine computes the last position's only (a generation's prefill).
+  at::Tensor logits;
+
   // Whether no token of any rank runs the MLP / MoE of `layer` in this step, and every rank
   // knows it (a globally agreed skip, sync global): the expert-parallel all-to-all of that
   // layer is then left out by all ranks together. Set by policies; false unless set.

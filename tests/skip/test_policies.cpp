@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "core/error.h"
+#include "metrics/flop_counter.h"
 #include "skip/baseline_policies.h"
 #include "skip/block_influence.h"
 #include "skip/local_cache.h"
@@ -33,6 +34,13 @@ StepContext ctx_of(int64_t B, int64_t S, int64_t n_layers = 6, int64_t hidden = 
 }
 
 at::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+
+// [1, 1, d]: the basis vector e_axis.
+at::Tensor all_along_axis(int64_t axis, int64_t d) {
+  at::Tensor h = at::zeros({1, 1, d});
+  h[0][0][axis] = 1.0f;
+  return h;
+}
 
 // [1, S, d] states whose token j is the basis vector e_{ids[j]}.
 at::Tensor tokens(const std::vector<int64_t>& ids, int64_t d) {
@@ -271,6 +279,82 @@ TEST(Policies, ResidualWithTwoNeighboursAveragesBySimilarity) {
   p.after_layer(0, q, c2);
   const double s = 1.0 / std::sqrt(2.0);
   EXPECT_NEAR(c2.jump(2, q.options())[0][0][3].item<float>(), (2.0 + s * 4.0) / (1.0 + s), 1e-5);
+}
+
+// spread=: a candidate hits only when its k neighbours' cached updates agree with the best one's.
+TEST(Policies, ResidualSpreadRefusesHitsWhoseNeighboursDisagree) {
+  const int64_t L = 4, d = 4;
+  // Two entries: keys e0 and e0 + 0.1·e1, updates 2·e3 and (2 + x)·e3; a query e0 finds both.
+  const auto hits_with = [&](float x, double spread, bool second_entry) {
+    ResidualPolicy p(Descriptor::parse("residual:p=0,r=1,tau=0.5,k=2,spread=" + std::to_string(spread)),
+                     env(L, d), L, d);
+    const int64_t n = second_entry ? 2 : 1;
+    at::Tensor hp = at::zeros({1, n, d});
+    hp[0][0][0] = 1.0f;
+    if (second_entry) hp[0][1][0] = 1.0f, hp[0][1][1] = 0.1f;
+    at::Tensor hr = hp.clone();
+    hr[0][0][3] += 2.0f;
+    if (second_entry) hr[0][1][3] += 2.0f + x;
+    StepContext c1 = ctx_of(1, n, L, d);
+    p.begin_step(c1);
+    p.after_layer(0, hp, c1);
+    p.after_layer(1, hr, c1);
+    p.end_step(c1);
+    at::Tensor q = at::zeros({1, 1, d});
+    q[0][0][0] = 1.0f;
+    StepContext c2 = ctx_of(1, 1, L, d);
+    p.begin_step(c2);
+    p.after_layer(0, q, c2);
+    const bool hit = c2.skip_block_or_null(1).defined() && c2.skip_block(1).all().item<bool>();
+    p.after_layer(1, q, c2);
+    p.end_step(c2);
+    return std::make_pair(hit, p.cache_stats().hits);
+  };
+  // Relative distance |x·e3| / |2·e3| = x / 2 against the spread 0.1.
+  EXPECT_TRUE(hits_with(0.1f, 0.1, true).first);    // 0.05: agree
+  EXPECT_FALSE(hits_with(2.0f, 0.1, true).first);   // 1.0: disagree, the candidate runs as a miss
+  EXPECT_EQ(hits_with(2.0f, 0.1, true).second, 0);
+  EXPECT_TRUE(hits_with(2.0f, 1.5, true).first);    // a loose spread accepts it
+  EXPECT_FALSE(hits_with(0.0f, 0.1, false).first);  // one neighbour only: nothing to agree with
+  EXPECT_THROW(ResidualPolicy(Descriptor::parse("residual:p=0,r=1,tau=0.5,spread=0.1"), env(L, d), L, d), Error);
+  EXPECT_THROW(ResidualPolicy(Descriptor::parse("residual:p=0,r=1,tau=0.5,k=2,spread=-1"), env(L, d), L, d), Error);
+}
+
+// margin=: an entry keeps its own token's top-1 logit margin; a hit needs the best neighbour's
+// to reach the guard.
+TEST(Policies, ResidualMarginGuardTrustsConfidentNeighboursOnly) {
+  const int64_t L = 4, d = 4, V = 5;
+  ResidualPolicy p(Descriptor::parse("residual:p=0,r=1,tau=0.9,margin=1"), env(L, d), L, d);
+  at::Tensor hp = at::zeros({1, 2, d});
+  hp[0][0][0] = 1.0f;  // token 0: e0
+  hp[0][1][1] = 1.0f;  // token 1: e1
+  const at::Tensor hr = hp + 1.0;
+  StepContext c1 = ctx_of(1, 2, L, d);
+  FlopCounter f;
+  c1.flops = &f;
+  p.begin_step(c1);
+  p.after_layer(0, hp, c1);
+  p.after_layer(1, hr, c1);
+  // Token 0 predicted confidently (margin 3 − 1 = 2), token 1 not (0.5).
+  c1.logits = at::tensor({3.0f, 1.0f, 0.0f, 0.0f, -1.0f, 0.5f, 0.0f, 0.2f, 0.1f, 0.0f}).view({1, 2, V});
+  p.end_step(c1);
+  EXPECT_EQ(f.by_group(OpGroup::insert), 2 * V * 2);  // the margins' top-2 over the vocabulary, per miss
+  const auto hits = [&](int64_t axis) {
+    StepContext c = ctx_of(1, 1, L, d);
+    p.begin_step(c);
+    p.after_layer(0, all_along_axis(axis, d), c);
+    const bool hit = c.skip_block_or_null(1).defined() && c.skip_block(1).all().item<bool>();
+    if (hit) EXPECT_TRUE(at::allclose(c.jump(2, hp.options()), at::ones({1, 1, d}), 1e-6, 1e-6));
+    p.after_layer(1, all_along_axis(axis, d), c);
+    p.end_step(c);  // no logits: whatever it inserts is never trusted
+    return hit;
+  };
+  EXPECT_TRUE(hits(0));
+  EXPECT_FALSE(hits(1));
+  EXPECT_FALSE(hits(2));  // a new state: a miss, inserted without logits (margin unknown) ...
+  EXPECT_FALSE(hits(2));  // ... so its exact repeat is not trusted
+  EXPECT_EQ(p.cache_stats().hits, 1);
+  EXPECT_THROW(ResidualPolicy(Descriptor::parse("residual:p=0,r=1,tau=0.9,margin=-1"), env(L, d), L, d), Error);
 }
 
 namespace {

@@ -1,6 +1,7 @@
 #include "index/torch_flat_index.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <optional>
 #include <string>
@@ -23,6 +24,32 @@
 namespace semskip {
 
 namespace {
+
+#ifdef SEMSKIP_INDEX_CUDA_KERNELS
+// One device allocation carved into the tensors of a search (each a view that keeps the
+// allocation alive): at the sizes of a cache step (16k keys, 128 queries) the search is a few
+// tens of microseconds, and a caching-allocator call per tensor is a visible part of it.
+class DeviceArena {
+ public:
+  static constexpr int64_t kAlign = 256;
+  static int64_t span(int64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+  DeviceArena(int64_t bytes, const at::TensorOptions& o) : buf_(at::empty({std::max<int64_t>(bytes, 1)}, o.dtype(at::kByte))) {}
+  at::Tensor take(at::IntArrayRef sizes, at::ScalarType st) {
+    int64_t numel = 1;
+    for (int64_t s : sizes) numel *= s;
+    const int64_t bytes = numel * static_cast<int64_t>(c10::elementSize(st));
+    SEMSKIP_ASSERT(used_ + bytes <= buf_.numel());
+    void* p = static_cast<char*>(buf_.data_ptr()) + used_;
+    used_ += span(bytes);
+    at::Tensor keep = buf_;
+    return at::from_blob(p, sizes, [keep](void*) {}, buf_.options().dtype(st));
+  }
+
+ private:
+  at::Tensor buf_;
+  int64_t used_ = 0;
+};
+#endif
 
 at::Device parse_device(const std::string& descriptor, const std::string& text) {
   SEMSKIP_THROW_IF_NOT_MSG(text == "cpu" || text == "cuda" || text.rfind("cuda:", 0) == 0,
@@ -126,17 +153,18 @@ TorchFlatIndex::TorchFlatIndex(IndexDescriptor desc, int64_t dim)
   }
 }
 
-at::Tensor TorchFlatIndex::normalized(const at::Tensor& x, at::Tensor* reduced) const {
+at::Tensor TorchFlatIndex::normalized(const at::Tensor& x, at::Tensor* reduced, void* arena) const {
   at::Tensor xf = x.to(device_, at::kFloat);
 #ifdef SEMSKIP_INDEX_CUDA_KERNELS
   if (device_.is_cuda()) {
     // One kernel for norm, clamp and division (and the rounding to dtype_).
     xf = xf.contiguous();
     const c10::cuda::CUDAGuard guard(device_);
-    at::Tensor out = at::empty_like(xf);
+    auto* a = static_cast<DeviceArena*>(arena);
+    at::Tensor out = a ? a->take(xf.sizes(), at::kFloat) : at::empty_like(xf);
     void* out_reduced = nullptr;
     if (reduced && dtype_ != at::kFloat) {
-      *reduced = at::empty(xf.sizes(), xf.options().dtype(dtype_));
+      *reduced = a ? a->take(xf.sizes(), dtype_) : at::empty(xf.sizes(), xf.options().dtype(dtype_));
       out_reduced = reduced->data_ptr();
     }
     check_cuda(cuda::normalize_rows(xf.data_ptr<float>(), xf.size(0), xf.size(1), out.data_ptr<float>(),
@@ -286,8 +314,8 @@ bool TorchFlatIndex::selects_on_gpu(int64_t k) const {
   return device_.is_cuda() && selection_width(k) <= cuda::kMaxSelect;
 }
 
-SearchResult TorchFlatIndex::search_cuda(const at::Tensor& queries_unit,
-                                         const at::Tensor& queries_reduced, int64_t k) const {
+SearchResult TorchFlatIndex::search_cuda(const at::Tensor& queries_unit, const at::Tensor& queries_reduced,
+                                         int64_t k, void* arena) const {
   const c10::cuda::CUDAGuard guard(device_);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device_.index()).stream();
   const int64_t n = queries_unit.size(0);
@@ -305,8 +333,9 @@ SearchResult TorchFlatIndex::search_cuda(const at::Tensor& queries_unit,
   // fp32: the k best similarities and their ids from the selection; reduced: the k' best rows
   // rescored in float32 by the selection's last launch, the k best of them.
   const int64_t found = std::min(k, take);  // = take for fp32
-  at::Tensor sims = at::empty({n, found}, on_device.dtype(at::kFloat));
-  at::Tensor ids = at::empty({n, found}, on_device.dtype(at::kLong));
+  auto* a = n_chunks == 1 ? static_cast<DeviceArena*>(arena) : nullptr;
+  at::Tensor sims = a ? a->take({n, found}, at::kFloat) : at::empty({n, found}, on_device.dtype(at::kFloat));
+  at::Tensor ids = a ? a->take({n, found}, at::kLong) : at::empty({n, found}, on_device.dtype(at::kLong));
   const at::Tensor qf = queries_unit.contiguous();
   cuda::Rescore rescore;
   if (reduced) {
@@ -329,8 +358,17 @@ SearchResult TorchFlatIndex::search_cuda(const at::Tensor& queries_unit,
     return at::mm(q, keys_.narrow(0, start, ld).t());  // dtype_ [n, ld]
   };
   if (n_chunks == 1) {
-    const at::Tensor scores = score_chunk(0, n_rows);
-    at::Tensor ws = at::empty({cuda::select_workspace_bytes(n, n_rows, sel)}, on_device.dtype(at::kByte));
+    at::Tensor scores;
+    at::Tensor ws;
+    if (a) {
+      const int64_t ld = std::min(round_up(n_rows, 8), capacity);
+      scores = a->take({n, ld}, dtype_);
+      at::mm_out(scores, q, keys_.narrow(0, 0, ld).t());
+      ws = a->take({cuda::select_workspace_bytes(n, n_rows, sel)}, at::kByte);
+    } else {
+      scores = score_chunk(0, n_rows);
+      ws = at::empty({cuda::select_workspace_bytes(n, n_rows, sel)}, on_device.dtype(at::kByte));
+    }
     check_cuda(cuda::select_topk(type, scores.data_ptr(), n, n_rows, scores.size(1), sel, col_ids, out_sims,
                                  out_ids, ws.data_ptr(), stream, stage2),
                describe(), "search");
@@ -369,9 +407,32 @@ void TorchFlatIndex::do_search(int64_t n, const float* queries_unit, int64_t k,
 SearchResult TorchFlatIndex::do_search_tensor(const at::Tensor& queries, int64_t k) const {
 #ifdef SEMSKIP_INDEX_CUDA_KERNELS
   if (selects_on_gpu(k)) {
+    // A search whose keys are scored in one chunk takes all its buffers from one allocation:
+    // the normalised queries (and their dtype_ rounding), the scores, the selection's
+    // workspace and the results.
+    const int64_t n = queries.size(0), n_rows = rows_.n_rows();
+    const bool reduced_type = dtype_ != at::kFloat;
+    const int64_t chunk = reduced_type ? reduced_chunk(n) : chunk_;
+    // SEMSKIP_INDEX_ARENA=0: a caching-allocator call per buffer (to measure what this saves).
+    static const bool use_arena = [] {
+      const char* v = std::getenv("SEMSKIP_INDEX_ARENA");
+      return v == nullptr || std::string(v) != "0";
+    }();
+    std::optional<DeviceArena> arena;
+    if (use_arena && n > 0 && n_rows > 0 && n_rows <= chunk) {
+      const int64_t take = selection_width(k), found = std::min(k, take);
+      const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype_));
+      const int64_t ld = std::min(round_up(n_rows, 8), keys_.size(0));
+      const int64_t bytes = DeviceArena::span(n * dim() * 4) + (reduced_type ? DeviceArena::span(n * dim() * elem) : 0) +
+                            DeviceArena::span(n * found * 4) + DeviceArena::span(n * found * 8) +
+                            DeviceArena::span(n * ld * elem) +
+                            DeviceArena::span(cuda::select_workspace_bytes(n, n_rows, static_cast<int>(take)));
+      const c10::cuda::CUDAGuard guard(device_);
+      arena.emplace(bytes, keys_.options());
+    }
     at::Tensor reduced;
-    const at::Tensor unit = normalized(queries, &reduced);
-    SearchResult r = search_cuda(unit, reduced, k);
+    const at::Tensor unit = normalized(queries, &reduced, arena ? &*arena : nullptr);
+    SearchResult r = search_cuda(unit, reduced, k, arena ? &*arena : nullptr);
     return {r.similarities.to(queries.device()), r.ids.to(queries.device())};
   }
 #endif

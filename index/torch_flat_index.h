@@ -98,12 +98,14 @@ class TorchFlatIndex final : public VectorIndex {
   // Whether a search for k results takes the GPU selection kernels (on CUDA, k or k' ≤ 256).
   bool selects_on_gpu(int64_t k) const;
   // The search with the GPU selection kernels; queries_reduced: the queries in dtype_ when
-  // already converted (else undefined).
-  SearchResult search_cuda(const at::Tensor& queries_unit, const at::Tensor& queries_reduced,
-                           int64_t k) const;
+  // already converted (else undefined). arena (a DeviceArena of the .cpp, or null): where a
+  // one-chunk search takes its buffers from.
+  SearchResult search_cuda(const at::Tensor& queries_unit, const at::Tensor& queries_reduced, int64_t k,
+                           void* arena = nullptr) const;
 #endif
-  // float32 [n, dim] on device_; on CUDA also, where reduced is given, the rows in dtype_.
-  at::Tensor normalized(const at::Tensor& x, at::Tensor* reduced = nullptr) const;
+  // float32 [n, dim] on device_; on CUDA also, where reduced is given, the rows in dtype_;
+  // arena (CUDA, or null) as search_cuda's.
+  at::Tensor normalized(const at::Tensor& x, at::Tensor* reduced = nullptr, void* arena = nullptr) const;
 
   at::Device device_;
   at::ScalarType dtype_;

@@ -1,5 +1,7 @@
 #pragma once
 // y = x Wᵀ + b, the one matmul every block is made of; records its FLOPs when counting.
+// A single row on CPU is a matrix-vector product; up to four fp16/bf16 rows on CUDA are one
+// kernel of model/cuda/gemv.h (SEMSKIP_GEMV=0: cuBLAS), everything else at::linear.
 
 #include <cstdint>
 #include <vector>

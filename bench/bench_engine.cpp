@@ -223,6 +223,7 @@ json skipping(const Options& o, const Transformer& model, const TimingProtocol& 
   PolicyEnv env;
   env.n_layers = model.n_layers();
   env.hidden = model.config().hidden_size;
+  env.moe_layers = model.config().moe_layers();
   env.device = model.device();
   const std::unique_ptr<SkipPolicy> none = make_policy("none", env);
   const SkipPhase none_prefill = skip_prefill(model, engine, *none, prefill_ids);

@@ -177,6 +177,7 @@ PolicyEnv base_policy_env(const RunPlan& plan, const ModelConfig& mc, at::Device
   PolicyEnv env;
   env.n_layers = mc.n_layers;
   env.hidden = mc.hidden_size;
+  env.moe_layers = mc.moe_layers();
   env.capacity = plan.capacity;
   env.device = device;
   env.seed = plan.seed;

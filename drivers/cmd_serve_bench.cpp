@@ -447,6 +447,7 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
   PolicyEnv env;
   env.n_layers = mc.n_layers;
   env.hidden = mc.hidden_size;
+  env.moe_layers = mc.moe_layers();
   env.capacity = plan.capacity;
   env.device = model.device();
   env.seed = plan.seed;

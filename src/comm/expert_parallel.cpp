@@ -50,6 +50,13 @@ ExpertParallel::ExpertParallel(Communicator& group) : group_(group) {}
 
 at::Tensor ExpertParallel::forward_routed(const MoeBlock& moe, const at::Tensor& x, const Routing& routing,
                                           FlopCounter* flops, int layer) {
+  at::Tensor out = routed_term(moe, x, routing, flops, layer);
+  if (moe.shared && x.size(0) > 0) out = out + moe.shared_expert(x, flops, layer);
+  return out;
+}
+
+at::Tensor ExpertParallel::routed_term(const MoeBlock& moe, const at::Tensor& x, const Routing& routing,
+                                       FlopCounter* flops, int layer) {
   SEMSKIP_THROW_IF_NOT_MSG(x.dim() == 2, "expert parallel: x must be [N, d], got {} dims", x.dim());
   const int n_ranks = group_.size(), me = group_.rank();
   const ExpertPartition part = partition(moe.n_experts());
@@ -96,8 +103,7 @@ at::Tensor ExpertParallel::forward_routed(const MoeBlock& moe, const at::Tensor&
   const at::Tensor y_rows = group_.alltoallv(out_rows, recv_counts, send_counts);  // [N·k, d], plan order
   const int64_t t3 = monotonic_ns();
 
-  at::Tensor out = moe.combine(y_rows, plan);
-  if (moe.shared && x.size(0) > 0) out = out + moe.shared_expert(x, flops, layer);
+  const at::Tensor out = moe.combine(y_rows, plan);
 
   const int64_t n_sent = std::accumulate(send_counts.begin(), send_counts.end(), int64_t{0});
   const int64_t n_recv = std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0});

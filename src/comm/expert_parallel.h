@@ -9,8 +9,9 @@
 // order.
 //
 // Every call is collective over the group: all its ranks call it for the same layer, also
-// with zero tokens. Tokens that do not run the MLP (skip hits of a target=mlp policy) are
-// left out with forward_rows and never enter the all-to-all.
+// with zero tokens. Tokens that do not run the routed experts (skip hits of a target=mlp or
+// target=routed policy) are left out with forward_rows and never enter the all-to-all; under
+// target=routed they still run the shared expert, on their own rank.
 //
 // A whole model: ForwardOptions::moe_executor = &expert_parallel (GenerateOptions likewise).
 
@@ -59,12 +60,16 @@ class ExpertParallel final : public MoeExecutor {
   Communicator& group() const { return group_; }
   ExpertPartition partition(int64_t n_experts) const { return ExpertPartition(n_experts, group_.size()); }
 
-  // MoeBlock::forward_routed across the group: x [N, d] compute dtype (N may be 0), `routing`
-  // of its rows -> [N, d] on x's device. Expert FLOPs go to `flops` on the rank that runs
-  // them; the shared expert's to this rank. Transformer::forward calls it for every MoE layer
-  // when ForwardOptions::moe_executor points here.
+  // MoeBlock::routed_term across the group: x [N, d] compute dtype (N may be 0), `routing` of
+  // its rows -> the routed term [N, d] on x's device. Expert FLOPs go to `flops` on the rank
+  // that runs them. Transformer::forward calls it for every MoE layer when
+  // ForwardOptions::moe_executor points here (and adds the shared expert itself).
+  at::Tensor routed_term(const MoeBlock& moe, const at::Tensor& x, const Routing& routing, FlopCounter* flops,
+                         int layer) override;
+  // MoeBlock::forward_routed across the group: routed_term plus the shared expert, computed
+  // here (its FLOPs to this rank).
   at::Tensor forward_routed(const MoeBlock& moe, const at::Tensor& x, const Routing& routing, FlopCounter* flops,
-                            int layer) override;
+                            int layer);
   // MoeBlock::forward across the group: x [..., d] -> [..., d]; routing returned when asked.
   at::Tensor forward(const MoeBlock& moe, const at::Tensor& x, FlopCounter* flops = nullptr,
                      int layer = FlopCounter::kNoLayer, Routing* routing_out = nullptr);

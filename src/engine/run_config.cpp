@@ -122,7 +122,10 @@ const std::vector<RunOptionInfo>& run_option_table() {
         {"max_new_tokens", "greedy tokens generated per request and compared (0: teacher-forced only)"},
         {"max_model_len", "positions a request may use, prompt plus output (0: the model's "
                           "max_position_embeddings; above it positions past training are extrapolated)"},
-        {"policies", "skip policy descriptor, repeatable; rows are keyed by its canonical form"},
+        {"policies", "skip policy descriptor, repeatable; rows are keyed by its canonical form. target=block|mlp|routed "
+                     "(static, random, residual): the whole block, the MLP / MoE block, or a MoE layer's router and "
+                     "routed experts only (attention and the shared expert run; dense layers are not skipped, and a "
+                     "policy whose layers are all dense is refused)"},
         {"indexes", "index descriptor of cache policies, repeatable"},
         {"capacity", "cache capacity in entries (policy key cap= overrides)"},
         {"bootstrap", "bootstrap resamples for 95% intervals"},

@@ -77,6 +77,7 @@ class PolicyPlan final : public ExecutionPlan {
       lp.skip_mlp = skip.defined() ? sm.logical_and(valid_).logical_and(skip.logical_not()) : sm.logical_and(valid_);
       lp.mlp_replacement = ctx_.mlp_replacement_or_null(l);
     }
+    lp.routed_only = policy_.skips_routed_only();
     lp.moe_collective = !(everywhere || ctx_.skipped_by_all(l));
     lp.want_mlp_out = policy_.wants_mlp_out(l);
     if (n_valid_host_ >= 0) {

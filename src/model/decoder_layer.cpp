@@ -150,14 +150,17 @@ at::Tensor DecoderLayer::attention_block(const at::Tensor& resid, const LayerCon
   return attention.project_out(o, ctx.flops, layer);
 }
 
-at::Tensor DecoderLayer::mlp_block(const at::Tensor& resid_mid, const LayerContext& ctx) const {
+at::Tensor DecoderLayer::mlp_block(const at::Tensor& resid_mid, const LayerContext& ctx, bool with_shared) const {
   const int layer = static_cast<int>(index);
   const at::Tensor x = post_attention_norm.forward(resid_mid);
   if (mlp) return mlp->forward(x, ctx.flops, layer, OpGroup::mlp);
   SEMSKIP_ASSERT(moe.has_value());
   const int64_t batch = x.size(0), n_tokens = x.size(1), d = x.size(2);
   const at::Tensor flat = x.reshape({batch * n_tokens, d});
-  if (ctx.fixed_slot.defined()) return moe->forward_fixed(flat, moe->route(flat)).view({batch, n_tokens, d});
+  if (ctx.fixed_slot.defined()) {
+    SEMSKIP_ASSERT(with_shared);
+    return moe->forward_fixed(flat, moe->route(flat)).view({batch, n_tokens, d});
+  }
   // A rank without rows still joins an expert-parallel layer's all-to-alls; it routes nothing.
   const Routing routing = flat.size(0) > 0 ? moe->route(flat, ctx.flops, layer) : Routing{};
   if (ctx.hooks && !ctx.hooks->empty() && flat.size(0) > 0) {
@@ -165,9 +168,15 @@ at::Tensor DecoderLayer::mlp_block(const at::Tensor& resid_mid, const LayerConte
     apply_hook(ctx.hooks, index, HookPoint::expert_indices, routing.topk_ids.view({batch, n_tokens, -1}));
     apply_hook(ctx.hooks, index, HookPoint::expert_weights, routing.topk_weights.view({batch, n_tokens, -1}));
   }
-  const at::Tensor y = ctx.moe_executor ? ctx.moe_executor->forward_routed(*moe, flat, routing, ctx.flops, layer)
-                                        : moe->forward_routed(flat, routing, ctx.flops, layer);
+  at::Tensor y = ctx.moe_executor ? ctx.moe_executor->routed_term(*moe, flat, routing, ctx.flops, layer)
+                                  : moe->routed_term(flat, routing, ctx.flops, layer);
+  if (with_shared && moe->shared && flat.size(0) > 0) y = y + moe->shared_expert(flat, ctx.flops, layer);
   return y.view({batch, n_tokens, d});
+}
+
+at::Tensor DecoderLayer::shared_block(const at::Tensor& resid_mid, const LayerContext& ctx) const {
+  SEMSKIP_ASSERT(moe.has_value() && moe->shared.has_value());
+  return moe->shared_expert(post_attention_norm.forward(resid_mid), ctx.flops, static_cast<int>(index));
 }
 
 at::Tensor DecoderLayer::forward(const at::Tensor& resid, const LayerContext& ctx) const {
@@ -400,10 +409,15 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
     mid = out.defined() ? scatter_add(h_flat, attn_set, out, h_run) : h_flat;
   }
 
+  // plan.routed_only on a MoE layer with a shared expert: the routed term runs on the MLP rows
+  // and is what after_mlp receives; the shared expert runs apart, on every row that runs
+  // attention (skip_mlp rows included). A dense layer has no routed term to skip.
+  SEMSKIP_ASSERT(!plan.routed_only || is_moe() || !skip_mlp.defined());
+  const bool shared_apart = plan.routed_only && is_moe() && moe->shared.has_value();
   // MLP / MoE: all rows, or the executed rows.
   at::Tensor post;
   if (!mlp_run.defined()) {
-    const at::Tensor y = mlp_block(mid.view({batch, n_tokens, d}), ctx);  // [B, T, d]
+    const at::Tensor y = mlp_block(mid.view({batch, n_tokens, d}), ctx, !shared_apart);  // [B, T, d]
     if (want_out) callbacks->after_mlp(index, y);
     post = mid + y.reshape({N, d});
   } else {
@@ -415,7 +429,7 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
     post = mid;
     if (n > 0 || collective) {
       const at::Tensor mid_rows = gather_rows(mid, mlp_set);  // [n, d]
-      y = mlp_block(mid_rows.unsqueeze(0), ctx)[0];
+      y = mlp_block(mid_rows.unsqueeze(0), ctx, !shared_apart)[0];
       post = scatter_add(mid, mlp_set, y, mid_rows);
     }
     if (skip_mlp.defined() && plan.mlp_replacement.defined())
@@ -423,6 +437,14 @@ at::Tensor DecoderLayer::forward_planned(const at::Tensor& resid, const LayerCon
     if (want_out) {
       const at::Tensor full = y.defined() && n > 0 ? scatter_rows(N, mlp_set, y) : at::zeros({N, d}, h.options());
       callbacks->after_mlp(index, full.view({batch, n_tokens, d}));
+    }
+  }
+  if (shared_apart) {
+    if (!run.defined()) {
+      post = post + shared_block(mid.view({batch, n_tokens, d}), ctx).reshape({N, d});
+    } else if (attn_set.n > 0) {
+      const at::Tensor mid_rows = gather_rows(mid, attn_set);  // [n, d]
+      post = scatter_add(post, attn_set, shared_block(mid_rows.unsqueeze(0), ctx)[0], gather_rows(post, attn_set));
     }
   }
   return apply_hook(hooks, index, HookPoint::resid_post, post.view({batch, n_tokens, d}));

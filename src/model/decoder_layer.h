@@ -82,7 +82,8 @@ class DecoderLayer {
   // resid_pre [B, T, d] -> resid_post [B, T, d], with every hook point of the block.
   at::Tensor forward(const at::Tensor& resid, const LayerContext& ctx) const;
   // The block under a LayerPlan: jump added, then only plan.run rows (and, of them, the
-  // non-skip_mlp rows for the MLP) computed — or, by ctx.row_exec, padded to a bucket (bucket)
+  // non-skip_mlp rows for the MLP, or with plan.routed_only for the router and routed experts,
+  // the shared expert running on every plan.run row) computed — or, by ctx.row_exec, padded to a bucket (bucket)
   // or every valid row computed and the skipping ones dropped (mask); K/V of the other valid
   // rows propagated or hidden in ctx.kv_cache (required). Hooks: resid_pre, resid_post and the MoE routing points, on
   // the full [B, T, d] streams resp. the routed rows [1, n, k]. `callbacks` receives
@@ -97,8 +98,11 @@ class DecoderLayer {
   // resid [B, T, d] -> attention output [B, T, d] (before the residual add). Appends this
   // layer's K/V to ctx.kv_cache when there is one.
   at::Tensor attention_block(const at::Tensor& resid, const LayerContext& ctx) const;
-  // resid_mid [B, T, d] -> MLP / MoE output [B, T, d]; runs the MoE routing hooks.
-  at::Tensor mlp_block(const at::Tensor& resid_mid, const LayerContext& ctx) const;
+  // resid_mid [B, T, d] -> MLP / MoE output [B, T, d]; runs the MoE routing hooks. With
+  // with_shared false (a MoE layer), the routed term alone, without the shared expert.
+  at::Tensor mlp_block(const at::Tensor& resid_mid, const LayerContext& ctx, bool with_shared = true) const;
+  // resid_mid [B, T, d] -> the shared expert's gated output [B, T, d] (a MoE layer with one).
+  at::Tensor shared_block(const at::Tensor& resid_mid, const LayerContext& ctx) const;
   // The attention of the rows `run` executes over the cache, of h_flat [B·T, d] (h_run: its
   // rows of `run`, [run.n, d]) -> their output [run.n, d] (undefined when run.n = 0); `prop`:
   // rows whose K/V only are computed, from `kv_src` [B·T, d] when defined (uncharged, written

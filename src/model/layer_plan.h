@@ -92,6 +92,11 @@ struct LayerPlan {
   // bool [B, T]: rows that run attention but take `mlp_replacement` in place of the MLP / MoE.
   at::Tensor skip_mlp;
   at::Tensor mlp_replacement;  // compute dtype [B, T, d], read at skip_mlp rows
+  // On a MoE layer: skip_mlp rows skip, and the MLP output after_mlp receives is, the routed
+  // term only (router and routed experts, MoeBlock::routed_term); the shared expert and its
+  // gate run on every row that runs attention (target=routed). A dense layer has no routed
+  // term: its plan then has no skip_mlp.
+  bool routed_only = false;
   // Valid skip_block rows: K/V computed from their state (true) or hidden at this layer (false).
   bool propagate_kv = false;
   // With propagate_kv: compute dtype [B, T, d], the state the skip_block rows' K/V are computed
@@ -120,8 +125,9 @@ class ExecutionPlan {
   virtual ~ExecutionPlan() = default;
   // Before block `layer`; h: the residual stream entering it, compute dtype [B, T, d].
   virtual LayerPlan layer(int64_t layer, const at::Tensor& h) = 0;
-  // After the MLP of `layer` (only when LayerPlan::want_mlp_out): its output [B, T, d], zero
-  // at rows that did not run it.
+  // After the MLP of `layer` (only when LayerPlan::want_mlp_out): its output [B, T, d] (with
+  // LayerPlan::routed_only the routed term without the shared expert), zero at rows that did
+  // not run it.
   virtual void after_mlp(int64_t layer, const at::Tensor& mlp_out) { (void)layer, (void)mlp_out; }
   // After block `layer`; h: the residual stream leaving it, [B, T, d].
   virtual void after_layer(int64_t layer, const at::Tensor& h) { (void)layer, (void)h; }

@@ -62,6 +62,13 @@ int64_t ModelConfig::n_moe_layers() const {
   return n;
 }
 
+std::vector<int64_t> ModelConfig::moe_layers() const {
+  std::vector<int64_t> layers;
+  for (int64_t l = 0; l < n_layers; ++l)
+    if (is_moe_layer(l)) layers.push_back(l);
+  return layers;
+}
+
 int64_t ModelConfig::expert_intermediate_size() const {
   switch (arch) {
     case Arch::mixtral:

@@ -63,6 +63,8 @@ struct ModelConfig {
   bool is_moe_layer(int64_t layer) const;
   // How many layers is_moe_layer says are MoE (computed without visiting every layer).
   int64_t n_moe_layers() const;
+  // The layers is_moe_layer says are MoE, ascending (PolicyEnv::moe_layers: target=routed).
+  std::vector<int64_t> moe_layers() const;
   // Width of each routed expert's SwiGLU.
   int64_t expert_intermediate_size() const;
 

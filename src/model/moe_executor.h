@@ -1,7 +1,8 @@
 #pragma once
 // Where the routed experts of a MoE layer run when not all on this process: expert
 // parallelism (src/comm, ExpertParallel) implements it. DecoderLayer::mlp_block calls it in
-// place of MoeBlock::forward_routed when the forward's LayerContext carries one.
+// place of MoeBlock::routed_term when the forward's LayerContext carries one, and adds the
+// shared expert itself (it is local, and target=routed runs it on rows the routed term skips).
 
 #include <ATen/ATen.h>
 
@@ -13,9 +14,10 @@ namespace semskip {
 class MoeExecutor {
  public:
   virtual ~MoeExecutor() = default;
-  // MoeBlock::forward_routed's contract: x [N, d], `routing` of its rows -> [N, d].
-  virtual at::Tensor forward_routed(const MoeBlock& moe, const at::Tensor& x, const Routing& routing,
-                                    FlopCounter* flops, int layer) = 0;
+  // MoeBlock::routed_term's contract: x [N, d], `routing` of its rows -> the routed term [N, d]
+  // (no shared expert).
+  virtual at::Tensor routed_term(const MoeBlock& moe, const at::Tensor& x, const Routing& routing,
+                                 FlopCounter* flops, int layer) = 0;
 };
 
 }  // namespace semskip

@@ -35,16 +35,41 @@ std::vector<int64_t> parse_layers(const Descriptor& d, int64_t n_layers) {
 NonePolicy::NonePolicy(const Descriptor& d) : text_(d.text()) { d.check_keys({}); }
 
 SkipTarget parse_target(const Descriptor& d) {
-  const SkipTarget t = d.get_choice("target", "block", {"block", "mlp"}) == "mlp" ? SkipTarget::mlp : SkipTarget::block;
-  SEMSKIP_THROW_IF_NOT_MSG(t == SkipTarget::block || !d.has("kv"),
-                           "policy descriptor '{}': kv applies to target=block only (with target=mlp attention "
+  const std::string t = d.get_choice("target", "block", {"block", "mlp", "routed"});
+  const SkipTarget target = t == "mlp" ? SkipTarget::mlp : t == "routed" ? SkipTarget::routed : SkipTarget::block;
+  SEMSKIP_THROW_IF_NOT_MSG(target == SkipTarget::block || !d.has("kv"),
+                           "policy descriptor '{}': kv applies to target=block only (with target={} attention "
                            "runs for every token, so every K/V is computed)",
-                           d.text());
-  return t;
+                           d.text(), t);
+  return target;
 }
 
-StaticPolicy::StaticPolicy(const Descriptor& d, int64_t n_layers)
-    : text_(d.text()), n_layers_(n_layers), target_(parse_target(d)) {
+namespace {
+
+std::string join_layers(const std::vector<int64_t>& layers) {
+  std::string s;
+  for (int64_t l : layers) s += (s.empty() ? "" : "+") + std::to_string(l);
+  return s;
+}
+
+}  // namespace
+
+std::vector<int64_t> routed_layers(const Descriptor& d, const std::vector<int64_t>& layers,
+                                   const std::vector<int64_t>& moe_layers) {
+  std::vector<int64_t> kept;
+  for (int64_t l : layers)
+    if (std::find(moe_layers.begin(), moe_layers.end(), l) != moe_layers.end()) kept.push_back(l);
+  SEMSKIP_THROW_IF_NOT_MSG(!kept.empty() || layers.empty(),
+                           "policy descriptor '{}': target=routed skips the routed experts of MoE layers, and {} "
+                           "({}) {}; the model's MoE layers: {}",
+                           d.text(), layers.size() == 1 ? "layer" : "layers", join_layers(layers),
+                           layers.size() == 1 ? "is dense" : "are all dense",
+                           moe_layers.empty() ? "none (a dense model)" : join_layers(moe_layers));
+  return kept;
+}
+
+StaticPolicy::StaticPolicy(const Descriptor& d, int64_t n_layers, const std::vector<int64_t>& moe_layers)
+    : text_(d.text()), n_layers_(n_layers), target_(parse_target(d)), moe_layers_(moe_layers) {
   d.check_keys({"layers", "k", "target"});
   SEMSKIP_THROW_IF_NOT_MSG(d.has("layers") != d.has("k"),
                            "policy descriptor '{}': give exactly one of layers=<l+l…> and k=<n>", d.text());
@@ -52,8 +77,13 @@ StaticPolicy::StaticPolicy(const Descriptor& d, int64_t n_layers)
     k_ = d.get_int("k", 0);
     SEMSKIP_THROW_IF_NOT_MSG(k_ >= 1 && k_ < n_layers,
                              "policy descriptor '{}': k must be in 1..{}", d.text(), n_layers - 1);
+    // target=routed: the k are chosen among the MoE layers.
+    SEMSKIP_THROW_IF_NOT_MSG(target_ != SkipTarget::routed || k_ <= static_cast<int64_t>(moe_layers.size()),
+                             "policy descriptor '{}': target=routed chooses among the MoE layers, and the model has "
+                             "{} (k must be at most that)", d.text(), moe_layers.size());
   } else {
     layers_ = parse_layers(d, n_layers);
+    if (target_ == SkipTarget::routed) layers_ = routed_layers(d, layers_, moe_layers);
   }
 }
 
@@ -62,6 +92,8 @@ void StaticPolicy::calibrate(const CalibrationSet& calib) {
   SEMSKIP_ASSERT(bi.size(0) == n_layers_);
   std::vector<int64_t> order(static_cast<size_t>(n_layers_));
   std::iota(order.begin(), order.end(), 0);
+  if (target_ == SkipTarget::routed) order = moe_layers_;
+  SEMSKIP_ASSERT(static_cast<int64_t>(order.size()) >= k_);
   auto acc = bi.accessor<double, 1>();
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return acc[a] < acc[b]; });
   layers_.assign(order.begin(), order.begin() + k_);
@@ -74,8 +106,9 @@ void StaticPolicy::begin_step(StepContext& ctx) {
     if (target_ == SkipTarget::block) {
       ctx.skip_block(l).copy_(ctx.valid());
     } else {
-      // Attention runs, the MLP / MoE block does not: an identity MLP update. Every rank's
-      // static policy is the same, so every rank knows that no token runs these MLPs.
+      // Attention runs, the MLP / MoE block (target=routed: its routed term) does not: a zero
+      // update in its place. Every rank's static policy is the same, so every rank knows that
+      // no token runs these layers' routed experts.
       ctx.skip_mlp(l).copy_(ctx.valid());
       ctx.set_skipped_by_all(l);
     }
@@ -92,7 +125,7 @@ bool StaticPolicy::skips_layer_everywhere(int64_t layer) const {
   return target_ == SkipTarget::block && std::find(layers_.begin(), layers_.end(), layer) != layers_.end();
 }
 
-RandomPolicy::RandomPolicy(const Descriptor& d, int64_t n_layers, uint64_t seed)
+RandomPolicy::RandomPolicy(const Descriptor& d, int64_t n_layers, uint64_t seed, const std::vector<int64_t>& moe_layers)
     : text_(d.text()),
       rate_(d.require_double("rate")),
       kv_(parse_kv_mode(d)),
@@ -100,6 +133,7 @@ RandomPolicy::RandomPolicy(const Descriptor& d, int64_t n_layers, uint64_t seed)
       layers_(parse_layers(d, n_layers)),
       gen_(at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(d.get_int("seed", static_cast<int64_t>(seed))))) {
   d.check_keys({"rate", "layers", "seed", "kv", "target"});
+  if (target_ == SkipTarget::routed) layers_ = routed_layers(d, layers_, moe_layers);
   SEMSKIP_THROW_IF_NOT_MSG(rate_ >= 0.0 && rate_ <= 1.0, "policy descriptor '{}': rate must be in [0, 1]",
                            d.text());
 }

@@ -1,14 +1,21 @@
 #pragma once
 // Baselines under the same accounting as the cache policies (docs/architecture.md §1):
 //   none                              the full model
-//   static:layers=<l+l…> | static:k=<n>   [,target=block|mlp]
+//   static:layers=<l+l…> | static:k=<n>   [,target=block|mlp|routed]
 //                                     skip fixed layers; k picks the n of lowest block
 //                                     influence on the calibration set (ShortGPT)
-//   random:rate=<r>[,layers=<l+l…>][,seed=<s>][,kv=propagate|mask|exact][,target=block|mlp]
+//   random:rate=<r>[,layers=<l+l…>][,seed=<s>][,kv=propagate|mask|exact][,target=block|mlp|routed]
 //                                     every (token, layer) skipped with probability r
 // target=mlp (the matching baseline of a cache policy's target=mlp): attention runs and only
 // the MLP / MoE block (router, routed and shared experts) of the chosen (token, layer) pairs
 // is skipped, so exactly its FLOPs are saved, under the same accounting.
+// target=routed (the matching baseline of a cache policy's target=routed): attention and the
+// shared expert with its gate run; only the router and the routed experts' weighted sum of the
+// chosen pairs is skipped (a zero in its place), so exactly their FLOPs are saved. On Mixtral
+// (no shared expert) it equals target=mlp. Dense layers have no routed term: the chosen layers
+// that are dense are not skipped (k= chooses among the MoE layers), and a policy whose layers
+// are all dense (every layer of a dense model) is refused, naming them.
+// kv= applies to target=block only.
 //   oracle:eps=<e>[,layers=<l+l…>][,kv=propagate|mask|exact]
 //                                     skip where the full model's update is small:
 //                                     ‖h_l − h_{l−1}‖ / ‖h_{l−1}‖ < e (needs the full run)
@@ -38,9 +45,11 @@ class NonePolicy : public SkipPolicy {
 
 class StaticPolicy : public SkipPolicy {
  public:
-  StaticPolicy(const Descriptor& d, int64_t n_layers);
+  // moe_layers: the model's MoE layers, ascending (target=routed skips only these).
+  StaticPolicy(const Descriptor& d, int64_t n_layers, const std::vector<int64_t>& moe_layers = {});
   std::string describe() const override { return text_; }
   bool needs_calibration() const override { return k_ > 0; }
+  bool skips_routed_only() const override { return target_ == SkipTarget::routed; }
   bool decides_at_begin_step() const override { return true; }
   void calibrate(const CalibrationSet& calib) override;
   void begin_step(StepContext& ctx) override;
@@ -54,15 +63,17 @@ class StaticPolicy : public SkipPolicy {
   std::string text_;
   int64_t n_layers_;
   SkipTarget target_;
+  std::vector<int64_t> moe_layers_;
   int64_t k_ = 0;
   std::vector<int64_t> layers_;
 };
 
 class RandomPolicy : public SkipPolicy {
  public:
-  RandomPolicy(const Descriptor& d, int64_t n_layers, uint64_t seed);
+  RandomPolicy(const Descriptor& d, int64_t n_layers, uint64_t seed, const std::vector<int64_t>& moe_layers = {});
   std::string describe() const override { return text_; }
   KvMode kv_mode() const override { return kv_; }
+  bool skips_routed_only() const override { return target_ == SkipTarget::routed; }
   bool decides_at_begin_step() const override { return true; }
   void begin_step(StepContext& ctx) override;
   void save_state(StateWriter& w) const override;  // the generator's position in its stream
@@ -95,8 +106,12 @@ class OraclePolicy : public SkipPolicy {
 
 // Parses `kv=` of a descriptor: propagate (the default), mask or exact.
 KvMode parse_kv_mode(const Descriptor& d);
-// Parses `target=` (block by default); kv= with target=mlp is refused.
+// Parses `target=` (block by default); kv= with target=mlp or routed is refused.
 SkipTarget parse_target(const Descriptor& d);
+// target=routed: the MoE layers among a policy's `layers` (dense ones have no routed term);
+// refused, naming the descriptor, the layers and the model's MoE layers, when none is MoE.
+std::vector<int64_t> routed_layers(const Descriptor& d, const std::vector<int64_t>& layers,
+                                   const std::vector<int64_t>& moe_layers);
 // `layers=` of a descriptor, checked against n_layers; the default excludes the first and
 // last layer.
 std::vector<int64_t> parse_layers(const Descriptor& d, int64_t n_layers);

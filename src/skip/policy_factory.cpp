@@ -28,8 +28,8 @@ std::unique_ptr<SkipPolicy> make_policy(const std::string& descriptor, const Pol
   const int64_t hidden = env.hidden;
   const std::string& name = d.name();
   if (name == "none") return std::make_unique<NonePolicy>(d);
-  if (name == "static") return std::make_unique<StaticPolicy>(d, n_layers);
-  if (name == "random") return std::make_unique<RandomPolicy>(d, n_layers, env.seed);
+  if (name == "static") return std::make_unique<StaticPolicy>(d, n_layers, env.moe_layers);
+  if (name == "random") return std::make_unique<RandomPolicy>(d, n_layers, env.seed, env.moe_layers);
   if (name == "oracle") return std::make_unique<OraclePolicy>(d, n_layers);
   if (name == "residual") return std::make_unique<ResidualPolicy>(d, env, n_layers, hidden);
   if (name == "plan") return std::make_unique<PlanPolicy>(d, env, n_layers, hidden);

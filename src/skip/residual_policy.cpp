@@ -1,5 +1,6 @@
 #include "skip/residual_policy.h"
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 
@@ -20,7 +21,7 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
       tau_(d.require_double("tau")),
       spread_(d.get_double("spread", -1.0)),
       margin_(d.has("margin") ? d.require_double("margin") : -std::numeric_limits<double>::infinity()),
-      target_(d.get_choice("target", "block", {"block", "mlp"}) == "mlp" ? SkipTarget::mlp : SkipTarget::block),
+      target_(parse_target(d)),
       kv_(parse_kv_mode(d)),
       n_layers_(n_layers),
       hidden_(hidden),
@@ -41,8 +42,17 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
   SEMSKIP_THROW_IF_NOT_MSG(!d.has("spread") || (spread_ >= 0.0 && k_ >= 2),
                            "policy descriptor '{}': spread (the neighbours' value agreement) must be ≥ 0 and "
                            "needs k ≥ 2 neighbours", text_);
+  if (target_ != SkipTarget::block) {
+    std::vector<int64_t> span;
+    for (int64_t l = p_ + 1; l <= r_; ++l) span.push_back(l);
+    // target=routed: a value holds the routed terms of the MoE layers among p+1..r only.
+    value_layers_ = target_ == SkipTarget::routed ? routed_layers(d, span, env.moe_layers) : span;
+  }
   const int64_t value_dim = this->value_dim();
   const int64_t corr = d.get_int("corr", 0);
+  SEMSKIP_THROW_IF_NOT_MSG(corr == 0 || target_ != SkipTarget::routed,
+                           "policy descriptor '{}': corr applies to target=block and target=mlp (the calibration "
+                           "run records whole MLP outputs, not routed terms)", text_);
   const double ridge = d.get_double("ridge", 0.01);
   SEMSKIP_THROW_IF_NOT_MSG(corr >= 0 && corr <= std::min(hidden, value_dim),
                            "policy descriptor '{}': corr (the correction's rank) must be in 0..{}", text_,
@@ -151,7 +161,8 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
     miss_keys_ = keys.index_select(0, miss_rows.to(keys.device()));
     miss_hp_ = hp.index_select(0, miss_rows.to(hp.device()));
     if (sync.all_skip) {
-      for (int64_t l = p_ + 1; l <= r_; ++l) ctx.set_skipped_by_all(l);
+      for (int64_t l = p_ + 1; l <= r_; ++l)
+        if (target_ == SkipTarget::block || value_slot(l) >= 0) ctx.set_skipped_by_all(l);
     }
     if (n_hit == 0) return;
     // Similarity-weighted mean over the accepted neighbours of each hit.
@@ -164,10 +175,10 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
     for (int64_t l = p_ + 1; l <= r_; ++l) {
       if (target_ == SkipTarget::block) {
         ctx.skip_block(l).view({-1}).index_fill_(0, hit_flat_cpu.to(ctx.valid().device()), true);
-      } else {
+      } else if (const int64_t slot = value_slot(l); slot >= 0) {
         ctx.skip_mlp(l).view({-1}).index_fill_(0, hit_flat_cpu.to(ctx.valid().device()), true);
         at::Tensor& rep = ctx.mlp_replacement(l, h.options());
-        rep.view({-1, d}).index_copy_(0, hit_flat, delta.slice(1, (l - p_ - 1) * d, (l - p_) * d));
+        rep.view({-1, d}).index_copy_(0, hit_flat, delta.slice(1, slot * d, (slot + 1) * d));
       }
     }
     // Block p + 1 is skipped as the identity, so its K/V (kv=propagate) come from the exact
@@ -181,21 +192,28 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
 }
 
 bool ResidualPolicy::wants_mlp_out(int64_t layer) const {
-  return target_ == SkipTarget::mlp && layer > p_ && layer <= r_;
+  return target_ != SkipTarget::block && value_slot(layer) >= 0;
+}
+
+int64_t ResidualPolicy::value_slot(int64_t layer) const {
+  const auto it = std::find(value_layers_.begin(), value_layers_.end(), layer);
+  return it == value_layers_.end() ? -1 : static_cast<int64_t>(it - value_layers_.begin());
 }
 
 void ResidualPolicy::after_mlp(int64_t layer, const at::Tensor& mlp_out, StepContext& ctx) {
   (void)ctx;
   if (!wants_mlp_out(layer) || !miss_flat_.defined()) return;
   const int64_t d = hidden_;
-  if (!miss_value_.defined()) miss_value_ = at::empty({miss_flat_.size(0), (r_ - p_) * d}, mlp_out.options());
-  miss_value_.slice(1, (layer - p_ - 1) * d, (layer - p_) * d)
-      .copy_(mlp_out.reshape({-1, d}).index_select(0, miss_flat_));
+  if (!miss_value_.defined()) miss_value_ = at::empty({miss_flat_.size(0), value_dim()}, mlp_out.options());
+  const int64_t slot = value_slot(layer);
+  miss_value_.slice(1, slot * d, (slot + 1) * d).copy_(mlp_out.reshape({-1, d}).index_select(0, miss_flat_));
 }
 
 int64_t ResidualPolicy::stored_dim() const { return value_dim() + (guards_margin() ? 1 : 0); }
 
-int64_t ResidualPolicy::value_dim() const { return target_ == SkipTarget::block ? hidden_ : (r_ - p_) * hidden_; }
+int64_t ResidualPolicy::value_dim() const {
+  return target_ == SkipTarget::block ? hidden_ : static_cast<int64_t>(value_layers_.size()) * hidden_;
+}
 
 int64_t ResidualPolicy::jump_layer() const { return p_ + 2 < n_layers_ ? p_ + 2 : p_ + 1; }
 

@@ -1,12 +1,18 @@
 #pragma once
 // The token-level residual cache (docs/architecture.md §1):
-//   residual:p=<probe>,r=<resume>,tau=<threshold>[,target=block|mlp][,kv=propagate|mask|exact]
+//   residual:p=<probe>,r=<resume>,tau=<threshold>[,target=block|mlp|routed][,kv=propagate|mask|exact]
 //            [,k=<neighbours>][,corr=<rank>[,ridge=<λ>]][,spread=<s>][,margin=<m>]
 //            + the cache keys of cache_policy_options.h
 // After block p each token's residual h_p becomes a key. A hit (best similarity ≥ tau) skips
 // blocks p+1..r: with target=block the token's state becomes h_p + Δ, Δ the cached h_r − h_p;
 // with target=mlp attention still runs and each skipped MLP is replaced by the
-// cached MLP output of that layer. With k > 1 the value is the similarity-weighted mean of
+// cached MLP output of that layer; with target=routed attention and the shared expert (with
+// its gate) still run and only the routed term of each MoE layer in p+1..r (router and routed
+// experts: MoeBlock::routed_term) is replaced by the cached routed term of that layer — the
+// value holds those layers' routed terms only, and dense layers in p+1..r run as they are (a
+// span with no MoE layer, e.g. on a dense model, is refused naming its layers; corr= is refused
+// with it, the calibration recording whole MLP outputs). On Mixtral (no shared expert) it
+// equals target=mlp. With k > 1 the value is the similarity-weighted mean of
 // the neighbours that reach tau. Misses run normally and are offered to the cache.
 // Two extra conditions a hit can be held to (both off by default; bench/results/stage1.md has
 // what they did on the embedded models):
@@ -57,6 +63,7 @@ class ResidualPolicy : public SkipPolicy {
   std::string index_descriptor() const override;
   bool needs_calibration() const override { return !proj_.ready() || !corr_.ready(); }
   bool needs_calibration_mlp_out() const override { return corr_.enabled() && target_ == SkipTarget::mlp; }
+  bool skips_routed_only() const override { return target_ == SkipTarget::routed; }
   void calibrate(const CalibrationSet& calib) override;
   void begin_step(StepContext& ctx) override;
   void after_layer(int64_t layer, const at::Tensor& h, StepContext& ctx) override;
@@ -75,8 +82,11 @@ class ResidualPolicy : public SkipPolicy {
   int64_t jump_layer() const;
 
  private:
-  // Width of a cached value: the update Δ (target=block) or the r − p MLP outputs (target=mlp).
+  // Width of a cached value: the update Δ (target=block), or one MLP output per layer of
+  // value_layers_ (target=mlp: p+1..r; target=routed: the routed terms of its MoE layers).
   int64_t value_dim() const;
+  // A layer's place among value_layers_, −1 when the value holds nothing of it.
+  int64_t value_slot(int64_t layer) const;
 
   std::string text_;
   int64_t p_, r_, k_;
@@ -87,6 +97,7 @@ class ResidualPolicy : public SkipPolicy {
   // Width of a cache entry: the value, and the inserted token's own logit margin with margin=.
   int64_t stored_dim() const;
   SkipTarget target_;
+  std::vector<int64_t> value_layers_;  // the layers whose MLP outputs a value holds, ascending; empty for target=block
   KvMode kv_;
   int64_t n_layers_;
   int64_t hidden_;

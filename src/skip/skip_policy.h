@@ -20,8 +20,10 @@ namespace semskip {
 class StateWriter;
 class StateReader;
 
-// What a skip replaces: the whole block, or the MLP / MoE block only (attention runs).
-enum class SkipTarget { block, mlp };
+// What a skip replaces: the whole block, the MLP / MoE block only (attention runs), or on a
+// MoE layer its routed term only (router and routed experts; attention and the shared expert
+// run). A dense layer has no routed term: target=routed leaves it as it is.
+enum class SkipTarget { block, mlp, routed };
 
 // What a block-skipped token leaves in the attention of the layers it skips.
 enum class KvMode {
@@ -79,6 +81,9 @@ class SkipPolicy {
   virtual bool needs_calibration() const { return false; }
   // Whether its calibration needs CalibrationSet::mlp_out besides the states.
   virtual bool needs_calibration_mlp_out() const { return false; }
+  // Whether its skip_mlp decisions skip, and its after_mlp receives, only the routed term of
+  // MoE layers (target=routed): the shared expert still runs (model/layer_plan.h routed_only).
+  virtual bool skips_routed_only() const { return false; }
   // The index backend a cache policy searches ("" for policies without a cache).
   virtual std::string index_descriptor() const { return {}; }
 
@@ -127,6 +132,7 @@ inline constexpr int64_t kDefaultCacheCapacity = 4096;                // entries
 struct PolicyEnv {
   int64_t n_layers = 0;                                        // of the model the policy runs on
   int64_t hidden = 0;                                          // residual width d
+  std::vector<int64_t> moe_layers;                             // its MoE layers, ascending (target=routed skips only these)
   std::string index_descriptor = kDefaultIndexDescriptor;      // backend of cache policies
   int64_t capacity = kDefaultCacheCapacity;                    // cache capacity (entries); cap= overrides
   at::Device device = at::kCPU;                 // where cached values live

@@ -55,6 +55,7 @@ ModeRun prefill_and_decode(const Transformer& m, RowExec mode, const std::string
   PolicyEnv env;
   env.n_layers = m.config().n_layers;
   env.hidden = m.config().hidden_size;
+  env.moe_layers = m.config().moe_layers();
   env.index_descriptor = "torch:flat";
   env.capacity = 1024;
   const std::unique_ptr<SkipPolicy> policy = make_policy(descriptor, env);
@@ -178,7 +179,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"tiny-moe", "random:rate=0.25,target=mlp", 1, true},
                       Case{"tiny-dense", "residual:p=2,r=6,tau=0.999", 2, true},
                       Case{"tiny-moe", "residual:p=1,r=4,tau=0.999", 2, true},
-                      Case{"tiny-moe", "residual:p=1,r=4,tau=0.999,target=mlp", 2, true}),
+                      Case{"tiny-moe", "residual:p=1,r=4,tau=0.999,target=mlp", 2, true},
+                      Case{"tiny-moe", "random:rate=0.25,target=routed", 1, true},
+                      Case{"tiny-moe", "residual:p=1,r=4,tau=0.999,target=routed", 2, true}),
     [](const auto& info) {
       std::string n = info.param.model + "_" + info.param.policy;
       for (char& ch : n)

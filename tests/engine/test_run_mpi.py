@@ -6,7 +6,7 @@ usage: test_run_mpi.py CASE SEMSKIP SCRATCH MPIEXEC NUMPROC_FLAG [MPIEXEC_FLAG..
 CASE is one of:
   union        2 ranks × batch 1 with --cache-mode replicated (evicting) and sharded equal one
                process × batch 2 over the same requests: hits, insertions, skips, FLOPs
-  ep           tiny-moe with --ep 2 on 2 ranks equals one process; hit tokens of target=mlp
+  ep           tiny-moe with --ep 2 on 2 ranks equals one process; hit tokens of target=mlp / routed
                stay out of the expert all-to-all; each rank holds only its experts
                (/per_rank weight_bytes against the bytes computed here from config.json);
                stopped on one rank and resumed, it equals the uninterrupted run
@@ -149,7 +149,8 @@ def qwen2_moe_params(cfg, experts_held):
 
 def case_ep():
     policies = ["--policy", "none", "--policy", "residual:p=1,r=3,tau=0.9", "--policy",
-                "residual:p=1,r=3,tau=0.9,target=mlp", "--policy", "static:k=1"]
+                "residual:p=1,r=3,tau=0.9,target=mlp", "--policy", "residual:p=1,r=3,tau=0.9,target=routed",
+                "--policy", "static:k=1"]
     common = ["--model", tiny_moe, "--workload", PREFIX_WORKLOAD, "--max-requests", "6", "--calib-requests", "2",
               "--cache-mode", "replicated", "--dtype", "fp32", *policies]
     run([*common, "--batch", "2", "--report", "one.h5"])
@@ -184,10 +185,11 @@ def case_ep():
     same(ra, rb, EXACT_REQUESTS + CLOSE_REQUESTS + ["step", "rank"], "ep 2 resumed")
     check(np.all(table("ep2_resumed.h5", "/per_rank")["weight_bytes"] == half), "ep 2 resumed: weight_bytes")
     layers, pr = table("ep2.h5", "/per_layer"), table("ep2.h5", "/per_rank")
-    for policy in ["none", "residual:p=1,r=3,tau=0.9,target=mlp", "static:k=1"]:
+    for policy in ["none", "residual:p=1,r=3,tau=0.9,target=mlp", "residual:p=1,r=3,tau=0.9,target=routed",
+                   "static:k=1"]:
         pl, rk = by_policy(layers, policy), by_policy(pr, policy)
         # Every (token, expert) pair that entered the all-to-all belongs to a token that ran the
-        # MLP: MLP-skip hits and skipped blocks never enter it.
+        # MLP's routed experts: MLP-skip and routed-skip hits and skipped blocks never enter it.
         routed = top_k * int((pl["n_block_run"] - pl["n_mlp_skip"]).sum())
         check(int(rk["ep_n_pairs_routed"].sum()) == routed,
               f"ep {policy}: {rk['ep_n_pairs_routed'].sum()} pairs routed, {routed} tokens·top_k ran the MoE")
@@ -195,6 +197,8 @@ def case_ep():
         check(rk["ep_n_pairs_sent"].min() > 0, f"ep {policy}: experts on the other rank must be used")
     hits = by_policy(layers, "residual:p=1,r=3,tau=0.9,target=mlp")["n_mlp_skip"].sum()
     check(hits > 0, "ep: the target=mlp policy must hit in this test")
+    hits = by_policy(layers, "residual:p=1,r=3,tau=0.9,target=routed")["n_mlp_skip"].sum()
+    check(hits > 0, "ep: the target=routed policy must hit in this test")
     # static skips one layer on every rank: its all-to-alls are left out by all ranks together.
     calls = by_policy(pr, "static:k=1")["ep_n_calls"]
     none_calls = by_policy(pr, "none")["ep_n_calls"]

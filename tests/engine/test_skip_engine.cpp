@@ -499,3 +499,280 @@ TEST(Bf16Engine, NoSkipAndAReplayedRequestStayCloseToFp32) {
   EXPECT_LT(rel_err(replay[1], replay[0]), 0.02);
   EXPECT_LT(rel_err(replay[0], none_out[0]), 1e-4);  // the replay is the full model's output
 }
+
+// target=routed: on a MoE layer a skipped token keeps attention and the shared expert (with
+// its sigmoid gate); only the router and the routed experts' weighted sum are skipped and
+// replaced (by zero for static/random, by the neighbour's cached routed term for residual).
+namespace {
+
+// tiny-moe (models/tiny-moe/config.json): hidden 256, 8 routed experts of width 192, top-2,
+// a shared expert of width 384 with a [1, d] gate, 6 layers, every one MoE.
+constexpr int64_t kMoeE = 8, kMoeK = 2, kMoeW = 192, kMoeWs = 384;
+// One token's router and routed experts (k SwiGLUs: gate, up, down), and its shared expert and gate.
+constexpr int64_t kRoutedFlopsPerToken = 2 * kD * kMoeE + kMoeK * 3 * (2 * kD * kMoeW);  // 594944
+constexpr int64_t kSharedFlopsPerToken = 3 * (2 * kD * kMoeWs) + 2 * kD;                 // 590336
+
+Transformer load_tiny_moe() {
+  Transformer m = Transformer::load(embedded_model("tiny-moe"), ModelOptions{});
+  const ModelConfig& c = m.config();
+  EXPECT_EQ(c.hidden_size, kD);
+  EXPECT_EQ(c.n_experts, kMoeE);
+  EXPECT_EQ(c.n_experts_per_tok, kMoeK);
+  EXPECT_EQ(c.expert_intermediate_size(), kMoeW);
+  EXPECT_EQ(c.n_moe_layers(), c.n_layers);
+  return m;
+}
+
+PolicyEnv moe_env_of(const Transformer& m) {
+  PolicyEnv e = env_of(m);
+  e.moe_layers = m.config().moe_layers();
+  return e;
+}
+
+// x [N, d] (the post-attention norm's output) -> the routed term by hand: softmax of the
+// router logits, top-k, each token's k experts weighted (renormalised iff norm_topk_prob).
+at::Tensor routed_term_by_hand(const MoeBlock& moe, const at::Tensor& x) {
+  const at::Tensor probs = at::softmax(at::matmul(x, moe.router.weight.t()).to(at::kFloat), -1);
+  auto [w, ids] = at::topk(probs, moe.top_k, -1);
+  if (moe.norm_topk_prob) w = w / w.sum(-1, true);
+  at::Tensor out = at::zeros_like(x);
+  for (int64_t n = 0; n < x.size(0); ++n)
+    for (int64_t j = 0; j < moe.top_k; ++j) {
+      const SwiGluMlp& e = moe.experts[static_cast<size_t>(ids[n][j].item<int64_t>())];
+      out[n] += w[n][j].item<float>() * e.forward(x[n].unsqueeze(0))[0];
+    }
+  return out;
+}
+
+// The model's own forward with the routed term of `layer` removed: a hook puts the layer's
+// shared expert, sigmoid(gate(x)) · shared(x) computed by hand from its resid_mid, in place
+// of the MoE output (zero without a shared expert).
+at::Tensor forward_without_routed_term(const Transformer& m, const at::Tensor& ids, int64_t layer) {
+  const DecoderLayer& dl = m.layer(layer);
+  at::Tensor mid;
+  HookSet hooks;
+  hooks.add(layer, HookPoint::resid_mid, [&](const at::Tensor& x, const HookSite&) {
+    mid = x.clone();
+    return std::optional<at::Tensor>();
+  });
+  hooks.add(layer, HookPoint::mlp_out, [&](const at::Tensor& y, const HookSite&) {
+    const at::Tensor x = dl.post_attention_norm.forward(mid).reshape({-1, y.size(-1)});
+    at::Tensor s = at::zeros_like(x);
+    if (dl.moe->shared)
+      s = at::sigmoid(at::matmul(x, dl.moe->shared_gate.weight.t())) * dl.moe->shared->forward(x);
+    return std::optional<at::Tensor>(s.view(y.sizes()));
+  });
+  ForwardOptions fo;
+  fo.hooks = &hooks;
+  return m.forward(ids, fo);
+}
+
+struct RoutedRun {
+  at::Tensor logits;
+  FlopCounter flops;
+  LayerCounts counts;
+};
+
+RoutedRun prefill_under(const Transformer& m, const at::Tensor& ids, SkipPolicy& policy) {
+  SkipEngine engine(m);
+  StepContext ctx = prefill_ctx(m, at::ones(ids.sizes(), at::kBool));
+  RoutedRun r;
+  ctx.flops = &r.flops;
+  r.counts = LayerCounts(m.config().n_layers);
+  SkipKvCache kv = engine.make_cache(ids.size(0), ids.size(1));
+  r.logits = engine.step(ids, ctx, kv, policy, &r.flops, &r.counts);
+  return r;
+}
+
+}  // namespace
+
+// (1) A routed policy that skips nothing is the full model: logits and every FLOP, on every
+// layer the shared expert computed apart from the routed term (a rate-0 draw, a residual cache's
+// first pass of misses, which records the routed terms), also on a model mixing dense layers.
+TEST(RoutedTarget, SkippingNothingIsTheFullModel) {
+  for (const std::string name : {"tiny-moe", "qwen2moe-mixed"}) {
+    const Transformer m = name == "tiny-moe" ? load_tiny_moe() : load_fixture(name);
+    const at::Tensor ids = name == "tiny-moe" ? text_ids(48) : fixture_ids(name, 1).unsqueeze(0);
+    FlopCounter f_full;
+    ForwardOptions fo;
+    fo.flops = &f_full;
+    const at::Tensor full = m.forward(ids, fo);
+    const int64_t L = m.config().n_layers;
+    for (const std::string desc : {"random:rate=0,target=routed", "residual:p=0,r=3,tau=0.99,target=routed"}) {
+      const std::unique_ptr<SkipPolicy> policy = make_policy(desc, moe_env_of(m));
+      ASSERT_TRUE(policy->skips_routed_only());
+      RoutedRun r = prefill_under(m, ids, *policy);
+      EXPECT_LT(rel_err(r.logits, full), 1e-5) << name << " " << desc;
+      EXPECT_EQ(r.flops.total_model(), f_full.total_model()) << name << " " << desc;
+      for (OpGroup g : {OpGroup::router, OpGroup::experts, OpGroup::shared_expert, OpGroup::mlp})
+        EXPECT_EQ(r.flops.by_group(g), f_full.by_group(g)) << name << " " << desc << " " << op_group_name(g);
+      for (int64_t l = 0; l < L; ++l) EXPECT_EQ(r.counts.n_mlp_skip[l], 0) << name << " " << desc;
+    }
+  }
+}
+
+// (2) static:layers=l,target=routed is the model with layer l's routed term removed and its
+// shared expert kept (hooks on the model's own forward, the shared expert by hand); it differs
+// from the full model and from target=mlp, which drops the shared expert too. On a layer mix
+// the dense layer listed runs as it is; on Mixtral (no shared expert) routed is target=mlp.
+TEST(RoutedTarget, StaticRoutedSkipIsTheModelWithoutThatLayersRoutedTerm) {
+  const Transformer m = load_tiny_moe();
+  const at::Tensor ids = text_ids(40);
+  const at::Tensor full = m.forward(ids);
+  for (int64_t layer : {1, 4}) {
+    StaticPolicy routed(Descriptor::parse(fmt::format("static:layers={},target=routed", layer)), m.config().n_layers,
+                        m.config().moe_layers());
+    StaticPolicy mlp(Descriptor::parse(fmt::format("static:layers={},target=mlp", layer)), m.config().n_layers);
+    const at::Tensor want = forward_without_routed_term(m, ids, layer);
+    const at::Tensor got = prefill_under(m, ids, routed).logits;
+    EXPECT_LT(rel_err(got, want), 1e-5) << layer;
+    EXPECT_GT(rel_err(got, full), 1e-3) << layer;
+    EXPECT_GT(rel_err(got, prefill_under(m, ids, mlp).logits), 1e-3) << layer;
+  }
+  const Transformer mixed = load_fixture("qwen2moe-mixed");  // layers 0 and 2 dense, 1 and 3 MoE
+  ASSERT_EQ(mixed.config().moe_layers(), (std::vector<int64_t>{1, 3}));
+  const at::Tensor mids = fixture_ids("qwen2moe-mixed", 1).unsqueeze(0);
+  StaticPolicy two(Descriptor::parse("static:layers=0+1,target=routed"), 4, mixed.config().moe_layers());
+  EXPECT_EQ(two.layers(), (std::vector<int64_t>{1}));
+  EXPECT_LT(rel_err(prefill_under(mixed, mids, two).logits, forward_without_routed_term(mixed, mids, 1)), 1e-5);
+  const Transformer mixtral = load_fixture("mixtral");
+  const at::Tensor xids = fixture_ids("mixtral", 1).unsqueeze(0);
+  StaticPolicy xr(Descriptor::parse("static:layers=1,target=routed"), 3, mixtral.config().moe_layers());
+  StaticPolicy xm(Descriptor::parse("static:layers=1,target=mlp"), 3);
+  RoutedRun a = prefill_under(mixtral, xids, xr), b = prefill_under(mixtral, xids, xm);
+  EXPECT_LT(rel_err(a.logits, b.logits), 1e-6);
+  EXPECT_EQ(a.flops.total(), b.flops.total());
+  EXPECT_GT(rel_err(a.logits, mixtral.forward(xids)), 1e-3);
+}
+
+// (3) The FLOPs saved are exactly the router and routed experts of the skipped (token, layer)
+// pairs; the shared expert (and attention) of every token is still charged. target=mlp saves
+// the shared expert too.
+TEST(RoutedTarget, SavesExactlyTheRouterAndRoutedExpertsOfTheSkippedPairs) {
+  const Transformer m = load_tiny_moe();
+  const at::Tensor ids = text_ids(40);
+  const int64_t T = ids.size(1);
+  FlopCounter f_full;
+  ForwardOptions fo;
+  fo.flops = &f_full;
+  m.forward(ids, fo);
+  StaticPolicy st(Descriptor::parse("static:layers=2+3,target=routed"), m.config().n_layers, m.config().moe_layers());
+  const RoutedRun s = prefill_under(m, ids, st);
+  EXPECT_EQ(f_full.total_model() - s.flops.total_model(), 2 * T * kRoutedFlopsPerToken);
+  EXPECT_EQ(f_full.by_group(OpGroup::router) - s.flops.by_group(OpGroup::router), 2 * T * 2 * kD * kMoeE);
+  EXPECT_EQ(s.flops.by_group(OpGroup::shared_expert), f_full.by_group(OpGroup::shared_expert));
+  EXPECT_EQ(s.flops.by_group(OpGroup::shared_expert), m.config().n_layers * T * kSharedFlopsPerToken);
+  EXPECT_EQ(s.counts.n_mlp_skip[2], T);
+  EXPECT_EQ(s.counts.n_block_run[2], T);
+  StaticPolicy sm(Descriptor::parse("static:layers=2+3,target=mlp"), m.config().n_layers);
+  EXPECT_EQ(f_full.total_model() - prefill_under(m, ids, sm).flops.total_model(),
+            2 * T * (kRoutedFlopsPerToken + kSharedFlopsPerToken));
+  // Random pairs: whatever the draw, each skipped pair saves one token's router and experts.
+  const std::unique_ptr<SkipPolicy> rnd = make_policy("random:rate=0.3,target=routed", moe_env_of(m));
+  const RoutedRun r = prefill_under(m, ids, *rnd);
+  int64_t pairs = 0;
+  for (int64_t n : r.counts.n_mlp_skip) pairs += n;
+  EXPECT_GT(pairs, 0);
+  EXPECT_EQ(f_full.total_model() - r.flops.total_model(), pairs * kRoutedFlopsPerToken);
+  EXPECT_EQ(r.flops.by_group(OpGroup::shared_expert), f_full.by_group(OpGroup::shared_expert));
+  EXPECT_EQ(r.flops.by_group(OpGroup::attn_proj), f_full.by_group(OpGroup::attn_proj));
+}
+
+namespace {
+
+// Passes every call on to a residual policy and keeps, at each step's end, the routed-term
+// replacements and MLP skips it decided for layers p+1..r.
+class Watched : public SkipPolicy {
+ public:
+  explicit Watched(ResidualPolicy& inner) : inner_(inner) {}
+  std::string describe() const override { return inner_.describe(); }
+  bool skips_routed_only() const override { return inner_.skips_routed_only(); }
+  void begin_step(StepContext& ctx) override { inner_.begin_step(ctx); }
+  void after_layer(int64_t l, const at::Tensor& h, StepContext& ctx) override { inner_.after_layer(l, h, ctx); }
+  bool wants_mlp_out(int64_t l) const override { return inner_.wants_mlp_out(l); }
+  void after_mlp(int64_t l, const at::Tensor& y, StepContext& ctx) override { inner_.after_mlp(l, y, ctx); }
+  void end_step(StepContext& ctx) override {
+    replacement.clear();
+    skipped.clear();
+    for (int64_t l = inner_.probe() + 1; l <= inner_.resume(); ++l) {
+      const at::Tensor& rep = ctx.mlp_replacement_or_null(l);
+      const at::Tensor& sm = ctx.skip_mlp_or_null(l);
+      replacement.push_back(rep.defined() ? rep.clone() : at::Tensor());
+      skipped.push_back(sm.defined() ? sm.clone() : at::Tensor());
+    }
+    inner_.end_step(ctx);
+  }
+  std::vector<at::Tensor> replacement, skipped;  // per layer p+1..r: [B, S, d], bool [B, S]
+
+ private:
+  ResidualPolicy& inner_;
+};
+
+}  // namespace
+
+// (4) residual:…,tau=-1,target=routed one token a step: the first token misses and is
+// inserted, every later one hits it, and the value each hit takes at layers p+1..r is that
+// token's own routed term there (by hand from the full model's run of it alone).
+TEST(RoutedTarget, ResidualHitsTakeTheNeighboursRecordedRoutedTerm) {
+  const Transformer m = load_tiny_moe();
+  const at::Tensor ids = text_ids(5);
+  const int64_t p = 1, r = 4, L = m.config().n_layers, T = ids.size(1);
+  // The routed term of token 0 at each layer, from the full model on that token alone.
+  std::vector<at::Tensor> want(static_cast<size_t>(L));
+  HookSet hooks;
+  for (int64_t l = 0; l < L; ++l)
+    hooks.add(l, HookPoint::resid_mid, [&, l](const at::Tensor& x, const HookSite&) {
+      const DecoderLayer& dl = m.layer(l);
+      want[static_cast<size_t>(l)] = routed_term_by_hand(*dl.moe, dl.post_attention_norm.forward(x).reshape({-1, kD}));
+      return std::optional<at::Tensor>();
+    });
+  ForwardOptions fo;
+  fo.hooks = &hooks;
+  m.forward(ids.slice(1, 0, 1), fo);
+  ResidualPolicy inner(Descriptor::parse(fmt::format("residual:p={},r={},tau=-1,target=routed", p, r)), moe_env_of(m),
+                       L, kD);
+  Watched policy(inner);
+  SkipEngine engine(m);
+  SkipKvCache kv = engine.make_cache(1, T);
+  for (int64_t t = 0; t < T; ++t) {
+    StepContext ctx(L, kD, at::ones({1, 1}, at::kBool), {0}, t == 0);
+    LayerCounts counts(L);
+    const at::Tensor logits = engine.step(ids.slice(1, t, t + 1), ctx, kv, policy, nullptr, &counts);
+    EXPECT_TRUE(logits.isfinite().all().item<bool>()) << t;
+    for (int64_t l = p + 1; l <= r; ++l) {
+      const size_t i = static_cast<size_t>(l - p - 1);
+      EXPECT_EQ(counts.n_mlp_skip[l], t == 0 ? 0 : 1) << t << " " << l;
+      EXPECT_EQ(counts.n_block_run[l], 1) << t << " " << l;  // attention (and the shared expert) ran
+      if (t == 0) {
+        EXPECT_FALSE(policy.skipped[i].defined()) << l;
+        continue;
+      }
+      ASSERT_TRUE(policy.skipped[i].defined() && policy.skipped[i].all().item<bool>()) << t << " " << l;
+      EXPECT_LT(rel_err(policy.replacement[i].reshape({1, kD}), want[static_cast<size_t>(l)]), 1e-5) << t << " " << l;
+    }
+  }
+  EXPECT_EQ(inner.cache_stats().insertions, 1);
+  EXPECT_EQ(inner.cache_stats().hits, T - 1);
+  // The values differ by layer: a value holds one routed term per layer, in layer order.
+  EXPECT_GT(rel_err(want[2], want[3]), 0.1);
+}
+
+// (5) target=routed on a dense model has no routed term to skip: refused, naming the
+// descriptor, its layers and the model's (absent) MoE layers.
+TEST(RoutedTarget, RefusedOnADenseModel) {
+  const Transformer m = load_tiny_dense();
+  PolicyEnv e = moe_env_of(m);
+  ASSERT_TRUE(e.moe_layers.empty());
+  for (const std::string desc : {"static:layers=3,target=routed", "random:rate=0.1,target=routed",
+                                 "residual:p=2,r=6,tau=0.9,target=routed", "static:k=2,target=routed"}) {
+    try {
+      make_policy(desc, e);
+      ADD_FAILURE() << desc << " was built";
+    } catch (const Error& err) {
+      const std::string msg = err.what();
+      EXPECT_NE(msg.find("'" + desc + "'"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("MoE layers"), std::string::npos) << msg;
+    }
+  }
+  EXPECT_NO_THROW(make_policy("static:layers=3,target=mlp", e));
+}

@@ -213,6 +213,79 @@ TEST(Policies, BaselinesWithTargetMlpSkipTheMlpOnly) {
   EXPECT_EQ(make_policy("static:layers=2+3,target=mlp", env())->describe(), "static:layers=2+3,target=mlp");
 }
 
+// The message of the semskip::Error that building `desc` throws ("" when it builds).
+std::string refusal(const std::string& desc, const PolicyEnv& e) {
+  try {
+    make_policy(desc, e);
+  } catch (const Error& err) {
+    return err.what();
+  }
+  return "";
+}
+
+// target=routed: MLP skips of the MoE layers only (dense layers have no routed term), marked
+// routed-only for the engine; refused where the chosen layers are all dense.
+TEST(Policies, BaselinesWithTargetRoutedSkipTheRoutedTermOfMoeLayersOnly) {
+  const std::vector<int64_t> moe = {2, 3, 4, 5};  // layers 0 and 1 dense
+  StaticPolicy s(Descriptor::parse("static:layers=1+2+3,target=routed"), 6, moe);
+  EXPECT_TRUE(s.skips_routed_only());
+  EXPECT_EQ(s.layers(), (std::vector<int64_t>{2, 3}));
+  StepContext cs = ctx_of(2, 3);
+  s.begin_step(cs);
+  for (int64_t l = 0; l < 6; ++l) {
+    const bool chosen = l == 2 || l == 3;
+    EXPECT_FALSE(cs.skip_block_or_null(l).defined()) << l;
+    EXPECT_EQ(cs.skip_mlp_or_null(l).defined(), chosen) << l;
+    if (chosen) { EXPECT_TRUE(cs.skip_mlp(l).all().item<bool>()) << l; }
+    EXPECT_EQ(cs.skipped_by_all(l), chosen) << l;
+  }
+  EXPECT_FALSE(StaticPolicy(Descriptor::parse("static:layers=2,target=mlp"), 6, moe).skips_routed_only());
+  // random: layer 1 is dense and never drawn; layer 2 at the rate.
+  RandomPolicy r(Descriptor::parse("random:rate=0.25,layers=1+2,target=routed"), 6, 3, moe);
+  EXPECT_TRUE(r.skips_routed_only());
+  StepContext cr = ctx_of(4, 500);
+  r.begin_step(cr);
+  EXPECT_FALSE(cr.skip_mlp_or_null(1).defined());
+  EXPECT_FALSE(cr.skip_block_or_null(2).defined());
+  EXPECT_NEAR(cr.skip_mlp(2).to(at::kFloat).mean().item<double>(), 0.25, 0.02);
+  // static:k chooses among the MoE layers: layers 0 and 1 (dense) have the lowest influence here.
+  StaticPolicy k(Descriptor::parse("static:k=2,target=routed"), 6, moe);
+  // Block l turns every state by angle[l] in the (e0, e1) plane: BI_l = 1 − cos(angle[l]).
+  const std::vector<double> angle = {0.01, 0.02, 0.5, 0.4, 0.05, 0.3};
+  CalibrationSet calib;
+  calib.states = at::zeros({7, 4, 8});
+  double acc = 0.0;
+  for (int64_t i = 0; i <= 6; ++i) {
+    calib.states[i].select(1, 0).fill_(std::cos(acc));
+    calib.states[i].select(1, 1).fill_(std::sin(acc));
+    if (i < 6) acc += angle[static_cast<size_t>(i)];
+  }
+  k.calibrate(calib);
+  EXPECT_EQ(k.layers(), (std::vector<int64_t>{4, 5}));  // not 0 and 1: they are dense
+
+  // Refusals name the descriptor and the layers; a dense model has no routed term anywhere.
+  PolicyEnv mixed = env();
+  mixed.moe_layers = moe;
+  const std::string one = refusal("static:layers=1,target=routed", mixed);
+  EXPECT_NE(one.find("'static:layers=1,target=routed'"), std::string::npos) << one;
+  EXPECT_NE(one.find("layer (1) is dense"), std::string::npos) << one;
+  EXPECT_NE(one.find("2+3+4+5"), std::string::npos) << one;
+  const std::string dense = refusal("random:rate=0.1,target=routed", env());
+  EXPECT_NE(dense.find("'random:rate=0.1,target=routed'"), std::string::npos) << dense;
+  EXPECT_NE(dense.find("layers (1+2+3+4) are all dense"), std::string::npos) << dense;
+  EXPECT_NE(dense.find("none (a dense model)"), std::string::npos) << dense;
+  EXPECT_NE(refusal("residual:p=0,r=1,tau=0.9,target=routed", mixed).find("layer (1) is dense"), std::string::npos);
+  EXPECT_NE(refusal("residual:p=1,r=3,tau=0.9,target=routed", env()).find("(2+3) are all dense"), std::string::npos);
+  EXPECT_NE(refusal("static:k=1,target=routed", env()).find("chooses among the MoE layers"), std::string::npos);
+  EXPECT_NE(refusal("static:k=5,target=routed", mixed).find("the model has 4"), std::string::npos);
+  EXPECT_NE(refusal("residual:p=1,r=3,tau=0.9,target=routed,corr=2", mixed).find("corr applies to"), std::string::npos);
+  for (const char* d : {"random:rate=0.2,target=routed,kv=mask", "residual:p=1,r=3,tau=0.9,target=routed,kv=mask"})
+    EXPECT_NE(refusal(d, mixed).find("kv applies to target=block only (with target=routed"), std::string::npos) << d;
+  // Built where there are MoE layers, in canonical form.
+  EXPECT_EQ(make_policy("static:target=routed,layers=3+2", mixed)->describe(), "static:layers=3+2,target=routed");
+  EXPECT_EQ(refusal("residual:p=1,r=4,tau=0.9,target=routed,k=2", mixed), "");
+}
+
 TEST(Policies, OracleSkipsWhereTheFullUpdateIsSmall) {
   OraclePolicy p(Descriptor::parse("oracle:eps=0.5,layers=0+1"), 2);
   StepContext ctx = ctx_of(1, 2, 2, 2);
@@ -635,6 +708,13 @@ TEST(PolicyFactory, VdtypeSetsTheValueStorage) {
   make_policy("residual:p=0,r=2,tau=0.9,target=mlp,vdtype=bf16", recording_env(rec, L, d));
   EXPECT_EQ(rec->value_dim, 2 * d);
   EXPECT_EQ(rec->opts.value_dtype, DType::bf16);
+  // target=routed stores the routed term of the MoE layers among p+1..r only: layer 1 is dense.
+  PolicyEnv mixed = recording_env(rec, L, d);
+  mixed.moe_layers = {2, 3};
+  make_policy("residual:p=0,r=3,tau=0.9,target=routed", mixed);
+  EXPECT_EQ(rec->value_dim, 2 * d);
+  make_policy("residual:p=0,r=3,tau=0.9,target=mlp", mixed);
+  EXPECT_EQ(rec->value_dim, 3 * d);
 }
 
 // A hit's update is the cached value at the value dtype: Δ rounded to bf16 / fp16, not Δ.

@@ -92,11 +92,15 @@ at::Tensor MoeBlock::shared_expert(const at::Tensor& x, FlopCounter* flops, int 
   return y;
 }
 
+at::Tensor MoeBlock::routed_term(const at::Tensor& x, const Routing& routing, FlopCounter* flops, int layer) const {
+  if (x.size(0) > 0 && grouped_available(x)) return grouped_routed_term(x, routing, flops, layer);
+  const ExpertDispatch plan = dispatch(routing);
+  return combine(experts_forward(gather_rows(x, plan), plan.counts, flops, layer), plan);
+}
+
 at::Tensor MoeBlock::forward_routed(const at::Tensor& x, const Routing& routing, FlopCounter* flops,
                                     int layer) const {
-  if (x.size(0) > 0 && grouped_available(x)) return forward_grouped(x, routing, flops, layer);
-  const ExpertDispatch plan = dispatch(routing);
-  at::Tensor out = combine(experts_forward(gather_rows(x, plan), plan.counts, flops, layer), plan);
+  at::Tensor out = routed_term(x, routing, flops, layer);
   if (shared) out = out + shared_expert(x, flops, layer);
   return out;
 }
@@ -136,6 +140,13 @@ bool MoeBlock::grouped_available(const at::Tensor& x) const {
 
 at::Tensor MoeBlock::forward_grouped(const at::Tensor& x, const Routing& routing, FlopCounter* flops,
                                      int layer) const {
+  at::Tensor out = grouped_routed_term(x, routing, flops, layer);
+  if (shared) out = out + shared_expert(x, flops, layer);
+  return out;
+}
+
+at::Tensor MoeBlock::grouped_routed_term(const at::Tensor& x, const Routing& routing, FlopCounter* flops,
+                                         int layer) const {
   SEMSKIP_ASSERT(grouped_available(x) && x.dim() == 2);
 #if SEMSKIP_GROUPED_MM
   const int64_t d = x.size(1), width = stacked_down.size(2), pairs = routing.topk_ids.numel();
@@ -154,9 +165,7 @@ at::Tensor MoeBlock::forward_grouped(const at::Tensor& x, const Routing& routing
   const at::Tensor gate_up = at::_grouped_mm(rows, stacked_gate_up.transpose(1, 2), offs);  // [P, 2·width]
   const at::Tensor h = at::silu(gate_up.narrow(-1, 0, width)) * gate_up.narrow(-1, width, width);
   const at::Tensor y = at::_grouped_mm(h, stacked_down.transpose(1, 2), offs);  // [P, d]
-  at::Tensor out = combine(y, plan);
-  if (shared) out = out + shared_expert(x, flops, layer);
-  return out;
+  return combine(y, plan);
 #else
   (void)routing, (void)flops, (void)layer;
   SEMSKIP_THROW_MSG("MoE: this build has no grouped matmul");

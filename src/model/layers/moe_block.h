@@ -99,9 +99,16 @@ class MoeBlock {
   // experts_forward charges them. Needs grouped_available(x).
   at::Tensor forward_grouped(const at::Tensor& x, const Routing& routing, FlopCounter* flops = nullptr,
                              int layer = FlopCounter::kNoLayer) const;
+  // forward_grouped without the shared expert: its routed term.
+  at::Tensor grouped_routed_term(const at::Tensor& x, const Routing& routing, FlopCounter* flops = nullptr,
+                                 int layer = FlopCounter::kNoLayer) const;
 
-  // Everything after routing, on one process: x [N, d] -> [N, d]; forward_grouped where it is
-  // available.
+  // The routed term alone, on one process: the routing-weighted sum of the top-k routed
+  // experts, x [N, d] -> [N, d] (everything after routing but the shared expert; what
+  // target=routed skips); forward_grouped's where it is available.
+  at::Tensor routed_term(const at::Tensor& x, const Routing& routing, FlopCounter* flops = nullptr,
+                         int layer = FlopCounter::kNoLayer) const;
+  // Everything after routing, on one process: x [N, d] -> [N, d], routed_term + shared_expert.
   at::Tensor forward_routed(const at::Tensor& x, const Routing& routing, FlopCounter* flops = nullptr,
                             int layer = FlopCounter::kNoLayer) const;
   // x [..., d] -> [..., d]; the routing is returned through `routing_out` when given.

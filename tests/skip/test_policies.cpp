@@ -42,6 +42,15 @@ at::Tensor all_along_axis(int64_t axis, int64_t d) {
   return h;
 }
 
+// One step of a p=0, r=1 policy whose tokens have the states hp after block 0 and hr after block 1.
+void step_p0_r1(SkipPolicy& p, const at::Tensor& hp, const at::Tensor& hr, int64_t L, int64_t d) {
+  StepContext c = ctx_of(1, hp.size(1), L, d);
+  p.begin_step(c);
+  p.after_layer(0, hp, c);
+  p.after_layer(1, hr, c);
+  p.end_step(c);
+}
+
 // [1, S, d] states whose token j is the basis vector e_{ids[j]}.
 at::Tensor tokens(const std::vector<int64_t>& ids, int64_t d) {
   at::Tensor h = at::zeros({1, static_cast<int64_t>(ids.size()), d});
@@ -339,14 +348,9 @@ TEST(Policies, ResidualWithTwoNeighboursAveragesBySimilarity) {
   at::Tensor hr = hp.clone();
   hr[0][0][3] += 2.0f;                      // Δ0 = 2·e3
   hr[0][1][3] += 4.0f;                      // Δ1 = 4·e3
-  StepContext c1 = ctx_of(1, 2, L, d);
-  p.begin_step(c1);
-  p.after_layer(0, hp, c1);
-  p.after_layer(1, hr, c1);
-  p.end_step(c1);
+  step_p0_r1(p, hp, hr, L, d);
   // Query e0: similarities 1 and 1/√2, both ≥ 0.5: Δ = (1·2 + 0.7071·4) / 1.7071 along e3.
-  at::Tensor q = at::zeros({1, 1, d});
-  q[0][0][0] = 1.0f;
+  const at::Tensor q = all_along_axis(0, d);
   StepContext c2 = ctx_of(1, 1, L, d);
   p.begin_step(c2);
   p.after_layer(0, q, c2);
@@ -368,13 +372,8 @@ TEST(Policies, ResidualSpreadRefusesHitsWhoseNeighboursDisagree) {
     at::Tensor hr = hp.clone();
     hr[0][0][3] += 2.0f;
     if (second_entry) hr[0][1][3] += 2.0f + x;
-    StepContext c1 = ctx_of(1, n, L, d);
-    p.begin_step(c1);
-    p.after_layer(0, hp, c1);
-    p.after_layer(1, hr, c1);
-    p.end_step(c1);
-    at::Tensor q = at::zeros({1, 1, d});
-    q[0][0][0] = 1.0f;
+    step_p0_r1(p, hp, hr, L, d);
+    const at::Tensor q = all_along_axis(0, d);
     StepContext c2 = ctx_of(1, 1, L, d);
     p.begin_step(c2);
     p.after_layer(0, q, c2);

@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <tuple>
@@ -193,20 +194,26 @@ TEST(Policies, RandomSkipsAtTheRateAndIsSeeded) {
   EXPECT_FALSE(ca.skip_block_or_null(3).defined());
 }
 
+// A static MLP-level skip's step: exactly `layers` skip their MLP for every token (known to
+// every rank), no block is skipped.
+void expect_every_token_skips_the_mlp_of(StepContext& cs, int64_t n_layers, const std::vector<int64_t>& layers) {
+  for (int64_t l = 0; l < n_layers; ++l) {
+    const bool chosen = std::find(layers.begin(), layers.end(), l) != layers.end();
+    EXPECT_FALSE(cs.skip_block_or_null(l).defined()) << l;
+    EXPECT_EQ(cs.skip_mlp_or_null(l).defined(), chosen) << l;
+    if (chosen) { EXPECT_TRUE(cs.skip_mlp(l).all().item<bool>()) << l; }
+    EXPECT_EQ(cs.skipped_by_all(l), chosen) << l;
+  }
+}
+
 // target=mlp: the same (token, layer) choices as target=block, written as MLP skips; the
 // block and its K/V stay; a static MLP skip is known to every rank.
 TEST(Policies, BaselinesWithTargetMlpSkipTheMlpOnly) {
   StaticPolicy s(Descriptor::parse("static:layers=2+3,target=mlp"), 6);
   StepContext cs = ctx_of(2, 3);
   s.begin_step(cs);
-  for (int64_t l = 0; l < 6; ++l) {
-    const bool chosen = l == 2 || l == 3;
-    EXPECT_FALSE(cs.skip_block_or_null(l).defined()) << l;
-    EXPECT_EQ(cs.skip_mlp_or_null(l).defined(), chosen) << l;
-    if (chosen) { EXPECT_TRUE(cs.skip_mlp(l).all().item<bool>()) << l; }
-    EXPECT_EQ(cs.skipped_by_all(l), chosen) << l;
-    EXPECT_FALSE(s.skips_layer_everywhere(l)) << l;  // attention still runs there
-  }
+  expect_every_token_skips_the_mlp_of(cs, 6, {2, 3});
+  for (int64_t l = 0; l < 6; ++l) EXPECT_FALSE(s.skips_layer_everywhere(l)) << l;  // attention still runs there
   RandomPolicy block(Descriptor::parse("random:rate=0.25,layers=1+2"), 6, 3);
   RandomPolicy mlp(Descriptor::parse("random:rate=0.25,layers=1+2,target=mlp"), 6, 3);
   StepContext cb = ctx_of(4, 500), cm = ctx_of(4, 500);
@@ -241,13 +248,7 @@ TEST(Policies, BaselinesWithTargetRoutedSkipTheRoutedTermOfMoeLayersOnly) {
   EXPECT_EQ(s.layers(), (std::vector<int64_t>{2, 3}));
   StepContext cs = ctx_of(2, 3);
   s.begin_step(cs);
-  for (int64_t l = 0; l < 6; ++l) {
-    const bool chosen = l == 2 || l == 3;
-    EXPECT_FALSE(cs.skip_block_or_null(l).defined()) << l;
-    EXPECT_EQ(cs.skip_mlp_or_null(l).defined(), chosen) << l;
-    if (chosen) { EXPECT_TRUE(cs.skip_mlp(l).all().item<bool>()) << l; }
-    EXPECT_EQ(cs.skipped_by_all(l), chosen) << l;
-  }
+  expect_every_token_skips_the_mlp_of(cs, 6, {2, 3});
   EXPECT_FALSE(StaticPolicy(Descriptor::parse("static:layers=2,target=mlp"), 6, moe).skips_routed_only());
   // random: layer 1 is dense and never drawn; layer 2 at the rate.
   RandomPolicy r(Descriptor::parse("random:rate=0.25,layers=1+2,target=routed"), 6, 3, moe);

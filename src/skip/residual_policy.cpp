@@ -127,14 +127,19 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
     at::Tensor fetched = cache_->fetch(slot.flatten(), use.flatten(), h.device());  // [C·k, vdim]
     at::Tensor stored = fetched.to(h.scalar_type()).reshape({cand_rows.size(0), k_, stored_dim()});
     at::Tensor vals = stored.narrow(2, 0, value_dim());  // [C, k, vdim]
-    if (guards_margin() && cand_rows.size(0) > 0) {
-      // The best neighbour's own prediction was confident enough (its top-1 logit margin).
-      at::Tensor ok = stored.select(2, value_dim()).select(1, 0).to(at::kFloat).ge(margin_).to(at::kCPU);  // [C]
+    // A hit condition's verdict ok (bool [C], CPU) on the candidates: the refused ones run as
+    // misses, and the candidates' rows (and their values, weights and handles) narrow to the rest.
+    const auto keep_candidates = [&](const at::Tensor& ok) {
       hit.index_put_({cand_rows}, ok);
-      at::Tensor keep = ok.nonzero().squeeze(1);
+      const at::Tensor keep = ok.nonzero().squeeze(1);
       vals = vals.index_select(0, keep.to(vals.device()));
       w = w.index_select(0, keep);
+      slot = slot.index_select(0, keep);
       cand_rows = cand_rows.index_select(0, keep);
+    };
+    if (guards_margin() && cand_rows.size(0) > 0) {
+      // The best neighbour's own prediction was confident enough (its top-1 logit margin).
+      keep_candidates(stored.select(2, value_dim()).select(1, 0).to(at::kFloat).ge(margin_).to(at::kCPU));
     }
     if (spread_ >= 0.0 && cand_rows.size(0) > 0) {
       // A candidate is a hit only when all k neighbours exist and each one's value lies within
@@ -142,13 +147,8 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
       // disagree mark a region where the skipped layers' output is not a function of h_p.
       at::Tensor v1 = vals.select(1, 0).unsqueeze(1);                                     // [C, 1, vdim]
       at::Tensor rel = (vals - v1).norm(2, 2).div(v1.norm(2, 2).clamp_min(1e-12));         // [C, k]
-      at::Tensor ok = rel.le(spread_).all(1).logical_and(slot.ge(0).all(1)).to(at::kCPU);  // [C]
-      hit.index_put_({cand_rows}, ok);
       if (ctx.flops) ctx.flops->add(static_cast<int>(p_), OpGroup::lookup, 3 * k_ * vals.size(2) * cand_rows.size(0));
-      at::Tensor keep = ok.nonzero().squeeze(1);
-      vals = vals.index_select(0, keep.to(vals.device()));
-      w = w.index_select(0, keep);
-      cand_rows = cand_rows.index_select(0, keep);
+      keep_candidates(rel.le(spread_).all(1).logical_and(slot.ge(0).all(1)).to(at::kCPU));
     }
     const int64_t n_found = hit.sum().item<int64_t>();
     const SyncDecision sync = decide_sync(sync_, sum_over_ranks_, flat.size(0), n_found);

@@ -393,6 +393,43 @@ TEST(Policies, ResidualSpreadRefusesHitsWhoseNeighboursDisagree) {
   EXPECT_THROW(ResidualPolicy(Descriptor::parse("residual:p=0,r=1,tau=0.5,k=2,spread=-1"), env(L, d), L, d), Error);
 }
 
+// margin= and spread= together: the margin refuses one candidate, the spread then judges the
+// other on its own neighbours.
+TEST(Policies, ResidualMarginThenSpreadJudgeTheCandidatesLeft) {
+  const int64_t L = 4, d = 4, V = 3;
+  ResidualPolicy p(Descriptor::parse("residual:p=0,r=1,tau=0.5,k=2,spread=0.1,margin=1"), env(L, d), L, d);
+  // Entries: e0 and e0 + 0.1·e1 (confident, updates 2·e3 and 2.1·e3), e2 (not confident).
+  at::Tensor hp = at::zeros({1, 3, d});
+  hp[0][0][0] = 1.0f;
+  hp[0][1][0] = 1.0f, hp[0][1][1] = 0.1f;
+  hp[0][2][2] = 1.0f;
+  at::Tensor hr = hp.clone();
+  hr[0][0][3] += 2.0f;
+  hr[0][1][3] += 2.1f;
+  hr[0][2][3] += 5.0f;
+  StepContext c1 = ctx_of(1, 3, L, d);
+  p.begin_step(c1);
+  p.after_layer(0, hp, c1);
+  p.after_layer(1, hr, c1);
+  c1.logits = at::tensor({3.0f, 1.0f, 0.0f, 3.0f, 1.0f, 0.0f, 0.5f, 0.2f, 0.0f}).view({1, 3, V});
+  p.end_step(c1);
+  // Queries e0 (both neighbours confident and agreeing: a hit) and e2 (its neighbour's margin
+  // 0.3 < 1: a miss).
+  at::Tensor q = at::zeros({1, 2, d});
+  q[0][0][0] = 1.0f;
+  q[0][1][2] = 1.0f;
+  StepContext c2 = ctx_of(1, 2, L, d);
+  p.begin_step(c2);
+  p.after_layer(0, q, c2);
+  EXPECT_TRUE(c2.skip_block(1)[0][0].item<bool>());
+  EXPECT_FALSE(c2.skip_block(1)[0][1].item<bool>());
+  const float s1 = 1.0f, s2 = 1.0f / std::sqrt(1.01f);  // similarities of e0 to the two entries
+  EXPECT_NEAR(c2.jump(2, q.options())[0][0][3].item<float>(), (s1 * 2.0f + s2 * 2.1f) / (s1 + s2), 1e-5);
+  p.after_layer(1, q, c2);
+  p.end_step(c2);
+  EXPECT_EQ(p.cache_stats().hits, 1);
+}
+
 // margin=: an entry keeps its own token's top-1 logit margin; a hit needs the best neighbour's
 // to reach the guard.
 TEST(Policies, ResidualMarginGuardTrustsConfidentNeighboursOnly) {

@@ -314,18 +314,25 @@ bool TorchFlatIndex::selects_on_gpu(int64_t k) const {
   return device_.is_cuda() && selection_width(k) <= cuda::kMaxSelect;
 }
 
+int64_t TorchFlatIndex::gpu_chunk(int64_t n_queries) const {
+  return dtype_ != at::kFloat ? reduced_chunk(n_queries) : chunk_;
+}
+
+int64_t TorchFlatIndex::score_stride(int64_t start, int64_t len) const {
+  return std::min(round_up(len, 8), keys_.size(0) - start);
+}
+
 SearchResult TorchFlatIndex::search_cuda(const at::Tensor& queries_unit, const at::Tensor& queries_reduced,
                                          int64_t k, void* arena) const {
   const c10::cuda::CUDAGuard guard(device_);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device_.index()).stream();
   const int64_t n = queries_unit.size(0);
   const int64_t n_rows = rows_.n_rows();
-  const int64_t capacity = keys_.size(0);
   const bool reduced = dtype_ != at::kFloat;
   const int64_t take = selection_width(k);  // k' or k
   const int sel = static_cast<int>(take);
   const cuda::ScoreType type = score_type(dtype_);
-  const int64_t chunk = reduced ? reduced_chunk(n) : chunk_;
+  const int64_t chunk = gpu_chunk(n);
   const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
   const at::Tensor q = !reduced ? queries_unit
                                 : queries_reduced.defined() ? queries_reduced : queries_unit.to(dtype_);
@@ -354,14 +361,13 @@ SearchResult TorchFlatIndex::search_cuda(const at::Tensor& queries_unit, const a
   // A chunk's scores [n, len] are laid out with a row stride of whole 16-byte vectors (the
   // extra keys scored lie inside the buffer, past the chunk, and are not selected).
   auto score_chunk = [&](int64_t start, int64_t len) {
-    const int64_t ld = std::min(round_up(len, 8), capacity - start);
-    return at::mm(q, keys_.narrow(0, start, ld).t());  // dtype_ [n, ld]
+    return at::mm(q, keys_.narrow(0, start, score_stride(start, len)).t());  // dtype_ [n, ld]
   };
   if (n_chunks == 1) {
     at::Tensor scores;
     at::Tensor ws;
     if (a) {
-      const int64_t ld = std::min(round_up(n_rows, 8), capacity);
+      const int64_t ld = score_stride(0, n_rows);
       scores = a->take({n, ld}, dtype_);
       at::mm_out(scores, q, keys_.narrow(0, 0, ld).t());
       ws = a->take({cuda::select_workspace_bytes(n, n_rows, sel)}, at::kByte);
@@ -412,17 +418,16 @@ SearchResult TorchFlatIndex::do_search_tensor(const at::Tensor& queries, int64_t
     // workspace and the results.
     const int64_t n = queries.size(0), n_rows = rows_.n_rows();
     const bool reduced_type = dtype_ != at::kFloat;
-    const int64_t chunk = reduced_type ? reduced_chunk(n) : chunk_;
     // SEMSKIP_INDEX_ARENA=0: a caching-allocator call per buffer (to measure what this saves).
     static const bool use_arena = [] {
       const char* v = std::getenv("SEMSKIP_INDEX_ARENA");
       return v == nullptr || std::string(v) != "0";
     }();
     std::optional<DeviceArena> arena;
-    if (use_arena && n > 0 && n_rows > 0 && n_rows <= chunk) {
+    if (use_arena && n > 0 && n_rows > 0 && n_rows <= gpu_chunk(n)) {
       const int64_t take = selection_width(k), found = std::min(k, take);
       const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype_));
-      const int64_t ld = std::min(round_up(n_rows, 8), keys_.size(0));
+      const int64_t ld = score_stride(0, n_rows);
       const int64_t bytes = DeviceArena::span(n * dim() * 4) + (reduced_type ? DeviceArena::span(n * dim() * elem) : 0) +
                             DeviceArena::span(n * found * 4) + DeviceArena::span(n * found * 8) +
                             DeviceArena::span(n * ld * elem) +

@@ -97,6 +97,10 @@ class TorchFlatIndex final : public VectorIndex {
 #ifdef SEMSKIP_INDEX_CUDA_KERNELS
   // Whether a search for k results takes the GPU selection kernels (on CUDA, k or k' ≤ 256).
   bool selects_on_gpu(int64_t k) const;
+  // Rows of keys_ scored at once by a GPU search of n queries.
+  int64_t gpu_chunk(int64_t n_queries) const;
+  // Row stride of the scores of len keys from row start: whole 16-byte vectors, within keys_.
+  int64_t score_stride(int64_t start, int64_t len) const;
   // The search with the GPU selection kernels; queries_reduced: the queries in dtype_ when
   // already converted (else undefined). arena (a DeviceArena of the .cpp, or null): where a
   // one-chunk search takes its buffers from.

@@ -1,6 +1,8 @@
 // Row-wise top-k selection and row normalisation on the GPU (the header says how it works).
 #include "index/cuda/select_topk.h"
 
+#include "index/cuda/score_words.cuh"
+
 #include <cfloat>
 #include <cmath>
 #include <utility>
@@ -16,28 +18,14 @@ constexpr int kThreads = kSelectThreads;
 constexpr int kItems = kSelectItems;
 constexpr int kBuffer = 1024;  // shared candidate words of one round (8 KiB)
 
-// Order-preserving keys: a larger score gives a larger key; 0 means "no score" (valid scores
-// map to ≥ 1, which only merges the one NaN bit pattern that would map to 0 with its neighbour).
-__device__ __forceinline__ uint32_t score_key(uint32_t bits) {
-  const uint32_t k = bits ^ ((bits & 0x80000000u) ? 0xFFFFFFFFu : 0x80000000u);
-  return k > 1u ? k : 1u;
-}
-__device__ __forceinline__ uint32_t score_key(uint16_t bits) {
-  const uint32_t b = bits;
-  const uint32_t k = b ^ ((b & 0x8000u) ? 0xFFFFu : 0x8000u);
-  return k > 1u ? k : 1u;
-}
-__device__ __forceinline__ uint32_t score_key(uint64_t word) { return static_cast<uint32_t>(word >> 32); }
+using words::pack;
+using words::score_key;
 
 __device__ __forceinline__ uint32_t key_bits32(uint32_t key) {
   return (key & 0x80000000u) ? key ^ 0x80000000u : ~key;
 }
 __device__ __forceinline__ uint16_t key_bits16(uint32_t key) {
   return static_cast<uint16_t>((key & 0x8000u) ? key ^ 0x8000u : (~key & 0xFFFFu));
-}
-
-__device__ __forceinline__ uint64_t pack(uint32_t key, uint64_t column) {
-  return (static_cast<uint64_t>(key) << 32) | (0xFFFFFFFFu - static_cast<uint32_t>(column));
 }
 
 // Position inside the segment of item i of thread t: vectors of kVec consecutive elements,
@@ -98,29 +86,43 @@ struct Dest {
 __device__ __forceinline__ float widen(__half h) { return __half2float(h); }
 __device__ __forceinline__ float widen(__nv_bfloat16 h) { return __bfloat162float(h); }
 
-// A warp's float32 dot product of key row `row` (Half [*, dim]) with the query q; every lane
-// gets it.
+// A warp's float32 dot products of up to kDots key rows (Half [*, dim]; rows[u] < 0: none)
+// with the query q, each to every lane; the rows' loads are issued together, so that their
+// latencies overlap.
+constexpr int kDots = 4;
 template <typename Half>
-__device__ float warp_dot(const Half* keys, int64_t row, int64_t dim, const float* q) {
+__device__ void warp_dots(const Half* keys, const int64_t (&rows)[kDots], int64_t dim, const float* q,
+                          float (&out)[kDots]) {
   const int lane = static_cast<int>(threadIdx.x) & 31;
-  const Half* kv = keys + row * dim;
-  float acc = 0.f;
+  float acc[kDots] = {};
   if (dim % 8 == 0 && reinterpret_cast<uintptr_t>(keys) % 16 == 0) {
-    // 8 elements (16 bytes) per lane and step.
+    // 8 elements (16 bytes) per lane, row and step.
     for (int64_t j = 8 * lane; j < dim; j += 8 * 32) {
       union {
         uint4 v;
         Half h[8];
-      } u;
-      u.v = *reinterpret_cast<const uint4*>(kv + j);
+      } u[kDots];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) acc += widen(u.h[e]) * q[j + e];
+      for (int d = 0; d < kDots; ++d)
+        u[d].v = rows[d] >= 0 ? *reinterpret_cast<const uint4*>(keys + rows[d] * dim + j) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int d = 0; d < kDots; ++d) {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[d] += widen(u[d].h[e]) * q[j + e];
+      }
     }
   } else {
-    for (int64_t j = lane; j < dim; j += 32) acc += widen(kv[j]) * q[j];
+    for (int64_t j = lane; j < dim; j += 32) {
+#pragma unroll
+      for (int d = 0; d < kDots; ++d)
+        if (rows[d] >= 0) acc[d] += widen(keys[rows[d] * dim + j]) * q[j];
+    }
   }
-  for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xFFFFFFFFu, acc, off);
-  return acc;
+#pragma unroll
+  for (int d = 0; d < kDots; ++d) {
+    for (int off = 16; off > 0; off >>= 1) acc[d] += __shfl_xor_sync(0xFFFFFFFFu, acc[d], off);
+    out[d] = acc[d];
+  }
 }
 
 // The last launch of a rescoring search: the row's k candidate words (s_words, columns = key
@@ -129,16 +131,27 @@ __device__ void rescore_row(const Rescore& r, ScoreType key_type, int64_t row, c
                             float* s_exact) {
   const int lane = static_cast<int>(threadIdx.x) & 31;
   const int warp = static_cast<int>(threadIdx.x) / 32;
+  constexpr int kWarpsHere = kThreads / 32;
   const float* q = r.queries + row * r.dim;
-  for (int c = warp; c < k; c += kThreads / 32) {
-    const uint64_t w = s_words[c];
-    const int64_t key_row = static_cast<int64_t>(0xFFFFFFFFu - static_cast<uint32_t>(w));
-    float e = -INFINITY;
-    if (w) {
-      e = key_type == ScoreType::f16 ? warp_dot(static_cast<const __half*>(r.keys), key_row, r.dim, q)
-                                     : warp_dot(static_cast<const __nv_bfloat16*>(r.keys), key_row, r.dim, q);
+  // Each warp candidates warp, warp + 8, … kDots at a time.
+  for (int c0 = warp; c0 < k; c0 += kWarpsHere * kDots) {
+    int64_t rows[kDots];
+#pragma unroll
+    for (int d = 0; d < kDots; ++d) {
+      const int c = c0 + d * kWarpsHere;
+      const uint64_t w = c < k ? s_words[c] : uint64_t{0};
+      rows[d] = w ? static_cast<int64_t>(0xFFFFFFFFu - static_cast<uint32_t>(w)) : int64_t{-1};
     }
-    if (lane == 0) s_exact[c] = e;
+    float e[kDots];
+    if (key_type == ScoreType::f16)
+      warp_dots(static_cast<const __half*>(r.keys), rows, r.dim, q, e);
+    else
+      warp_dots(static_cast<const __nv_bfloat16*>(r.keys), rows, r.dim, q, e);
+#pragma unroll
+    for (int d = 0; d < kDots; ++d) {
+      const int c = c0 + d * kWarpsHere;
+      if (lane == 0 && c < k) s_exact[c] = rows[d] >= 0 ? e[d] : -INFINITY;
+    }
   }
   __syncthreads();
   for (int c = static_cast<int>(threadIdx.x); c < k; c += kThreads) {

@@ -19,6 +19,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "index/cuda/select_topk.h"
+#include "index/cuda/small_search.h"
 #endif
 
 namespace semskip {
@@ -133,7 +134,15 @@ TorchFlatIndex::TorchFlatIndex(IndexDescriptor desc, int64_t dim)
                              "index descriptor '{}': group={} must be a power of two in 1..{}",
                              describe(), group_, kRowAlign);
   }
-  desc.check_all_taken("device, dtype, chunk, group");
+  if (const std::optional<std::string> fused = desc.take("fused")) {
+    SEMSKIP_THROW_IF_NOT_MSG(*fused == "auto" || *fused == "0" || *fused == "1",
+                             "index descriptor '{}': fused={} must be auto, 0 or 1", describe(), *fused);
+    SEMSKIP_THROW_IF_NOT_MSG(*fused == "auto" || (reduced && device_.is_cuda()),
+                             "index descriptor '{}': fused={} applies to dtype=fp16 or bf16 on a CUDA device",
+                             describe(), *fused);
+    fused_ = *fused == "auto" ? Fused::kAuto : *fused == "1" ? Fused::kOn : Fused::kOff;
+  }
+  desc.check_all_taken("device, dtype, chunk, group, fused");
   // A chunk is a whole number of groups, so stage 1 never splits a group between chunks.
   if (reduced && chunk_ > 0) chunk_ = round_up(chunk_, group_);
   const auto opts = at::TensorOptions().device(device_);
@@ -410,8 +419,69 @@ void TorchFlatIndex::do_search(int64_t n, const float* queries_unit, int64_t k,
   at::from_blob(ids, {n, k}, at::kLong).copy_(r.ids);
 }
 
+#ifdef SEMSKIP_INDEX_CUDA_KERNELS
+bool TorchFlatIndex::searches_small(int64_t n, int64_t k) const {
+  const int64_t n_rows = rows_.n_rows();
+  const int take = static_cast<int>(selection_width(k));
+  if (fused_ == Fused::kOff || n <= 0 || n_rows <= 0 || !cuda::small_search_fits(score_type(dtype_), dim(), take) ||
+      cuda::small_candidate_width(n_rows, n, take) > cuda::kSegment)
+    return false;
+  if (fused_ == Fused::kOn) return true;
+  // auto: where the two-launch path was the faster of the two in the H200 sweep of
+  // bench/results/gpu_index.md (1k–512k keys, d 64–896, 1–128 queries, k = 10): one group of
+  // queries against up to 2^25 key elements, or up to 2^19 (query, key) pairs and 2^23 key
+  // elements × query groups. Beyond, re-reading the keys per group of 16 queries and
+  // selecting per slice cost more than the matmul path's launches.
+  const int64_t groups = (n + cuda::kTileQueries - 1) / cuda::kTileQueries;
+  const int64_t key_elements = n_rows * dim();
+  return (groups == 1 && key_elements <= (int64_t{1} << 25)) ||
+         (n_rows * n <= (int64_t{1} << 19) && key_elements * groups <= (int64_t{1} << 23));
+}
+
+SearchResult TorchFlatIndex::search_small(const at::Tensor& queries, int64_t k) const {
+  const c10::cuda::CUDAGuard guard(device_);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device_.index()).stream();
+  const at::Tensor x = queries.to(device_, at::kFloat).contiguous();  // float32 [n, dim]
+  const int64_t n = x.size(0);
+  const int64_t n_rows = rows_.n_rows();
+  const int sel = static_cast<int>(selection_width(k));  // k'
+  const int64_t found = std::min<int64_t>(k, sel);
+  const int64_t m = cuda::small_candidate_width(n_rows, n, sel);
+  const int64_t ws_bytes = cuda::finish_workspace_bytes(n, m, sel);
+  DeviceArena a(DeviceArena::span(n * dim() * 4) + DeviceArena::span(n * m * 8) + DeviceArena::span(n * found * 4) +
+                    DeviceArena::span(n * found * 8) + DeviceArena::span(ws_bytes),
+                keys_.options());
+  at::Tensor unit = a.take({n, dim()}, at::kFloat);  // the normalised queries, for the rescoring
+  at::Tensor cand = a.take({n, m}, at::kLong);        // packed words
+  at::Tensor sims = a.take({n, found}, at::kFloat);
+  at::Tensor ids = a.take({n, found}, at::kLong);
+  at::Tensor ws = a.take({ws_bytes}, at::kByte);
+  auto* words = reinterpret_cast<uint64_t*>(cand.data_ptr<int64_t>());
+  const cuda::ScoreType type = score_type(dtype_);
+  check_cuda(cuda::small_candidates(type, x.data_ptr<float>(), n, dim(), keys_.data_ptr(), n_rows, sel,
+                                    unit.data_ptr<float>(), words, stream),
+             describe(), "search");
+  cuda::Rescore rescore;
+  rescore.keys = keys_.data_ptr();
+  rescore.dim = dim();
+  rescore.queries = unit.data_ptr<float>();
+  rescore.k = static_cast<int>(found);
+  rescore.row_ids = row_ids_.data_ptr<int64_t>();
+  rescore.out_sims = sims.data_ptr<float>();
+  rescore.out_ids = ids.data_ptr<int64_t>();
+  check_cuda(cuda::select_finish(type, words, n, m, m, sel, rescore.row_ids, nullptr, nullptr, ws.data_ptr(), stream,
+                                 &rescore),
+             describe(), "search");
+  return pad_to_k(sims, ids, k);
+}
+#endif
+
 SearchResult TorchFlatIndex::do_search_tensor(const at::Tensor& queries, int64_t k) const {
 #ifdef SEMSKIP_INDEX_CUDA_KERNELS
+  if (selects_on_gpu(k) && searches_small(queries.size(0), k)) {
+    SearchResult r = search_small(queries, k);
+    return {r.similarities.to(queries.device()), r.ids.to(queries.device())};
+  }
   if (selects_on_gpu(k)) {
     // A search whose keys are scored in one chunk takes all its buffers from one allocation:
     // the normalised queries (and their dtype_ rounding), the scores, the selection's

@@ -1,6 +1,6 @@
 #pragma once
 // TorchFlatIndex: "torch:flat[|device=cpu|cuda|cuda:<i>][|dtype=fp32|fp16|bf16][|chunk=<rows>]
-// [|group=<rows>]". Exact search written as matmul + top-k in LibTorch, so it runs wherever
+// [|group=<rows>][|fused=auto|0|1]". Exact search written as matmul + top-k in LibTorch, so it runs wherever
 // LibTorch does: the GPU index of choice where FAISS has no GPU build. The stored keys are
 // scored `chunk` rows at a time and the running top-k merged, so one search holds at most
 // [n_queries, chunk] similarities however large the index grows.
@@ -31,7 +31,13 @@
 // reads each chunk's scores once and keeps each row's k best (fp32) or k' best (fp16/bf16),
 // with no group stage; stage 2 is one kernel too, and the queries are normalised (and rounded
 // to dtype) by one: a search is a matmul and four launches. The results are the same k best
-// (ties may pick another of equal scores).
+// (ties may pick another of equal scores). A half-precision search for k ≤ 16 (k' ≤ 32) whose
+// candidates fit one selection segment (for k = 10, up to about 640k keys;
+// d ≤ 1024, a multiple of 16) is two launches instead: index/cuda/small_search.h normalises,
+// scores with tensor cores and keeps each slice of keys' k' best in one, and the selection's
+// last launch reduces and rescores them. fused=auto (the default) takes it where it measured
+// faster than the matmul path (searches_small says where), fused=1 wherever it fits, fused=0
+// never.
 //
 // Lookup cost: flat, 2·d·N per query (index/lookup_cost.h); the rescoring of stage 2
 // (2·d·k' per query) is not charged, like the top-k selection. Removal moves the last rows
@@ -106,6 +112,10 @@ class TorchFlatIndex final : public VectorIndex {
   // one-chunk search takes its buffers from.
   SearchResult search_cuda(const at::Tensor& queries_unit, const at::Tensor& queries_reduced, int64_t k,
                            void* arena = nullptr) const;
+  // Whether a search of n queries for k results takes search_small (the class comment).
+  bool searches_small(int64_t n, int64_t k) const;
+  // queries: float32 [n, dim], not normalised. The two-launch search; results on device_.
+  SearchResult search_small(const at::Tensor& queries, int64_t k) const;
 #endif
   // float32 [n, dim] on device_; on CUDA also, where reduced is given, the rows in dtype_;
   // arena (CUDA, or null) as search_cuda's.
@@ -116,6 +126,8 @@ class TorchFlatIndex final : public VectorIndex {
   int64_t chunk_;
   int64_t group_;                      // rows per group of stage 1 (reduced precision), ≤ kRowAlign
   bool group_given_ = false;           // group= in the descriptor: grouped at every chunk width
+  enum class Fused { kAuto, kOn, kOff };
+  Fused fused_ = Fused::kAuto;         // fused=: small half-precision GPU searches in two launches
   at::Tensor keys_;                    // dtype_ [capacity, dim] on device_; rows [0, n_rows) used;
                                        // capacity a multiple of kRowAlign
   at::Tensor row_ids_;                 // int64 [capacity] on device_; id of each row

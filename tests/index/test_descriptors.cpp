@@ -87,6 +87,10 @@ TEST(IndexFactory, BadDescriptorsGiveClearErrors) {
       {"torch:flat|group=8", "group applies to dtype=fp16 or bf16 only"},
       {"torch:flat|dtype=bf16|group=3", "group=3 must be a power of two in 1..1024"},
       {"torch:flat|dtype=bf16|group=2048", "group=2048 must be a power of two"},
+      {"torch:flat|dtype=bf16|fused=0", "fused=0 applies to dtype=fp16 or bf16 on a CUDA device"},
+      {"torch:flat|fused=1", "fused=1 applies to dtype=fp16 or bf16 on a CUDA device"},
+      {"torch:flat|fused=2", "fused=2 must be auto, 0 or 1"},
+      {"torch:flat|fused=yes", "fused=yes must be auto, 0 or 1"},
   };
   if (!at::hasCUDA()) bad.push_back({"torch:flat|device=cuda", "needs a CUDA build"});
 #ifdef SEMSKIP_WITH_KOKKOS

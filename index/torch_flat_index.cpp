@@ -353,16 +353,7 @@ SearchResult TorchFlatIndex::search_cuda(const at::Tensor& queries_unit, const a
   at::Tensor sims = a ? a->take({n, found}, at::kFloat) : at::empty({n, found}, on_device.dtype(at::kFloat));
   at::Tensor ids = a ? a->take({n, found}, at::kLong) : at::empty({n, found}, on_device.dtype(at::kLong));
   const at::Tensor qf = queries_unit.contiguous();
-  cuda::Rescore rescore;
-  if (reduced) {
-    rescore.keys = keys_.data_ptr();
-    rescore.dim = dim();
-    rescore.queries = qf.data_ptr<float>();
-    rescore.k = static_cast<int>(found);
-    rescore.row_ids = row_ids_.data_ptr<int64_t>();
-    rescore.out_sims = sims.data_ptr<float>();
-    rescore.out_ids = ids.data_ptr<int64_t>();
-  }
+  const cuda::Rescore rescore = reduced ? rescore_into(qf, sims, ids) : cuda::Rescore{};
   const cuda::Rescore* stage2 = reduced ? &rescore : nullptr;
   void* out_sims = reduced ? nullptr : sims.data_ptr();
   int64_t* out_ids = reduced ? nullptr : ids.data_ptr<int64_t>();
@@ -420,6 +411,18 @@ void TorchFlatIndex::do_search(int64_t n, const float* queries_unit, int64_t k,
 }
 
 #ifdef SEMSKIP_INDEX_CUDA_KERNELS
+cuda::Rescore TorchFlatIndex::rescore_into(const at::Tensor& queries_unit, at::Tensor& sims, at::Tensor& ids) const {
+  cuda::Rescore r;
+  r.keys = keys_.data_ptr();
+  r.dim = dim();
+  r.queries = queries_unit.data_ptr<float>();
+  r.k = static_cast<int>(sims.size(1));
+  r.row_ids = row_ids_.data_ptr<int64_t>();
+  r.out_sims = sims.data_ptr<float>();
+  r.out_ids = ids.data_ptr<int64_t>();
+  return r;
+}
+
 bool TorchFlatIndex::searches_small(int64_t n, int64_t k) const {
   const int64_t n_rows = rows_.n_rows();
   const int take = static_cast<int>(selection_width(k));
@@ -461,14 +464,7 @@ SearchResult TorchFlatIndex::search_small(const at::Tensor& queries, int64_t k) 
   check_cuda(cuda::small_candidates(type, x.data_ptr<float>(), n, dim(), keys_.data_ptr(), n_rows, sel,
                                     unit.data_ptr<float>(), words, stream),
              describe(), "search");
-  cuda::Rescore rescore;
-  rescore.keys = keys_.data_ptr();
-  rescore.dim = dim();
-  rescore.queries = unit.data_ptr<float>();
-  rescore.k = static_cast<int>(found);
-  rescore.row_ids = row_ids_.data_ptr<int64_t>();
-  rescore.out_sims = sims.data_ptr<float>();
-  rescore.out_ids = ids.data_ptr<int64_t>();
+  const cuda::Rescore rescore = rescore_into(unit, sims, ids);
   check_cuda(cuda::select_finish(type, words, n, m, m, sel, rescore.row_ids, nullptr, nullptr, ws.data_ptr(), stream,
                                  &rescore),
              describe(), "search");

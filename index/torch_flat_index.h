@@ -51,6 +51,11 @@
 namespace semskip {
 
 class IndexDescriptor;
+#ifdef SEMSKIP_INDEX_CUDA_KERNELS
+namespace cuda {
+struct Rescore;
+}
+#endif
 
 class TorchFlatIndex final : public VectorIndex {
  public:
@@ -112,6 +117,10 @@ class TorchFlatIndex final : public VectorIndex {
   // one-chunk search takes its buffers from.
   SearchResult search_cuda(const at::Tensor& queries_unit, const at::Tensor& queries_reduced, int64_t k,
                            void* arena = nullptr) const;
+  // The float32 rescoring of the selection's last launch (index/cuda/select_topk.h): the
+  // stored keys against queries_unit (float32 [n, dim], contiguous), the sims.size(1) best
+  // into sims (float32) and ids (int64), both [n, found] on device_.
+  cuda::Rescore rescore_into(const at::Tensor& queries_unit, at::Tensor& sims, at::Tensor& ids) const;
   // Whether a search of n queries for k results takes search_small (the class comment).
   bool searches_small(int64_t n, int64_t k) const;
   // queries: float32 [n, dim], not normalised. The two-launch search; results on device_.

@@ -17,28 +17,10 @@
 # in OUT_DIR/skipped.txt). Writes OUT_DIR/gemv_study.tgz after every step.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-out="${1:?usage: gemv_study.sh OUT_DIR}"
-mkdir -p "$out"
-out="$(realpath "$out")"
-work="$(mktemp -d)"
-t_start=$(date +%s)
-deadline=${DEADLINE_S:-560}
-pack() { tar czf "$out/gemv_study.tgz" -C "$work" .; }
-trap pack EXIT
-left() { echo $(( deadline - ($(date +%s) - t_start) )); }
-# time_ok NEED WHAT: true when NEED seconds are left, else WHAT goes to skipped.txt.
-time_ok() { if [ "$(left)" -ge "$1" ]; then return 0; fi; echo "$2" >> "$work/skipped.txt"; return 1; }
-source scripts/gpu/extra-root.sh
-semskip_extra_root
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$work/gpu.txt"
+source bench/gpu/study_lib.sh
+study_begin gemv_study "${1:?usage: gemv_study.sh OUT_DIR}"
 git rev-parse HEAD 2>/dev/null >> "$work/gpu.txt" || true
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  t0=$(date +%s)
-  SEMSKIP_TARGETS="semskip bench_engine semskip_index_tests semskip_model_tests" SEMSKIP_BUILD_TESTS=ON \
-    SEMSKIP_CMAKE_ARGS="-DSEMSKIP_REQUIRE_PYTHON_MODULES=OFF -DSEMSKIP_HARDENING_TESTS=OFF" \
-    scripts/gpu/build-cuda.sh > "$work/build.log" 2>&1 || { grep -m 20 -A 8 error "$work/build.log"; exit 1; }
-  echo "build: $(( $(date +%s) - t0 )) s" | tee -a "$work/gpu.txt"
-fi
+study_build "semskip bench_engine semskip_index_tests semskip_model_tests"
 timeout 120 build/cuda/tests/model/semskip_model_tests \
   --gtest_filter='GemvCuda.*:RopeCuda.*:SiluMulCuda.*:KvWriteSlotCuda.*:*Fixed*' > "$work/model_tests.txt" 2>&1
 echo "model tests: exit $?" | tee -a "$work/gpu.txt"

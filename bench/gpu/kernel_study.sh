@@ -14,22 +14,9 @@
 # ann real"), SKIP_BUILD (1: reuse build/cuda). Writes OUT_DIR/kernel_study.tgz.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-out="${1:?usage: kernel_study.sh OUT_DIR}"
-mkdir -p "$out"
-out="$(realpath "$out")"
-work="$(mktemp -d)"
-pack() { tar czf "$out/kernel_study.tgz" -C "$work" .; }
-trap pack EXIT
-source scripts/gpu/extra-root.sh
-semskip_extra_root
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$work/gpu.txt"
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  t0=$(date +%s)
-  SEMSKIP_TARGETS="semskip bench_engine semskip_index_tests semskip_model_tests" SEMSKIP_BUILD_TESTS=ON \
-    SEMSKIP_CMAKE_ARGS="-DSEMSKIP_REQUIRE_PYTHON_MODULES=OFF -DSEMSKIP_HARDENING_TESTS=OFF" \
-    scripts/gpu/build-cuda.sh > "$work/build.log" 2>&1 || { grep -m 20 -A 8 error "$work/build.log"; exit 1; }
-  echo "build: $(( $(date +%s) - t0 )) s" | tee -a "$work/gpu.txt"
-fi
+source bench/gpu/study_lib.sh
+study_begin kernel_study "${1:?usage: kernel_study.sh OUT_DIR}"
+study_build "semskip bench_engine semskip_index_tests semskip_model_tests"
 timeout 240 build/cuda/tests/index/semskip_index_tests --gtest_filter='*Cuda*:*cuda*:TorchReducedPrecision.*' \
   > "$work/index_tests.txt" 2>&1
 echo "index tests: exit $?" | tee -a "$work/gpu.txt"

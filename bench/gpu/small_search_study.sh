@@ -18,27 +18,10 @@
 # OUT_DIR/skipped.txt). Writes OUT_DIR/small_search_study.tgz after every step.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-out="${1:?usage: small_search_study.sh OUT_DIR}"
-mkdir -p "$out"
-out="$(realpath "$out")"
-work="$(mktemp -d)"
-t_start=$(date +%s)
-deadline=${DEADLINE_S:-560}
-pack() { tar czf "$out/small_search_study.tgz" -C "$work" .; }
-trap pack EXIT
-left() { echo $(( deadline - ($(date +%s) - t_start) )); }
-time_ok() { if [ "$(left)" -ge "$1" ]; then return 0; fi; echo "$2" >> "$work/skipped.txt"; return 1; }
-source scripts/gpu/extra-root.sh
-semskip_extra_root
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$work/gpu.txt"
+source bench/gpu/study_lib.sh
+study_begin small_search_study "${1:?usage: small_search_study.sh OUT_DIR}"
 nproc >> "$work/gpu.txt"
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  t0=$(date +%s)
-  SEMSKIP_TARGETS="semskip semskip_index_tests bench_small_search" SEMSKIP_BUILD_TESTS=ON \
-    SEMSKIP_CMAKE_ARGS="-DSEMSKIP_REQUIRE_PYTHON_MODULES=OFF -DSEMSKIP_HARDENING_TESTS=OFF" \
-    scripts/gpu/build-cuda.sh > "$work/build.log" 2>&1 || { grep -m 20 -A 8 error "$work/build.log"; exit 1; }
-  echo "build: $(( $(date +%s) - t0 )) s" | tee -a "$work/gpu.txt"
-fi
+study_build "semskip semskip_index_tests bench_small_search"
 timeout 240 build/cuda/tests/index/semskip_index_tests --gtest_filter='*Cuda*:*cuda*:TorchReducedPrecision.*' \
   > "$work/index_tests.txt" 2>&1
 echo "index tests: exit $?" | tee -a "$work/gpu.txt"

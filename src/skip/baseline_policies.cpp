@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 #include "skip/state_io.h"
@@ -44,16 +45,6 @@ SkipTarget parse_target(const Descriptor& d) {
   return target;
 }
 
-namespace {
-
-std::string join_layers(const std::vector<int64_t>& layers) {
-  std::string s;
-  for (int64_t l : layers) s += (s.empty() ? "" : "+") + std::to_string(l);
-  return s;
-}
-
-}  // namespace
-
 std::vector<int64_t> routed_layers(const Descriptor& d, const std::vector<int64_t>& layers,
                                    const std::vector<int64_t>& moe_layers) {
   std::vector<int64_t> kept;
@@ -62,9 +53,9 @@ std::vector<int64_t> routed_layers(const Descriptor& d, const std::vector<int64_
   SEMSKIP_THROW_IF_NOT_MSG(!kept.empty() || layers.empty(),
                            "policy descriptor '{}': target=routed skips the routed experts of MoE layers, and {} "
                            "({}) {}; the model's MoE layers: {}",
-                           d.text(), layers.size() == 1 ? "layer" : "layers", join_layers(layers),
+                           d.text(), layers.size() == 1 ? "layer" : "layers", fmt::join(layers, "+"),
                            layers.size() == 1 ? "is dense" : "are all dense",
-                           moe_layers.empty() ? "none (a dense model)" : join_layers(moe_layers));
+                           moe_layers.empty() ? "none (a dense model)" : fmt::format("{}", fmt::join(moe_layers, "+")));
   return kept;
 }
 

@@ -474,11 +474,11 @@ SearchResult TorchFlatIndex::search_small(const at::Tensor& queries, int64_t k) 
 
 SearchResult TorchFlatIndex::do_search_tensor(const at::Tensor& queries, int64_t k) const {
 #ifdef SEMSKIP_INDEX_CUDA_KERNELS
-  if (selects_on_gpu(k) && searches_small(queries.size(0), k)) {
-    SearchResult r = search_small(queries, k);
-    return {r.similarities.to(queries.device()), r.ids.to(queries.device())};
-  }
   if (selects_on_gpu(k)) {
+    if (searches_small(queries.size(0), k)) {
+      SearchResult r = search_small(queries, k);
+      return {r.similarities.to(queries.device()), r.ids.to(queries.device())};
+    }
     // A search whose keys are scored in one chunk takes all its buffers from one allocation:
     // the normalised queries (and their dtype_ rounding), the scores, the selection's
     // workspace and the results.

@@ -41,6 +41,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "engine/run_config.h"
 #include "engine/skip_engine.h"
 #include "metrics/flop_counter.h"
 #include "metrics/timing.h"
@@ -220,10 +221,7 @@ json skipping(const Options& o, const Transformer& model, const TimingProtocol& 
   };
   const at::Tensor prefill_ids = ids_of(o.skip_prefill_batch, o.skip_prefill_len);
   const at::Tensor decode_ids = ids_of(o.skip_decode_batch, o.prompt_len);
-  PolicyEnv env;
-  env.n_layers = model.n_layers();
-  env.hidden = model.config().hidden_size;
-  env.moe_layers = model.config().moe_layers();
+  PolicyEnv env = model_policy_env(model.config());
   env.device = model.device();
   const std::unique_ptr<SkipPolicy> none = make_policy("none", env);
   const SkipPhase none_prefill = skip_prefill(model, engine, *none, prefill_ids);

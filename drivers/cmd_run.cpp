@@ -173,18 +173,6 @@ std::vector<std::unique_ptr<SkipPolicy>> make_policies(const RunPlan& plan, Poli
   return policies;
 }
 
-PolicyEnv base_policy_env(const RunPlan& plan, const ModelConfig& mc, at::Device device) {
-  PolicyEnv env;
-  env.n_layers = mc.n_layers;
-  env.hidden = mc.hidden_size;
-  env.moe_layers = mc.moe_layers();
-  env.capacity = plan.capacity;
-  env.device = device;
-  env.seed = plan.seed;
-  env.sync = plan.sync;
-  return env;
-}
-
 // Everything decided once, on rank 0: the options resolved and parsed (RunPlan::resolve), then
 // checked against each other, the world size and the model's config.json; descriptors and index
 // backends are checked by building the policies once, locally, with one-entry caches (the
@@ -202,7 +190,7 @@ RunPlan decide_plan(const RunConfig& cfg, int world_size) {
   SEMSKIP_THROW_IF_NOT_MSG(plan.ep == 1 || mc.n_experts > 0,
                            "--ep {}: {} has no MoE layers, there are no experts to distribute", plan.ep, plan.model);
   resolve_comm_kind(plan.comm, have_nccl(), plan.device);  // --comm nccl off CUDA is refused here, before any work
-  PolicyEnv check_env = base_policy_env(plan, mc, at::kCPU);
+  PolicyEnv check_env = plan.policy_env(mc, at::kCPU);
   check_env.make_cache = [](int64_t key_dim, int64_t value_dim, const CacheOptions& o) -> std::unique_ptr<SkipCache> {
     SEMSKIP_THROW_IF_NOT_MSG(o.capacity >= 1, "cache capacity must be ≥ 1, got {}", o.capacity);
     CacheOptions one = o;
@@ -504,7 +492,7 @@ int run_experiment(RunConfig& cli, CLI::App* sub, const std::string& config_file
   BootstrapUnits units;
   units.unit = reqs.unit;
   units.unit_of_id = reqs.unit_of_id;
-  PolicyEnv env = base_policy_env(plan, mc, model.device());
+  PolicyEnv env = plan.policy_env(mc, model.device());
   attach_distribution(env, plan.cache_mode, world, plan.ep > 1 ? &ep->comm() : nullptr);
   std::vector<std::unique_ptr<SkipPolicy>> policies = make_policies(built, env);
   EvalOptions eo;

@@ -444,14 +444,7 @@ int run_serve_bench(RunConfig& cfg, const ServeBenchFlags& f, const ReportFlags&
     }
   }
 
-  PolicyEnv env;
-  env.n_layers = mc.n_layers;
-  env.hidden = mc.hidden_size;
-  env.moe_layers = mc.moe_layers();
-  env.capacity = plan.capacity;
-  env.device = model.device();
-  env.seed = plan.seed;
-  env.sync = plan.sync;
+  PolicyEnv env = plan.policy_env(mc, model.device());
   env.index_descriptor = f.index;
   attach_distribution(env, plan.cache_mode, world, nullptr);
   // Under mpirun the ranks step in lockstep: a policy's collectives (its sync rule, a

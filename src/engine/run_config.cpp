@@ -9,6 +9,7 @@
 #include "core/paths.h"
 #include "core/strings.h"
 #include "engine/run_requests.h"
+#include "model/model_config.h"
 #include "model/model_options.h"
 
 namespace semskip {
@@ -305,6 +306,23 @@ RunPlan RunPlan::from_json(const nlohmann::json& j) {
   c.target_agreement = j.value("target_agreement", 0.90);
   c.orders = j.value("orders", int64_t{1});
   return resolve(c);
+}
+
+PolicyEnv model_policy_env(const ModelConfig& mc) {
+  PolicyEnv env;
+  env.n_layers = mc.n_layers;
+  env.hidden = mc.hidden_size;
+  env.moe_layers = mc.moe_layers();
+  return env;
+}
+
+PolicyEnv RunPlan::policy_env(const ModelConfig& mc, at::Device device) const {
+  PolicyEnv env = model_policy_env(mc);
+  env.capacity = capacity;
+  env.device = device;
+  env.seed = seed;
+  env.sync = sync;
+  return env;
 }
 
 ModelOptions RunPlan::model_options(at::Device device) const {

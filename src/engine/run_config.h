@@ -30,6 +30,8 @@
 
 namespace semskip {
 
+struct ModelConfig;
+
 struct RunConfig {
   std::string model;                 // model folder; empty: the embedded tiny-dense
   bool random_init = false;          // build the model from config.json with random weights
@@ -88,6 +90,9 @@ struct RunOptionInfo {
 // Every option of `semskip run` except --config and --config-from, in --help order; the
 // defaults are RunConfig{}'s (default_policies() and kDefaultIndexDescriptor for the lists).
 const std::vector<RunOptionInfo>& run_option_table();
+// What a policy needs of the model it runs on (PolicyEnv): its layer count, residual width and
+// MoE layers (target=routed skips only these); the rest of the environment at its defaults.
+PolicyEnv model_policy_env(const ModelConfig& mc);
 // The entry of `key` (either spelling); nullptr when there is none.
 const RunOptionInfo* find_run_option(const std::string& key);
 
@@ -129,6 +134,10 @@ struct RunPlan {
   // How the plan loads its model on `device`: dtype, random weights and their seed, the
   // position limit (every command that loads the run's model loads it alike).
   ModelOptions model_options(at::Device device) const;
+  // The policies' environment for a model of config mc on `device`: model_policy_env(mc) with
+  // this plan's capacity, seed and sync rule (every command that builds the run's policies
+  // builds them alike).
+  PolicyEnv policy_env(const ModelConfig& mc, at::Device device) const;
   // The inverse of to_json (every key required): how ranks receive rank 0's decision.
   static RunPlan from_json(const nlohmann::json& j);
   // The options that give this plan (to_json's values as RunConfig text).

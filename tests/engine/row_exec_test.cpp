@@ -15,6 +15,7 @@
 
 #include "../model/model_test_util.h"
 #include "core/error.h"
+#include "engine/run_config.h"
 #include "engine/skip_engine.h"
 #include "metrics/flop_counter.h"
 #include "model/fixed_decode.h"
@@ -52,10 +53,7 @@ struct ModeRun {
 ModeRun prefill_and_decode(const Transformer& m, RowExec mode, const std::string& descriptor, const at::Tensor& ids,
                        const at::Tensor& valid, int64_t steps, int repeats) {
   const int64_t B = ids.size(0), S = ids.size(1);
-  PolicyEnv env;
-  env.n_layers = m.config().n_layers;
-  env.hidden = m.config().hidden_size;
-  env.moe_layers = m.config().moe_layers();
+  PolicyEnv env = model_policy_env(m.config());
   env.index_descriptor = "torch:flat";
   env.capacity = 1024;
   const std::unique_ptr<SkipPolicy> policy = make_policy(descriptor, env);

@@ -161,7 +161,7 @@ void apply_slurm_array_shard(CLI::App* sub, int64_t shard_of) {
 std::vector<std::unique_ptr<SkipPolicy>> make_policies(const RunPlan& plan, PolicyEnv env) {
   std::vector<std::unique_ptr<SkipPolicy>> policies;
   for (const Descriptor& desc : plan.policies) {
-    if (desc.name() == "residual" || desc.name() == "plan") {
+    if (desc.name() == "residual" || desc.name() == "cascade" || desc.name() == "plan") {
       for (const std::string& idx : plan.indexes) {
         env.index_descriptor = idx;
         policies.push_back(make_policy(desc.text(), env));

@@ -126,7 +126,9 @@ const std::vector<RunOptionInfo>& run_option_table() {
         {"policies", "skip policy descriptor, repeatable; rows are keyed by its canonical form. target=block|mlp|routed "
                      "(static, random, residual): the whole block, the MLP / MoE block, or a MoE layer's router and "
                      "routed experts only (attention and the shared expert run; dense layers are not skipped, and a "
-                     "policy whose layers are all dense is refused)"},
+                     "policy whose layers are all dense is refused). cascade:p=1+7,r=7+9,tau=0.985+0.95[,…]: residual "
+                     "caches on ordered, non-overlapping segments, each with its own probe, resume, threshold and "
+                     "cache (other residual keys: one value, or one per segment joined by '+')"},
         {"indexes", "index descriptor of cache policies, repeatable"},
         {"capacity", "cache capacity in entries (policy key cap= overrides)"},
         {"bootstrap", "bootstrap resamples for 95% intervals"},

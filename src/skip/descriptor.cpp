@@ -23,7 +23,7 @@ const std::vector<std::string>& documented_keys(const std::string& name) {
   if (name == "static") return kStatic;
   if (name == "random") return kRandom;
   if (name == "oracle") return kOracle;
-  if (name == "residual") return kResidual;
+  if (name == "residual" || name == "cascade") return kResidual;
   if (name == "plan") return kPlan;
   return kNone;
 }

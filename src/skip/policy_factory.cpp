@@ -1,8 +1,9 @@
 // make_policy: descriptor string → SkipPolicy. The grammar of each policy is documented in
-// its header (baseline_policies.h, residual_policy.h, plan_policy.h).
+// its header (baseline_policies.h, residual_policy.h, cascade_policy.h, plan_policy.h).
 #include "core/error.h"
 #include "skip/state_io.h"
 #include "skip/baseline_policies.h"
+#include "skip/cascade_policy.h"
 #include "skip/plan_policy.h"
 #include "skip/residual_policy.h"
 
@@ -32,9 +33,10 @@ std::unique_ptr<SkipPolicy> make_policy(const std::string& descriptor, const Pol
   if (name == "random") return std::make_unique<RandomPolicy>(d, n_layers, env.seed, env.moe_layers);
   if (name == "oracle") return std::make_unique<OraclePolicy>(d, n_layers);
   if (name == "residual") return std::make_unique<ResidualPolicy>(d, env, n_layers, hidden);
+  if (name == "cascade") return std::make_unique<CascadePolicy>(d, env, n_layers, hidden);
   if (name == "plan") return std::make_unique<PlanPolicy>(d, env, n_layers, hidden);
   SEMSKIP_THROW_MSG("policy descriptor '{}': unknown policy '{}' (expected none, static, random, oracle, "
-                    "residual or plan)", descriptor, name);
+                    "residual, cascade or plan)", descriptor, name);
 }
 
 }  // namespace semskip

@@ -29,9 +29,7 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
       corr_(0, 0.01, hidden, hidden),
       sync_(env.sync),
       sum_over_ranks_(env.sync_sum()) {
-  std::set<std::string> keys = {"p", "r", "tau", "target", "kv", "k", "corr", "ridge", "spread", "margin"};
-  keys.insert(kCacheDescriptorKeys.begin(), kCacheDescriptorKeys.end());
-  d.check_keys(keys);
+  d.check_keys(descriptor_keys());
   SEMSKIP_THROW_IF_NOT_MSG(p_ >= 0 && p_ < r_ && r_ < n_layers,
                            "policy descriptor '{}': need 0 ≤ p < r ≤ {} (the last layer)", text_, n_layers - 1);
   SEMSKIP_THROW_IF_NOT_MSG(k_ >= 1, "policy descriptor '{}': k must be ≥ 1", text_);
@@ -71,6 +69,15 @@ ResidualPolicy::ResidualPolicy(const Descriptor& d, const PolicyEnv& env, int64_
 
 ResidualPolicy::~ResidualPolicy() = default;
 
+const std::set<std::string>& ResidualPolicy::descriptor_keys() {
+  static const std::set<std::string> keys = [] {
+    std::set<std::string> k = {"p", "r", "tau", "target", "kv", "k", "corr", "ridge", "spread", "margin"};
+    k.insert(kCacheDescriptorKeys.begin(), kCacheDescriptorKeys.end());
+    return k;
+  }();
+  return keys;
+}
+
 std::string ResidualPolicy::index_descriptor() const { return cache_->index_descriptor(); }
 
 void ResidualPolicy::calibrate(const CalibrationSet& calib) {
@@ -105,7 +112,10 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
   const int64_t d = hidden_;
   if (layer == p_) {
     at::Tensor flat = ctx.valid().flatten().nonzero().squeeze(1).to(h.device());  // int64 [N]
-    at::Tensor hp = h.reshape({-1, d}).index_select(0, flat);                     // [N, d]
+    // The state entering block p + 1: an update scheduled to land there (a cascade's earlier
+    // one-layer segment, skip/cascade_policy.h) is part of it.
+    const at::Tensor& pending = ctx.jump_or_null(p_ + 1);
+    at::Tensor hp = (pending.defined() ? h + pending : h).reshape({-1, d}).index_select(0, flat);  // [N, d]
     const Stopwatch lookup_clock;
     const int64_t comm0 = cache_->comm_ns();
     at::Tensor keys = proj_(hp, ctx.flops, static_cast<int>(p_));  // fp32 [N, key_dim]
@@ -184,8 +194,10 @@ void ResidualPolicy::after_layer(int64_t layer, const at::Tensor& h, StepContext
     // Block p + 1 is skipped as the identity, so its K/V (kv=propagate) come from the exact
     // h_p; the update lands before block p + 2. Only when p + 1 is the last layer is there no
     // block to land before, and the jump stays at p + 1.
+    // Added to what is scheduled there already (nothing, unless a cascade's earlier segment
+    // lands its update before the same block).
     if (target_ == SkipTarget::block)
-      ctx.jump(jump_layer(), h.options()).view({-1, d}).index_copy_(0, hit_flat, delta);
+      ctx.jump(jump_layer(), h.options()).view({-1, d}).index_add_(0, hit_flat, delta);
   } else if (layer == r_ && target_ == SkipTarget::block && miss_flat_.defined()) {
     miss_value_ = h.reshape({-1, d}).index_select(0, miss_flat_) - miss_hp_;
   }

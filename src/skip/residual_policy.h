@@ -14,6 +14,10 @@
 // with it, the calibration recording whole MLP outputs). On Mixtral (no shared expert) it
 // equals target=mlp. With k > 1 the value is the similarity-weighted mean of
 // the neighbours that reach tau. Misses run normally and are offered to the cache.
+// The key is the state entering block p + 1: h_p, plus an update that another policy has
+// scheduled to land before block p + 1 (StepContext::jump; only a cascade's earlier one-layer
+// segment does, skip/cascade_policy.h), and a hit's update is added to what is scheduled at its
+// jump layer. Alone, the policy never finds either scheduled.
 // Two extra conditions a hit can be held to (both off by default; bench/results/stage1.md has
 // what they did on the embedded models):
 //   spread=s  (needs k ≥ 2) all k neighbours exist and each one's cached value lies within
@@ -47,6 +51,8 @@
 
 #include <limits>
 #include <memory>
+#include <set>
+#include <string>
 
 #include "skip/cache_policy_options.h"
 #include "skip/value_correction.h"
@@ -73,6 +79,9 @@ class ResidualPolicy : public SkipPolicy {
   CacheStats cache_stats() const override { return cache_->stats(); }
   void save_state(StateWriter& w) const override;
   void load_state(StateReader& r) override;
+
+  // The descriptor keys it accepts (its own and the cache keys of cache_policy_options.h).
+  static const std::set<std::string>& descriptor_keys();
 
   int64_t probe() const { return p_; }
   int64_t resume() const { return r_; }

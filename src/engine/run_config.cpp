@@ -124,7 +124,7 @@ const std::vector<RunOptionInfo>& run_option_table() {
         {"max_model_len", "positions a request may use, prompt plus output (0: the model's "
                           "max_position_embeddings; above it positions past training are extrapolated)"},
         {"policies", "skip policy descriptor, repeatable; rows are keyed by its canonical form. target=block|mlp|routed "
-                     "(static, random, residual): the whole block, the MLP / MoE block, or a MoE layer's router and "
+                     "(static, random, residual, cascade): the whole block, the MLP / MoE block, or a MoE layer's router and "
                      "routed experts only (attention and the shared expert run; dense layers are not skipped, and a "
                      "policy whose layers are all dense is refused). cascade:p=1+7,r=7+9,tau=0.985+0.95[,…]: residual "
                      "caches on ordered, non-overlapping segments, each with its own probe, resume, threshold and "

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "comm/communicator.h"
 #include "engine/run_config.h"
 
@@ -153,14 +154,29 @@ std::vector<Request> permuted_requests(const std::vector<Request>& requests, int
   return out;
 }
 
+namespace {
+
+// The widest PCA keys a policy asks for, 0 without PCA keys: a cascade's proj= and kdim= may
+// give one value per segment (joined by '+').
+int64_t widest_pca_keys(const Descriptor& d) {
+  const std::vector<std::string> proj = split(d.get_string("proj", "none"), '+');
+  const std::vector<int64_t> kdims = d.has("kdim") ? d.get_int_list("kdim") : std::vector<int64_t>{32};
+  int64_t widest = 0;
+  for (size_t i = 0; i < std::max(proj.size(), kdims.size()); ++i)
+    if (proj[std::min(i, proj.size() - 1)] == "pca") widest = std::max(widest, kdims[std::min(i, kdims.size() - 1)]);
+  return widest;
+}
+
+}  // namespace
+
 std::vector<Descriptor> fit_policies_to_calibration(const std::vector<Descriptor>& policies, int64_t n_calib_tokens,
                                                     int64_t n_calib_requests, std::vector<std::string>& warnings) {
   std::set<std::string> defaults;
   for (const std::string& d : RunConfig::default_policies()) defaults.insert(Descriptor::parse(d).text());
   std::vector<Descriptor> out;
   for (const Descriptor& d : policies) {
-    const int64_t kdim = d.get_int("kdim", 32);
-    if (d.get_string("proj", "none") != "pca" || kdim <= n_calib_tokens) {
+    const int64_t kdim = widest_pca_keys(d);
+    if (kdim <= n_calib_tokens) {
       out.push_back(d);
       continue;
     }

@@ -178,6 +178,12 @@ TEST(DefaultPolicies, PcaKeysFittedToASmallCalibration) {
     EXPECT_NE(m.find("kdim="), std::string::npos) << m;
     EXPECT_NE(m.find("37"), std::string::npos) << m;
   }
+  // A cascade's segments each their own keys: the widest PCA keys decide.
+  const Descriptor cascade = Descriptor::parse("cascade:p=1+7,r=7+9,tau=0.98,proj=pca,kdim=16+64");
+  EXPECT_EQ(fit_policies_to_calibration({cascade}, 64, 2, warnings).back().text(), cascade.text());
+  EXPECT_THROW(fit_policies_to_calibration({cascade}, 37, 2, warnings), Error);
+  const Descriptor mixed = Descriptor::parse("cascade:p=1+7,r=7+9,tau=0.98,proj=pca+random,kdim=16+64");
+  EXPECT_EQ(fit_policies_to_calibration({mixed}, 37, 2, warnings).back().text(), mixed.text());
 }
 
 TEST(Coverage, SaysWhatWasEvaluatedOfWhat) {

@@ -5,10 +5,12 @@
 // issuing ahead), each stage of both paths of torch:flat:
 //   - the two-launch path: small_candidates (index/cuda/small_search.h), select_finish with
 //     the float32 rescoring, and both;
-//   - the matmul path: normalize_rows, the fp16/bf16 matmul (at::mm_out), select_topk with the
-//     rescoring, and all three;
+//   - the matmul path: normalize_rows, the fp16/bf16 matmul (by cuBLAS straight, as torch:flat
+//     runs it: index/cuda/reduced_gemm.h; and through at::mm_out), select_topk with the
+//     rescoring, and all three (with either matmul);
 // and the latency of each whole path (issue, then wait for the device, each search on its own;
-// median of R). Prints one JSON object per shape.
+// median of R) with the host's time to issue it (the median of the same searches). Prints one
+// JSON object per shape.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,11 +18,13 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <CLI/CLI.hpp>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #include <nlohmann/json.hpp>
 
+#include "index/cuda/reduced_gemm.h"
 #include "index/cuda/select_topk.h"
 #include "index/cuda/small_search.h"
 
@@ -53,22 +57,33 @@ double gpu_us(F&& f, int reps, cudaStream_t stream) {
   return 1e3 * ms / reps;
 }
 
-// Median latency of f followed by a stream synchronisation.
+double median(std::vector<double> t) {
+  std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+  return t[t.size() / 2];
+}
+
+struct Latency {
+  double total_us, issue_us;  // medians: f then a stream synchronisation; f's return alone
+};
+
+// Latency of f followed by a stream synchronisation, and the host's time in f, each search on
+// an idle device.
 template <typename F>
-double latency_us(F&& f, int reps, cudaStream_t stream) {
+Latency latency_us(F&& f, int reps, cudaStream_t stream) {
   for (int i = 0; i < 20; ++i) {
     f();
     check(cudaStreamSynchronize(stream), "sync");
   }
-  std::vector<double> t(static_cast<size_t>(reps));
+  std::vector<double> total(static_cast<size_t>(reps)), issue(static_cast<size_t>(reps));
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     f();
+    const auto t1 = std::chrono::steady_clock::now();
     check(cudaStreamSynchronize(stream), "sync");
-    t[i] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    total[i] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    issue[i] = std::chrono::duration<double, std::micro>(t1 - t0).count();
   }
-  std::nth_element(t.begin(), t.begin() + reps / 2, t.end());
-  return t[reps / 2];
+  return {median(total), median(issue)};
 }
 
 }  // namespace
@@ -88,6 +103,10 @@ int main(int argc, char** argv) {
               "32768,256,128", "131072,256,128"};
   if (!at::hasCUDA()) {
     std::fprintf(stderr, "bench_small_search: no CUDA device\n");
+    return 1;
+  }
+  if (!cuda::has_reduced_gemm()) {
+    std::fprintf(stderr, "bench_small_search: no cuBLAS loaded in this process\n");
     return 1;
   }
   const at::ScalarType st = dtype == "fp16" ? at::kHalf : at::kBFloat16;
@@ -150,6 +169,13 @@ int main(int argc, char** argv) {
             "normalize_rows");
     };
     auto matmul = [&] { at::mm_out(scores, reduced, keys.narrow(0, 0, ld).t()); };
+    auto gemm = [&] {
+      if (!cuda::reduced_gemm(at::cuda::getCurrentCUDABlasHandle(), type, keys.data_ptr(), reduced.data_ptr(), n, ld,
+                              dim, scores.data_ptr())) {
+        std::fprintf(stderr, "bench_small_search: cuBLAS refused the product\n");
+        std::exit(1);
+      }
+    };
     auto select = [&] {
       check(cuda::select_topk(type, scores.data_ptr(), n, n_keys, ld, sel, rescore.row_ids, nullptr, nullptr,
                               ws.data_ptr(), stream, &rescore),
@@ -157,9 +183,20 @@ int main(int argc, char** argv) {
     };
     auto matmul_path = [&] {
       normalise();
+      gemm();
+      select();
+    };
+    auto matmul_path_aten = [&] {
+      normalise();
       matmul();
       select();
     };
+    // The direct product against at::mm_out's (both end in cuBLAS; its algorithm may differ).
+    normalise();
+    matmul();
+    const at::Tensor via_aten = scores.to(at::kFloat);
+    gemm();
+    const double gemm_max_diff = (scores.to(at::kFloat) - via_aten).abs().max().item<double>();
     nlohmann::json j;
     j["dtype"] = dtype;
     j["n_keys"] = n_keys;
@@ -172,10 +209,23 @@ int main(int argc, char** argv) {
                    {"two_launch_path", gpu_us(fused, reps, stream)},
                    {"normalize_rows", gpu_us(normalise, reps, stream)},
                    {"matmul", gpu_us(matmul, reps, stream)},
+                   {"gemm_direct", gpu_us(gemm, reps, stream)},
                    {"select_topk", gpu_us(select, reps, stream)},
-                   {"matmul_path", gpu_us(matmul_path, reps, stream)}};
-    j["latency_us"] = {{"two_launch_path", latency_us(fused, reps, stream)},
-                       {"matmul_path", latency_us(matmul_path, reps, stream)}};
+                   {"matmul_path", gpu_us(matmul_path, reps, stream)},
+                   {"matmul_path_aten", gpu_us(matmul_path_aten, reps, stream)}};
+    const Latency two = latency_us(fused, reps, stream), mat = latency_us(matmul_path, reps, stream);
+    const Latency aten = latency_us(matmul_path_aten, reps, stream);
+    const Latency mm = latency_us(matmul, reps, stream), gm = latency_us(gemm, reps, stream);
+    const Latency nr = latency_us(normalise, reps, stream), sl = latency_us(select, reps, stream);
+    j["latency_us"] = {{"two_launch_path", two.total_us}, {"matmul_path", mat.total_us},
+                       {"matmul_path_aten", aten.total_us}, {"normalize_rows", nr.total_us},
+                       {"matmul", mm.total_us},           {"gemm_direct", gm.total_us},
+                       {"select_topk", sl.total_us}};
+    j["issue_us"] = {{"two_launch_path", two.issue_us}, {"matmul_path", mat.issue_us},
+                     {"matmul_path_aten", aten.issue_us}, {"normalize_rows", nr.issue_us},
+                     {"matmul", mm.issue_us},           {"gemm_direct", gm.issue_us},
+                     {"select_topk", sl.issue_us}};
+    j["gemm_direct_max_abs_diff"] = gemm_max_diff;
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
   }

@@ -15,9 +15,11 @@
 #include "index/lookup_cost.h"
 
 #ifdef SEMSKIP_INDEX_CUDA_KERNELS
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include "index/cuda/reduced_gemm.h"
 #include "index/cuda/select_topk.h"
 #include "index/cuda/small_search.h"
 #endif
@@ -369,7 +371,16 @@ SearchResult TorchFlatIndex::search_cuda(const at::Tensor& queries_unit, const a
     if (a) {
       const int64_t ld = score_stride(0, n_rows);
       scores = a->take({n, ld}, dtype_);
-      at::mm_out(scores, q, keys_.narrow(0, 0, ld).t());
+      // Half precision: cuBLAS straight (index/cuda/reduced_gemm.h), else through LibTorch.
+      // SEMSKIP_INDEX_DIRECT_GEMM=0: always through LibTorch (to measure what this saves).
+      static const bool direct = [] {
+        const char* v = std::getenv("SEMSKIP_INDEX_DIRECT_GEMM");
+        return v == nullptr || std::string(v) != "0";
+      }();
+      if (!direct || !reduced || !q.is_contiguous() || !keys_.is_contiguous() ||
+          !cuda::reduced_gemm(at::cuda::getCurrentCUDABlasHandle(), type, keys_.data_ptr(), q.data_ptr(), n, ld,
+                              dim(), scores.data_ptr()))
+        at::mm_out(scores, q, keys_.narrow(0, 0, ld).t());
       ws = a->take({cuda::select_workspace_bytes(n, n_rows, sel)}, at::kByte);
     } else {
       scores = score_chunk(0, n_rows);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../model/model_test_util.h"
+#include "../skip/policy_test_env.h"
 #include "core/error.h"
 #include "engine/evaluator.h"
 #include "engine/skip_engine.h"
@@ -38,15 +39,6 @@ Transformer load_tiny_dense() {
   EXPECT_EQ(m.config().hidden_size, kD);
   EXPECT_EQ(m.config().intermediate_size, kI);
   return m;
-}
-
-PolicyEnv env_of(const Transformer& m) {
-  PolicyEnv e;
-  e.n_layers = m.config().n_layers;
-  e.hidden = m.config().hidden_size;
-  e.index_descriptor = "torch:flat";
-  e.capacity = 100000;
-  return e;
 }
 
 std::vector<int32_t> text_tokens(int64_t n) {
@@ -88,7 +80,7 @@ std::vector<PolicyResult> run_all(const Transformer& m, const std::vector<std::s
   Evaluator ev(m, EvalOptions{});
   const CalibrationSet calib = ev.calibrate(calib_req);
   std::vector<std::unique_ptr<SkipPolicy>> policies;
-  for (const std::string& d : descs) policies.push_back(make_policy(d, env_of(m)));
+  for (const std::string& d : descs) policies.push_back(make_policy(d, policy_env(m.config(), 100000)));
   std::vector<PolicyResult> res = ev.run(requests, policies, calib);
   if (keep) *keep = std::move(policies);
   return res;
@@ -226,7 +218,7 @@ TEST(CascadeEngine, ARepeatedRequestHitsInBothSegments) {
                         Case{"block", 1, 4, 4, 9}, Case{"block", 1, 2, 2, 5}, Case{"block", 7, 8, 8, 9}}) {
     const std::string desc =
         fmt::format("cascade:p={}+{},r={}+{},tau=0.999,target={}", k.p1, k.p2, k.r1, k.r2, k.target);
-    const std::unique_ptr<SkipPolicy> policy = make_policy(desc, env_of(m));
+    const std::unique_ptr<SkipPolicy> policy = make_policy(desc, policy_env(m.config(), 100000));
     SkipEngine engine(m);
     at::Tensor out[2];
     FlopCounter f[2];

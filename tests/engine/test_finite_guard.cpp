@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../model/model_test_util.h"
+#include "../skip/policy_test_env.h"
 #include "core/error.h"
 #include "engine/skip_engine.h"
 #include "metrics/finite_check.h"
@@ -43,15 +44,6 @@ Transformer load_tiny_dense() {
   return Transformer::load(embedded_model("tiny-dense"), o);
 }
 
-PolicyEnv env_of(const Transformer& m) {
-  PolicyEnv e;
-  e.n_layers = m.config().n_layers;
-  e.hidden = m.config().hidden_size;
-  e.index_descriptor = "torch:flat";
-  e.capacity = 1024;
-  return e;
-}
-
 // Two sequences of 6 tokens, no padding.
 at::Tensor two_rows() { return at::arange(12, at::kLong).remainder(100).add(3).reshape({2, 6}); }
 
@@ -67,8 +59,8 @@ StepContext prefill_ctx(const Transformer& m, int64_t B, int64_t S) {
 class NanJumpResidual : public ResidualPolicy {
  public:
   NanJumpResidual(const Transformer& m, int64_t layer)
-      : ResidualPolicy(Descriptor::parse("residual:p=2,r=6,tau=0.99"), env_of(m), m.config().n_layers,
-                       m.config().hidden_size),
+      : ResidualPolicy(Descriptor::parse("residual:p=2,r=6,tau=0.99"), policy_env(m.config(), 1024),
+                       m.config().n_layers, m.config().hidden_size),
         layer_(layer) {}
   void begin_step(StepContext& ctx) override {
     ResidualPolicy::begin_step(ctx);

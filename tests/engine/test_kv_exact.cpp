@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../model/model_test_util.h"
+#include "../skip/policy_test_env.h"
 #include "engine/evaluator.h"
 #include "engine/skip_engine.h"
 #include "metrics/flop_counter.h"
@@ -201,15 +202,6 @@ TEST(KvExact, RefusedWithoutFullStates) {
 
 namespace {
 
-PolicyEnv env_of(const Transformer& m) {
-  PolicyEnv e;
-  e.n_layers = m.config().n_layers;
-  e.hidden = m.config().hidden_size;
-  e.index_descriptor = "torch:flat";
-  e.capacity = 100000;
-  return e;
-}
-
 // Consecutive chunks of the held-out sample as teacher-forced requests.
 std::vector<Request> chunks(int64_t n, int64_t len) {
   const std::vector<int32_t> ids = text_tokens(n * len);
@@ -249,7 +241,7 @@ Agreement agreement(const PolicyResult& r) {
 // than kv=mask; and it charges no K/V.
 TEST(KvExact, EvaluatorAgreement) {
   const Transformer m = load_tiny_dense();
-  const PolicyEnv env = env_of(m);
+  const PolicyEnv env = policy_env(m.config(), 100000);
   const std::vector<Request> calib_req = chunks(4, 64);
   const std::vector<Request> all = chunks(28, 64);
   const std::vector<Request> requests(all.begin() + 4, all.end());
@@ -286,7 +278,8 @@ TEST(KvExact, EvaluatorAgreement) {
 // max-new-tokens > 0, before any work, naming the policy; teacher-forced it is accepted.
 TEST(KvExact, RefusedWithGeneration) {
   const Transformer m = load_tiny_dense();
-  const std::unique_ptr<SkipPolicy> p = make_policy("residual:p=2,r=5,tau=0.95,kv=exact", env_of(m));
+  const std::unique_ptr<SkipPolicy> p =
+      make_policy("residual:p=2,r=5,tau=0.95,kv=exact", policy_env(m.config(), 100000));
   EXPECT_EQ(p->kv_mode(), KvMode::exact);
   EXPECT_NO_THROW(check_policy_requirements(*p, true, 0));
   try {
@@ -298,8 +291,9 @@ TEST(KvExact, RefusedWithGeneration) {
               std::string::npos)
         << e.what();
   }
-  const std::unique_ptr<SkipPolicy> r = make_policy("random:rate=0.1,kv=exact", env_of(m));
+  const std::unique_ptr<SkipPolicy> r = make_policy("random:rate=0.1,kv=exact", policy_env(m.config(), 100000));
   EXPECT_TRUE(r->needs_full_states());
-  EXPECT_THROW(make_policy("residual:p=2,r=5,tau=0.95,kv=exakt", env_of(m)), std::exception);
-  EXPECT_THROW(make_policy("residual:p=2,r=5,tau=0.95,target=mlp,kv=exact", env_of(m)), std::exception);
+  EXPECT_THROW(make_policy("residual:p=2,r=5,tau=0.95,kv=exakt", policy_env(m.config(), 100000)), std::exception);
+  EXPECT_THROW(make_policy("residual:p=2,r=5,tau=0.95,target=mlp,kv=exact", policy_env(m.config(), 100000)),
+               std::exception);
 }

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "../model/model_test_util.h"
+#include "../skip/policy_test_env.h"
 #include "engine/skip_engine.h"
 #include "metrics/flop_counter.h"
 #include "model/generation.h"
@@ -28,15 +29,6 @@ StepContext prefill_ctx(const Transformer& m, const at::Tensor& valid) {
   std::vector<int64_t> rows;
   for (int64_t b = 0; b < valid.size(0); ++b) rows.push_back(b);
   return StepContext(m.config().n_layers, m.config().hidden_size, valid, rows, true);
-}
-
-PolicyEnv env_of(const Transformer& m) {
-  PolicyEnv e;
-  e.n_layers = m.config().n_layers;
-  e.hidden = m.config().hidden_size;
-  e.index_descriptor = "torch:flat";
-  e.capacity = 1024;
-  return e;
 }
 
 class EnginePerFixture : public ::testing::TestWithParam<std::string> {};
@@ -181,7 +173,7 @@ TEST(ResidualEngine, RepeatedRequestIsReplayedExactlyFromTheCache) {
     const at::Tensor ids = fixture_ids("qwen2-tied", 1).remainder(m.config().vocab_size).unsqueeze(0);
     const int64_t p = 2, r = 6, L = m.config().n_layers;
     ResidualPolicy policy(Descriptor::parse(fmt::format("residual:p={},r={},tau=0.999,target={}", p, r, target)),
-                          env_of(m), L, m.config().hidden_size);
+                          policy_env(m.config(), 1024), L, m.config().hidden_size);
     SkipEngine engine(m);
     const at::Tensor full = m.forward(ids);
     at::Tensor out[2];
@@ -368,7 +360,8 @@ TEST(ResidualEngine, LeftPaddedBatchEqualsEachPromptAloneAndPadsNeverReachTheCac
   const int64_t SA = A.size(1), SB = Bq.size(1), pad = SA - SB, n_decode = 5;
 
   auto make_policy = [&]() {
-    return std::make_unique<ResidualPolicy>(Descriptor::parse(desc), env_of(m), L, m.config().hidden_size);
+    return std::make_unique<ResidualPolicy>(Descriptor::parse(desc), policy_env(m.config(), 1024), L,
+                                            m.config().hidden_size);
   };
   auto warm = [&](SkipPolicy& pol) {  // the step before: P alone fills the cache
     SkipKvCache kv = engine.make_cache(1, P.size(1));
@@ -473,7 +466,8 @@ TEST(Bf16Engine, NoSkipAndAReplayedRequestStayCloseToFp32) {
     StepContext ctx = prefill_ctx(m, at::ones(ids.sizes(), at::kBool));
     SkipKvCache kv = engine.make_cache(1, T);
     none_out[i] = engine.step(ids, ctx, kv, none, nullptr, nullptr).to(at::kFloat);
-    ResidualPolicy policy(Descriptor::parse("residual:p=2,r=6,tau=0.99"), env_of(m), L, m.config().hidden_size);
+    ResidualPolicy policy(Descriptor::parse("residual:p=2,r=6,tau=0.99"), policy_env(m.config(), 1024), L,
+                          m.config().hidden_size);
     for (int pass = 0; pass < 2; ++pass) {
       StepContext c = prefill_ctx(m, at::ones(ids.sizes(), at::kBool));
       SkipKvCache k = engine.make_cache(1, T);
@@ -524,7 +518,7 @@ Transformer load_tiny_moe() {
 }
 
 PolicyEnv moe_env_of(const Transformer& m) {
-  PolicyEnv e = env_of(m);
+  PolicyEnv e = policy_env(m.config(), 1024);
   e.moe_layers = m.config().moe_layers();
   return e;
 }

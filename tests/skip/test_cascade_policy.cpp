@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "metrics/flop_counter.h"
+#include "policy_test_env.h"
 #include "skip/cascade_policy.h"
 #include "skip/state_io.h"
 
@@ -15,14 +16,7 @@ using namespace semskip;
 
 namespace {
 
-PolicyEnv env(int64_t n_layers = 10, int64_t hidden = 8) {
-  PolicyEnv e;
-  e.n_layers = n_layers;
-  e.hidden = hidden;
-  e.index_descriptor = "torch:flat";
-  e.capacity = 64;
-  return e;
-}
+PolicyEnv env(int64_t n_layers = 10, int64_t hidden = 8) { return test::policy_env(n_layers, hidden, 64); }
 
 StepContext ctx_of(int64_t S, int64_t n_layers, int64_t hidden) {
   return StepContext(n_layers, hidden, at::ones({1, S}, at::kBool), {0}, true);

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "metrics/flop_counter.h"
+#include "policy_test_env.h"
 #include "skip/baseline_policies.h"
 #include "skip/block_influence.h"
 #include "skip/local_cache.h"
@@ -19,14 +20,7 @@ using namespace semskip;
 
 namespace {
 
-PolicyEnv env(int64_t n_layers = 6, int64_t hidden = 8) {
-  PolicyEnv e;
-  e.n_layers = n_layers;
-  e.hidden = hidden;
-  e.index_descriptor = "torch:flat";
-  e.capacity = 64;
-  return e;
-}
+PolicyEnv env(int64_t n_layers = 6, int64_t hidden = 8) { return test::policy_env(n_layers, hidden, 64); }
 
 StepContext ctx_of(int64_t B, int64_t S, int64_t n_layers = 6, int64_t hidden = 8) {
   std::vector<int64_t> rows;

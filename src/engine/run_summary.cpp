@@ -18,16 +18,8 @@ CacheStats job_cache(const GatheredResult& r, bool replicated_cache) {
   if (replicated_cache) c = r.ranks[0].cache;  // one logical cache, held by every rank
   c.lookups = c.hits = c.vetoed = 0;
   for (const RankRecord& k : r.ranks) {
-    c.lookups += k.cache.lookups;
-    c.hits += k.cache.hits;
-    c.vetoed += k.cache.vetoed;
-    if (replicated_cache) continue;
-    c.insertions += k.cache.insertions;
-    c.evictions += k.cache.evictions;
-    c.rejected += k.cache.rejected;
-    c.size += k.cache.size;
-    c.capacity += k.cache.capacity;
-    c.value_bytes += k.cache.value_bytes;
+    c.add_traffic(k.cache);
+    if (!replicated_cache) c.add_contents(k.cache);
   }
   c.key_dim = r.ranks[0].cache.key_dim;
   return c;

@@ -106,15 +106,8 @@ CacheStats CascadePolicy::cache_stats() const {
   CacheStats sum;
   for (const auto& s : segments_) {
     const CacheStats c = s->cache_stats();
-    sum.lookups += c.lookups;
-    sum.hits += c.hits;
-    sum.insertions += c.insertions;
-    sum.evictions += c.evictions;
-    sum.rejected += c.rejected;
-    sum.vetoed += c.vetoed;
-    sum.size += c.size;
-    sum.capacity += c.capacity;
-    sum.value_bytes += c.value_bytes;
+    sum.add_traffic(c);
+    sum.add_contents(c);
   }
   sum.key_dim = segments_.front()->cache_stats().key_dim;
   return sum;

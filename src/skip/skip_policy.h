@@ -53,6 +53,24 @@ struct CacheStats {
   int64_t capacity = 0;
   int64_t key_dim = 0;
   int64_t value_bytes = 0; // bytes of stored values at the end
+
+  // Sums of caches taken together (a cascade's segments, a job's ranks): traffic counts
+  // (lookups, hits, vetoes) and contents (insertions, evictions, rejections, entries, capacity,
+  // value bytes) apart, since ranks holding one replicated cache share contents but not traffic.
+  // key_dim is left as it is.
+  void add_traffic(const CacheStats& o) {
+    lookups += o.lookups;
+    hits += o.hits;
+    vetoed += o.vetoed;
+  }
+  void add_contents(const CacheStats& o) {
+    insertions += o.insertions;
+    evictions += o.evictions;
+    rejected += o.rejected;
+    size += o.size;
+    capacity += o.capacity;
+    value_bytes += o.value_bytes;
+  }
 };
 
 class SkipPolicy {

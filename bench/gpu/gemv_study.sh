@@ -24,9 +24,7 @@ study_build "semskip bench_engine semskip_index_tests semskip_model_tests"
 timeout 120 build/cuda/tests/model/semskip_model_tests \
   --gtest_filter='GemvCuda.*:RopeCuda.*:SiluMulCuda.*:KvWriteSlotCuda.*:*Fixed*' > "$work/model_tests.txt" 2>&1
 echo "model tests: exit $?" | tee -a "$work/gpu.txt"
-timeout 180 build/cuda/tests/index/semskip_index_tests --gtest_filter='*Cuda*:*cuda*:TorchReducedPrecision.*' \
-  > "$work/index_tests.txt" 2>&1
-echo "index tests: exit $?" | tee -a "$work/gpu.txt"
+study_index_tests 180
 grep -hE "^\[  (PASSED|FAILED) |^\[  FAILED  \]" "$work/model_tests.txt" "$work/index_tests.txt"
 pack
 # small TAG ARENA: the small search, its buffers from one allocation (ARENA=1) or not.

@@ -17,9 +17,7 @@ cd "$(dirname "$0")/../.."
 source bench/gpu/study_lib.sh
 study_begin kernel_study "${1:?usage: kernel_study.sh OUT_DIR}"
 study_build "semskip bench_engine semskip_index_tests semskip_model_tests"
-timeout 240 build/cuda/tests/index/semskip_index_tests --gtest_filter='*Cuda*:*cuda*:TorchReducedPrecision.*' \
-  > "$work/index_tests.txt" 2>&1
-echo "index tests: exit $?" | tee -a "$work/gpu.txt"
+study_index_tests 240
 timeout 240 build/cuda/tests/model/semskip_model_tests --gtest_filter='RopeCuda.*:SiluMulCuda.*:KvWriteSlotCuda.*:*Fixed*' > "$work/model_tests.txt" 2>&1
 echo "model tests: exit $?" | tee -a "$work/gpu.txt"
 grep -hE "^\[  (PASSED|FAILED) |^\[  FAILED  \]" "$work/index_tests.txt" "$work/model_tests.txt"

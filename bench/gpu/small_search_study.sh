@@ -22,15 +22,10 @@ source bench/gpu/study_lib.sh
 study_begin small_search_study "${1:?usage: small_search_study.sh OUT_DIR}"
 nproc >> "$work/gpu.txt"
 study_build "semskip semskip_index_tests bench_small_search"
-timeout 240 build/cuda/tests/index/semskip_index_tests --gtest_filter='*Cuda*:*cuda*:TorchReducedPrecision.*' \
-  > "$work/index_tests.txt" 2>&1
-echo "index tests: exit $?" | tee -a "$work/gpu.txt"
+study_index_tests 240
 grep -hE "^\[  (PASSED|FAILED) |^\[  FAILED  \]" "$work/index_tests.txt"
 pack
-for dt in fp16 bf16; do
-  timeout 120 build/cuda/bench/bench_small_search --dtype $dt > "$work/stages_$dt.jsonl" 2> "$work/stages_$dt.log"
-  echo "stage times $dt: exit $?" | tee -a "$work/gpu.txt"
-done
+study_stage_times
 if command -v ncu > /dev/null; then
   for kern in small_kernel select_kernel; do
     timeout 120 ncu --clock-control none -k regex:$kern -c 1 --section SpeedOfLight --section Occupancy \

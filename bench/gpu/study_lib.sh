@@ -10,6 +10,10 @@
 #   study_build "TARGETS"      the cuda build of TARGETS with the tests (scripts/gpu/build-cuda.sh),
 #                              its log in $work/build.log, its time in gpu.txt; SKIP_BUILD=1 skips
 #                              it; a failed build prints its first errors and exits 1
+#   study_index_tests SECONDS  the GPU index tests (build/cuda) to $work/index_tests.txt, their
+#                              exit status to gpu.txt
+#   study_stage_times          bench_small_search's stage times, fp16 and bf16, to
+#                              $work/stages_DTYPE.jsonl
 study_begin() {
   study_name="$1"
   out="$2"
@@ -34,4 +38,16 @@ study_build() {
     SEMSKIP_CMAKE_ARGS="-DSEMSKIP_REQUIRE_PYTHON_MODULES=OFF -DSEMSKIP_HARDENING_TESTS=OFF" \
     scripts/gpu/build-cuda.sh > "$work/build.log" 2>&1 || { grep -m 20 -A 8 error "$work/build.log"; exit 1; }
   echo "build: $(( $(date +%s) - t0 )) s" | tee -a "$work/gpu.txt"
+}
+study_index_tests() {
+  timeout "$1" build/cuda/tests/index/semskip_index_tests --gtest_filter='*Cuda*:*cuda*:TorchReducedPrecision.*' \
+    > "$work/index_tests.txt" 2>&1
+  echo "index tests: exit $?" | tee -a "$work/gpu.txt"
+}
+study_stage_times() {
+  local dt
+  for dt in fp16 bf16; do
+    timeout 120 build/cuda/bench/bench_small_search --dtype $dt > "$work/stages_$dt.jsonl" 2> "$work/stages_$dt.log"
+    echo "stage times $dt: exit $?" | tee -a "$work/gpu.txt"
+  done
 }
